@@ -1,0 +1,33 @@
+"""The tables of the service, one SQLModel class each."""
+
+from core.entities.base import metadata
+from core.entities.columns import utcnow
+from core.entities.inbox import Job, WebhookDelivery
+from core.entities.merchants import ApiKey, Connection, Merchant
+from core.entities.money import Resolution, StoreCreditEntry
+from core.entities.orders import Customer, Order, OrderLine, OrderPayment
+from core.entities.policies import ReturnPolicy
+from core.entities.rmas import Feedback, Inspection, Rma, RmaEvent, RmaLine, Shipment
+
+__all__ = [
+    "ApiKey",
+    "Connection",
+    "Customer",
+    "Feedback",
+    "Inspection",
+    "Job",
+    "Merchant",
+    "Order",
+    "OrderLine",
+    "OrderPayment",
+    "Resolution",
+    "ReturnPolicy",
+    "Rma",
+    "RmaEvent",
+    "RmaLine",
+    "Shipment",
+    "StoreCreditEntry",
+    "WebhookDelivery",
+    "metadata",
+    "utcnow",
+]

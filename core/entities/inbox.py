@@ -1,0 +1,63 @@
+"""Webhook deliveries as received, and the job table (outbox and queue in one)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from core.entities.base import created_field, id_field, json_dict_field, timestamp_field
+from core.entities.columns import StrEnumType, UtcDateTime, utcnow
+from core.enums import JobState, Platform, WebhookState
+
+
+class WebhookDelivery(SQLModel, table=True):
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (sa.UniqueConstraint("connection_id", "dedupe_key"),)
+
+    id: uuid.UUID = id_field()
+    merchant_id: uuid.UUID = Field(
+        foreign_key="merchant.id", index=True, nullable=False, ondelete="CASCADE"
+    )
+    connection_id: uuid.UUID = Field(foreign_key="connection.id", nullable=False)
+    platform: Platform = Field(sa_type=StrEnumType(Platform), nullable=False)
+    topic: str = Field(max_length=100, nullable=False)
+    dedupe_key: str = Field(max_length=255, nullable=False)
+    body: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+    headers: dict[str, Any] = json_dict_field()
+    state: WebhookState = Field(sa_type=StrEnumType(WebhookState), nullable=False)
+    error: str | None = Field(default=None, max_length=2000)
+    received_at: datetime = created_field()
+    processed_at: datetime | None = timestamp_field()
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "job"
+    __table_args__ = (
+        sa.Index("ix_job_ready", "state", "run_at"),
+        sa.Index("ix_job_lock_key", "lock_key"),
+    )
+
+    id: uuid.UUID = id_field()
+    merchant_id: uuid.UUID | None = Field(
+        default=None, foreign_key="merchant.id", index=True, ondelete="CASCADE"
+    )
+    kind: str = Field(max_length=100, nullable=False)
+    payload: dict[str, Any] = json_dict_field()
+    state: JobState = Field(default=JobState.QUEUED, sa_type=StrEnumType(JobState), nullable=False)
+    # Jobs sharing a lock key (e.g. "rma:<id>") never run at the same time.
+    lock_key: str | None = Field(default=None, max_length=200)
+    # Set for jobs that must exist at most once (a periodic job's slot, a delivery's processing).
+    unique_key: str | None = Field(default=None, max_length=255, unique=True)
+    run_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, nullable=False)
+    attempts: int = Field(default=0, nullable=False)
+    max_attempts: int = Field(default=10, nullable=False)
+    locked_by: str | None = Field(default=None, max_length=200)
+    locked_until: datetime | None = timestamp_field()
+    last_error: str | None = Field(default=None)
+    created_at: datetime = created_field()
+    started_at: datetime | None = timestamp_field()
+    finished_at: datetime | None = timestamp_field()

@@ -1,0 +1,68 @@
+"""Resolutions (the money decision for an RMA) and the store-credit ledger."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from core.entities.base import TenantRow, json_dict_field, timestamp_field
+from core.entities.columns import StrEnumType
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+
+_LIVE = "status NOT IN ('FAILED', 'CANCELED')"
+
+
+class Resolution(TenantRow, table=True):
+    """How an RMA is settled. Created with its own idempotency key before any money moves."""
+
+    __tablename__ = "resolution"
+    __table_args__ = (
+        sa.CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        # At most one live resolution per RMA: the database itself refuses a second one.
+        sa.Index(
+            "uq_resolution_live_per_rma",
+            "rma_id",
+            unique=True,
+            sqlite_where=sa.text(_LIVE),
+            postgresql_where=sa.text(_LIVE),
+        ),
+        sa.UniqueConstraint("merchant_id", "request_key"),
+    )
+
+    rma_id: uuid.UUID = Field(foreign_key="rma.id", index=True, nullable=False, ondelete="CASCADE")
+    order_id: uuid.UUID = Field(foreign_key="order.id", index=True, nullable=False)
+    kind: ResolutionKind = Field(sa_type=StrEnumType(ResolutionKind), nullable=False)
+    provider: PaymentProviderName = Field(sa_type=StrEnumType(PaymentProviderName), nullable=False)
+    status: ResolutionStatus = Field(sa_type=StrEnumType(ResolutionStatus), nullable=False)
+    amount_minor: int = Field(nullable=False)
+    currency: str = Field(max_length=3, nullable=False)
+    restocking_fee_minor: int = Field(default=0, nullable=False)
+    shipping_minor: int = Field(default=0, nullable=False)
+    bonus_minor: int = Field(default=0, nullable=False)
+    # Sent to the provider on every attempt, so a retry can never move money twice.
+    idempotency_key: str = Field(max_length=255, nullable=False, unique=True)
+    # The key the API caller sent, so that a repeated call returns this same resolution.
+    request_key: str | None = Field(default=None, max_length=255)
+    provider_reference: str | None = Field(default=None, max_length=255, index=True)
+    failure_reason: str | None = Field(default=None, max_length=2000)
+    attempts: int = Field(default=0, nullable=False)
+    breakdown: dict[str, Any] = json_dict_field()
+    updated_at: datetime | None = timestamp_field()
+
+
+class StoreCreditEntry(TenantRow, table=True):
+    """One movement of a customer's store credit; the balance is the sum of the entries."""
+
+    __tablename__ = "store_credit_entry"
+    __table_args__ = (sa.Index("ix_store_credit_customer", "merchant_id", "customer_id"),)
+
+    customer_id: uuid.UUID = Field(foreign_key="customer.id", nullable=False)
+    # Unique: one resolution credits the customer once, however often its job runs.
+    resolution_id: uuid.UUID | None = Field(default=None, foreign_key="resolution.id", unique=True)
+    amount_minor: int = Field(nullable=False)
+    currency: str = Field(max_length=3, nullable=False)
+    note: str = Field(default="", max_length=500, nullable=False)

@@ -1,0 +1,112 @@
+"""The fixed vocabularies of the domain, stored as their string values."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RmaStatus(StrEnum):
+    REQUESTED = "REQUESTED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+    AUTHORIZED = "AUTHORIZED"
+    IN_TRANSIT = "IN_TRANSIT"
+    RECEIVED = "RECEIVED"
+    INSPECTED = "INSPECTED"
+    RESOLVING = "RESOLVING"
+    RESOLVED = "RESOLVED"
+    CLOSED = "CLOSED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+
+class ReturnReason(StrEnum):
+    """Shopify's ReturnReason values."""
+
+    COLOR = "COLOR"
+    DEFECTIVE = "DEFECTIVE"
+    NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
+    SIZE_TOO_LARGE = "SIZE_TOO_LARGE"
+    SIZE_TOO_SMALL = "SIZE_TOO_SMALL"
+    STYLE = "STYLE"
+    UNWANTED = "UNWANTED"
+    WRONG_ITEM = "WRONG_ITEM"
+    OTHER = "OTHER"
+
+
+class ItemCondition(StrEnum):
+    UNOPENED = "UNOPENED"
+    OPENED = "OPENED"
+    USED = "USED"
+    DAMAGED = "DAMAGED"
+
+
+class Disposition(StrEnum):
+    RESTOCK = "RESTOCK"
+    REFURBISH = "REFURBISH"
+    SCRAP = "SCRAP"
+    RETURN_TO_VENDOR = "RETURN_TO_VENDOR"
+
+
+class ResolutionKind(StrEnum):
+    REFUND = "REFUND"
+    STORE_CREDIT = "STORE_CREDIT"
+    EXCHANGE = "EXCHANGE"
+
+
+class ResolutionStatus(StrEnum):
+    PENDING = "PENDING"
+    SUBMITTING = "SUBMITTING"
+    PROCESSING = "PROCESSING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    REQUIRES_REVIEW = "REQUIRES_REVIEW"
+
+
+# A resolution in one of these statuses no longer holds money back from a new attempt.
+DEAD_RESOLUTION_STATUSES = frozenset({ResolutionStatus.FAILED, ResolutionStatus.CANCELED})
+
+
+class PaymentProviderName(StrEnum):
+    STRIPE = "stripe"
+    SHOPIFY_PAYMENTS = "shopify_payments"
+    MANUAL = "manual"
+    LEDGER = "ledger"
+    OTHER = "other"
+
+
+class Platform(StrEnum):
+    SHOPIFY = "shopify"
+    WOOCOMMERCE = "woocommerce"
+    STRIPE = "stripe"
+    STOREFRONT = "storefront"
+
+
+class ApiKeyRole(StrEnum):
+    ADMIN = "ADMIN"
+    AGENT = "AGENT"
+    READONLY = "READONLY"
+
+
+class Carrier(StrEnum):
+    UPS = "UPS"
+    FEDEX = "FEDEX"
+    USPS = "USPS"
+    DHL = "DHL"
+    POSTNL = "POSTNL"
+    OTHER = "OTHER"
+
+
+class JobState(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    DEAD = "DEAD"
+
+
+class WebhookState(StrEnum):
+    RECEIVED = "RECEIVED"
+    PROCESSED = "PROCESSED"
+    IGNORED = "IGNORED"
+    FAILED = "FAILED"

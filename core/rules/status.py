@@ -1,0 +1,44 @@
+"""The RMA status machine, as data."""
+
+from __future__ import annotations
+
+from core.enums import RmaStatus
+from core.errors import InvalidTransition
+
+S = RmaStatus
+
+ALLOWED_TRANSITIONS: dict[RmaStatus, frozenset[RmaStatus]] = {
+    S.REQUESTED: frozenset({S.AUTHORIZED, S.NEEDS_REVIEW, S.REJECTED, S.CANCELLED}),
+    S.NEEDS_REVIEW: frozenset({S.AUTHORIZED, S.REJECTED, S.CANCELLED}),
+    # RECEIVED straight from AUTHORIZED is the walk-in return, with no tracking.
+    S.AUTHORIZED: frozenset({S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED}),
+    S.IN_TRANSIT: frozenset({S.RECEIVED}),
+    S.RECEIVED: frozenset({S.INSPECTED}),
+    S.INSPECTED: frozenset({S.RESOLVING}),
+    # Back to INSPECTED when the provider failed, so that another resolution may be chosen.
+    S.RESOLVING: frozenset({S.RESOLVED, S.INSPECTED}),
+    S.RESOLVED: frozenset({S.CLOSED}),
+    S.CLOSED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.EXPIRED: frozenset(),
+}
+
+TERMINAL_STATUSES = frozenset(
+    status for status, targets in ALLOWED_TRANSITIONS.items() if not targets
+)
+
+# Statuses in which the customer's units count as returned (or on their way back) when the
+# policy works out how many units of a line are still returnable.
+OPEN_OR_DONE_STATUSES = frozenset(RmaStatus) - {S.REJECTED, S.CANCELLED, S.EXPIRED}
+
+
+def can_transition(current: RmaStatus, target: RmaStatus) -> bool:
+    """Whether the machine allows ``current`` to move to ``target``."""
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+def check_transition(current: RmaStatus, target: RmaStatus) -> None:
+    """Raise :class:`InvalidTransition` unless ``current`` may move to ``target``."""
+    if not can_transition(current, target):
+        raise InvalidTransition(current.value, target.value)

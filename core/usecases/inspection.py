@@ -1,0 +1,99 @@
+"""The warehouse's verdict on what came back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Inspection, Rma
+from core.enums import Disposition, ItemCondition, RmaStatus
+from core.errors import InvalidInput, NotFound
+from core.usecases.common import (
+    as_uuid,
+    clean_text,
+    lock_rma,
+    now_or,
+    record_event,
+    require_unique,
+    transition,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InspectedLine:
+    rma_line_id: uuid.UUID | str
+    condition: ItemCondition | str
+    disposition: Disposition | str
+    note: str = ""
+
+
+async def inspect_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    lines: Sequence[InspectedLine],
+    actor: str,
+    now: datetime | None = None,
+) -> Rma:
+    """Record condition and disposition for every received line, in one go."""
+    parsed = []
+    for index, line in enumerate(lines):
+        try:
+            condition = ItemCondition(str(line.condition).upper())
+        except ValueError as error:
+            raise InvalidInput(f"lines[{index}].condition", "unknown condition") from error
+        try:
+            disposition = Disposition(str(line.disposition).upper())
+        except ValueError as error:
+            raise InvalidInput(f"lines[{index}].disposition", "unknown disposition") from error
+        parsed.append(
+            (
+                as_uuid(line.rma_line_id, f"lines[{index}].rmaLineId"),
+                condition,
+                disposition,
+                clean_text(line.note, f"lines[{index}].note"),
+            )
+        )
+    require_unique([entry[0] for entry in parsed], "lines")
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        received = {line.id: line for line in rma.lines if line.received_quantity > 0}
+        for index, (line_id, *_rest) in enumerate(parsed):
+            if line_id not in received:
+                raise NotFound("received RmaLine", line_id, field=f"lines[{index}].rmaLineId")
+        missing = set(received) - {entry[0] for entry in parsed}
+        if missing and rma.status is RmaStatus.RECEIVED:
+            raise InvalidInput("lines", "every received line must be inspected")
+        await transition(session, rma, RmaStatus.INSPECTED, actor=actor, now=moment)
+        rma.inspected_at = moment
+        for line_id, condition, disposition, note in parsed:
+            session.add(
+                Inspection(
+                    merchant_id=merchant_id,
+                    rma_id=rma.id,
+                    rma_line_id=line_id,
+                    condition=condition,
+                    disposition=disposition,
+                    note=note,
+                    inspected_by=actor,
+                    created_at=moment,
+                )
+            )
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="INSPECTED",
+            now=moment,
+            data={
+                str(line_id): {"condition": c.value, "disposition": d.value}
+                for line_id, c, d, _ in parsed
+            },
+        )
+    return rma

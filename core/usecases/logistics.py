@@ -1,0 +1,252 @@
+"""Goods on their way back and arriving at the warehouse."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Rma, RmaLine, Shipment
+from core.enums import Carrier, ItemCondition, ReturnReason, RmaStatus
+from core.errors import InvalidInput, NotFound, QuantityExceeded
+from core.rules.tracking import normalize_tracking_number, tracking_url
+from core.usecases.common import (
+    as_uuid,
+    current_policy,
+    load_order,
+    lock_rma,
+    now_or,
+    record_event,
+    require_positive,
+    require_unique,
+    returned_quantities,
+    transition,
+)
+from core.usecases.requests import NumberSource, random_number_bits, unique_rma_number
+
+
+def _carrier(value: Carrier | str) -> Carrier:
+    try:
+        return Carrier(str(value).upper())
+    except ValueError as error:
+        known = ", ".join(carrier.value for carrier in Carrier)
+        raise InvalidInput("carrier", f"carrier is one of {known}") from error
+
+
+async def record_shipment(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    carrier: Carrier | str,
+    tracking_number: str,
+    actor: str,
+    customer_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Rma:
+    """Add a parcel's tracking; the first one puts an authorized RMA in transit.
+
+    More parcels may be added while in transit; sending the same tracking number again changes
+    nothing.
+    """
+    chosen = _carrier(carrier)
+    number = normalize_tracking_number(tracking_number)
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id, customer_id=customer_id)
+        existing = (
+            await session.exec(
+                select(Shipment).where(
+                    Shipment.rma_id == rma.id,
+                    Shipment.carrier == chosen,
+                    Shipment.tracking_number == number,
+                )
+            )
+        ).first()
+        if existing is not None:
+            return rma
+        if rma.status is not RmaStatus.IN_TRANSIT:
+            await transition(session, rma, RmaStatus.IN_TRANSIT, actor=actor, now=moment)
+        url = tracking_url(chosen, number)
+        session.add(
+            Shipment(
+                merchant_id=merchant_id,
+                rma_id=rma.id,
+                carrier=chosen,
+                tracking_number=number,
+                tracking_url=url,
+                created_at=moment,
+            )
+        )
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="SHIPMENT_ADDED",
+            now=moment,
+            message=f"{chosen.value} {number}",
+            data={"carrier": chosen.value, "trackingNumber": number, "trackingUrl": url},
+        )
+    return rma
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedLine:
+    rma_line_id: uuid.UUID | str
+    quantity: int
+
+
+async def receive_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    lines: Sequence[ReceivedLine],
+    actor: str,
+    now: datetime | None = None,
+) -> Rma:
+    """Record units arriving at the warehouse; later parcels may add more until inspection.
+
+    A walk-in return goes straight from AUTHORIZED to RECEIVED.
+    """
+    if not lines:
+        raise InvalidInput("lines", "say which lines arrived")
+    for index, line in enumerate(lines):
+        require_positive(line.quantity, f"lines[{index}].quantity")
+    ids = [
+        as_uuid(line.rma_line_id, f"lines[{index}].rmaLineId") for index, line in enumerate(lines)
+    ]
+    require_unique(ids, "lines")
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        by_id = {line.id: line for line in rma.lines}
+        for index, (line_id, received) in enumerate(zip(ids, lines, strict=True)):
+            rma_line = by_id.get(line_id)
+            if rma_line is None:
+                raise NotFound("RmaLine", line_id, field=f"lines[{index}].rmaLineId")
+            if rma_line.received_quantity + received.quantity > rma_line.quantity:
+                raise QuantityExceeded(
+                    f"line {index + 1}: {rma_line.received_quantity} of {rma_line.quantity} "
+                    f"already received, {received.quantity} more is too many",
+                    field=f"lines[{index}].quantity",
+                )
+        if rma.status is not RmaStatus.RECEIVED:
+            await transition(session, rma, RmaStatus.RECEIVED, actor=actor, now=moment)
+            rma.received_at = moment
+        for line_id, received in zip(ids, lines, strict=True):
+            by_id[line_id].received_quantity += received.quantity
+            session.add(by_id[line_id])
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="ITEMS_RECEIVED",
+            now=moment,
+            data={"lines": {str(i): r.quantity for i, r in zip(ids, lines, strict=True)}},
+        )
+    return rma
+
+
+@dataclass(frozen=True, slots=True)
+class UnauthorizedLine:
+    order_line_id: uuid.UUID | str
+    quantity: int
+    condition: ItemCondition | str = ItemCondition.OPENED
+    reason: ReturnReason | str = ReturnReason.OTHER
+
+
+async def receive_unauthorized(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    *,
+    order_id: uuid.UUID | str,
+    lines: Sequence[UnauthorizedLine],
+    actor: str,
+    now: datetime | None = None,
+    number_source: NumberSource = random_number_bits,
+) -> Rma:
+    """Record goods that arrived with no authorization, as an RMA created at RECEIVED.
+
+    It is flagged unauthorized, so the policy's restocking fee applies when it is resolved.
+    """
+    if not lines:
+        raise InvalidInput("lines", "say which lines arrived")
+    parsed = []
+    for index, line in enumerate(lines):
+        require_positive(line.quantity, f"lines[{index}].quantity")
+        try:
+            condition = ItemCondition(str(line.condition).upper())
+            reason = ReturnReason(str(line.reason).upper())
+        except ValueError as error:
+            raise InvalidInput(f"lines[{index}]", "unknown condition or reason") from error
+        parsed.append(
+            (
+                as_uuid(line.order_line_id, f"lines[{index}].orderLineId"),
+                line.quantity,
+                condition,
+                reason,
+            )
+        )
+    require_unique([entry[0] for entry in parsed], "lines")
+    moment = now_or(now)
+    async with session.begin():
+        order = await load_order(session, merchant_id, order_id, for_update=True)
+        policy = await current_policy(session, merchant_id)
+        returned = await returned_quantities(session, order.id)
+        by_id = {line.id: line for line in order.lines}
+        rma = Rma(
+            merchant_id=merchant_id,
+            number=await unique_rma_number(session, merchant_id, number_source),
+            order_id=order.id,
+            customer_id=order.customer_id,
+            status=RmaStatus.RECEIVED,
+            currency=order.currency,
+            policy_id=policy.id,
+            policy_version=policy.version,
+            decision={"policyVersion": policy.version, "unauthorized": True},
+            unauthorized=True,
+            received_at=moment,
+            created_at=moment,
+            updated_at=moment,
+        )
+        rma_lines = []
+        for index, (order_line_id, quantity, condition, reason) in enumerate(parsed):
+            order_line = by_id.get(order_line_id)
+            if order_line is None:
+                raise NotFound("OrderLine", order_line_id, field=f"lines[{index}].orderLineId")
+            returnable = order_line.quantity - returned.get(order_line.id, 0)
+            if quantity > returnable:
+                raise QuantityExceeded(
+                    f"{order_line.title}: {quantity} received, {returnable} returnable",
+                    field=f"lines[{index}].quantity",
+                )
+            rma_lines.append(
+                RmaLine(
+                    merchant_id=merchant_id,
+                    rma_id=rma.id,
+                    order_line_id=order_line_id,
+                    position=index,
+                    quantity=quantity,
+                    received_quantity=quantity,
+                    reason=reason,
+                    condition=condition,
+                    created_at=moment,
+                )
+            )
+        rma.lines = rma_lines
+        session.add(rma)
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="RECEIVED_UNAUTHORIZED",
+            to_status=RmaStatus.RECEIVED,
+            now=moment,
+            message="goods arrived without an authorization",
+        )
+    return rma

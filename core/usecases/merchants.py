@@ -1,0 +1,94 @@
+"""Merchants and their staff API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import ApiKey, Merchant, ReturnPolicy
+from core.enums import ApiKeyRole
+from core.errors import InvalidInput, NotFound
+from core.money import normalize_currency
+from core.usecases.common import as_uuid, clean_text, now_or
+
+API_KEY_PREFIX = "rma_sk_"
+
+
+def hash_api_key(key: str) -> str:
+    """Keys carry 256 random bits, so a plain SHA-256 is enough to keep them unrecoverable."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_merchant(
+    session: AsyncSession,
+    *,
+    name: str,
+    default_currency: str = "USD",
+    now: datetime | None = None,
+) -> Merchant:
+    """Create a merchant with version 1 of a default return policy."""
+    cleaned = clean_text(name, "name", limit=200)
+    if not cleaned:
+        raise InvalidInput("name", "a merchant needs a name")
+    currency = normalize_currency(default_currency)
+    created = now_or(now)
+    async with session.begin():
+        merchant = Merchant(name=cleaned, default_currency=currency, created_at=created)
+        session.add(merchant)
+        await session.flush()
+        session.add(ReturnPolicy(merchant_id=merchant.id, version=1, created_at=created))
+    return merchant
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedApiKey:
+    api_key: ApiKey
+    # The only time the key exists in plain text.
+    plaintext: str
+
+
+async def create_api_key(
+    session: AsyncSession,
+    *,
+    merchant_id: uuid.UUID | str,
+    role: ApiKeyRole | str,
+    label: str = "",
+    now: datetime | None = None,
+) -> IssuedApiKey:
+    """Issue a staff API key; only its hash is stored."""
+    try:
+        chosen_role = ApiKeyRole(str(role).upper())
+    except ValueError as error:
+        raise InvalidInput("role", "role is one of ADMIN, AGENT, READONLY") from error
+    merchant_uuid = as_uuid(merchant_id, "merchant")
+    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    async with session.begin():
+        if await session.get(Merchant, merchant_uuid) is None:
+            raise NotFound("Merchant", merchant_uuid, field="merchant")
+        api_key = ApiKey(
+            merchant_id=merchant_uuid,
+            role=chosen_role,
+            prefix=plaintext[: len(API_KEY_PREFIX) + 4],
+            key_hash=hash_api_key(plaintext),
+            label=clean_text(label, "label", limit=200),
+            created_at=now_or(now),
+        )
+        session.add(api_key)
+    return IssuedApiKey(api_key, plaintext)
+
+
+async def find_api_key(session: AsyncSession, plaintext: str) -> ApiKey | None:
+    """The live key matching ``plaintext``, or ``None``."""
+    if not plaintext.startswith(API_KEY_PREFIX):
+        return None
+    statement = select(ApiKey).where(
+        ApiKey.key_hash == hash_api_key(plaintext),
+        ApiKey.revoked_at == None,  # noqa: E711 (SQL IS NULL)
+    )
+    return (await session.exec(statement)).first()

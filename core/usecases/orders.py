@@ -1,0 +1,284 @@
+"""Customers and orders, upserted from the platforms or pushed by a storefront."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Customer, Merchant, Order, OrderLine, OrderPayment, Rma
+from core.enums import PaymentProviderName, Platform
+from core.errors import Conflict, CurrencyMismatch, InvalidInput, NotFound
+from core.money import normalize_currency
+from core.usecases.common import as_uuid, clean_text, now_or, require_unique
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(email: str) -> str:
+    cleaned = email.strip().lower()
+    if len(cleaned) > 320 or not _EMAIL.match(cleaned):
+        raise InvalidInput("email", f"{email!r} is not an e-mail address")
+    return cleaned
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInput:
+    email: str
+    name: str = ""
+    external_id: str | None = None
+    stripe_customer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLineInput:
+    external_id: str
+    title: str
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int = 0
+    tax_minor: int = 0
+    sku: str = ""
+    category: str | None = None
+    tags: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentInput:
+    provider: PaymentProviderName | str
+    reference: str
+    captured_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInput:
+    platform: Platform | str
+    external_id: str
+    order_number: str
+    currency: str
+    placed_at: datetime
+    customer: CustomerInput
+    lines: Sequence[OrderLineInput]
+    delivered_at: datetime | None = None
+    shipping_minor: int = 0
+    payments: Sequence[PaymentInput] = field(default_factory=tuple)
+
+
+def _non_negative(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(name, f"{name} must be a whole number of minor units, not negative")
+    return value
+
+
+def _validate_line(line: OrderLineInput, index: int) -> None:
+    where = f"lines[{index}]"
+    if not line.external_id.strip():
+        raise InvalidInput(f"{where}.externalId", "each line needs the platform's line id")
+    if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or line.quantity <= 0:
+        raise InvalidInput(f"{where}.quantity", "quantity must be a whole number above zero")
+    _non_negative(line.unit_price_minor, f"{where}.unitPriceMinor")
+    _non_negative(line.discount_minor, f"{where}.discountMinor")
+    _non_negative(line.tax_minor, f"{where}.taxMinor")
+    if line.discount_minor > line.unit_price_minor * line.quantity:
+        raise InvalidInput(f"{where}.discountMinor", "a discount cannot exceed the line's price")
+    if len(line.tags) > 50:
+        raise InvalidInput(f"{where}.tags", "a line has at most 50 tags")
+
+
+def _validate(order: OrderInput) -> tuple[Platform, str]:
+    try:
+        platform = Platform(str(order.platform).lower())
+    except ValueError as error:
+        raise InvalidInput("platform", f"unknown platform {order.platform!r}") from error
+    currency = normalize_currency(order.currency)
+    if not order.external_id.strip() or len(order.external_id) > 64:
+        raise InvalidInput("externalId", "an order needs the platform's id (at most 64 chars)")
+    if not order.order_number.strip() or len(order.order_number) > 64:
+        raise InvalidInput("orderNumber", "an order needs a number (at most 64 characters)")
+    if order.placed_at.tzinfo is None or (
+        order.delivered_at is not None and order.delivered_at.tzinfo is None
+    ):
+        raise InvalidInput("placedAt", "times must be timezone-aware")
+    if order.delivered_at is not None and order.delivered_at < order.placed_at:
+        raise InvalidInput("deliveredAt", "an order cannot be delivered before it was placed")
+    if not order.lines:
+        raise InvalidInput("lines", "an order has at least one line")
+    require_unique([line.external_id for line in order.lines], "lines")
+    for index, line in enumerate(order.lines):
+        _validate_line(line, index)
+    _non_negative(order.shipping_minor, "shippingMinor")
+    for index, payment in enumerate(order.payments):
+        if normalize_currency(payment.currency) != currency:
+            raise CurrencyMismatch(
+                f"payment in {payment.currency} on an order in {currency}",
+                field=f"payments[{index}].currency",
+            )
+        _non_negative(payment.captured_minor, f"payments[{index}].capturedMinor")
+        try:
+            PaymentProviderName(str(payment.provider).lower())
+        except ValueError as error:
+            raise InvalidInput(
+                f"payments[{index}].provider", f"unknown provider {payment.provider!r}"
+            ) from error
+    return platform, currency
+
+
+async def _upsert_customer(
+    session: AsyncSession, merchant_id: uuid.UUID, data: CustomerInput
+) -> Customer:
+    email = normalize_email(data.email)
+    statement = select(Customer).where(Customer.merchant_id == merchant_id, Customer.email == email)
+    customer = (await session.exec(statement)).first()
+    if customer is None:
+        customer = Customer(merchant_id=merchant_id, email=email)
+    customer.name = clean_text(data.name, "customer.name", limit=200) or customer.name
+    customer.external_id = data.external_id or customer.external_id
+    customer.stripe_customer_id = data.stripe_customer_id or customer.stripe_customer_id
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+async def upsert_order(
+    session: AsyncSession,
+    merchant_id: uuid.UUID | str,
+    data: OrderInput,
+    *,
+    now: datetime | None = None,
+) -> Order:
+    """Create the order or bring it up to date, keyed by platform and the platform's id.
+
+    Calling it again with the same data changes nothing, so sync and webhooks may repeat it.
+    Lines are matched by the platform's line id; a line that is already on an RMA is never
+    removed, and its quantity never drops below what has been returned.
+    """
+    platform, currency = _validate(data)
+    merchant_uuid = as_uuid(merchant_id, "merchantId")
+    try:
+        return await _upsert_order_once(session, merchant_uuid, platform, currency, data, now)
+    except IntegrityError:
+        # A concurrent call created the same order or customer first; now it exists, and the
+        # second attempt updates it instead.
+        return await _upsert_order_once(session, merchant_uuid, platform, currency, data, now)
+
+
+async def _upsert_order_once(
+    session: AsyncSession,
+    merchant_uuid: uuid.UUID,
+    platform: Platform,
+    currency: str,
+    data: OrderInput,
+    now: datetime | None,
+) -> Order:
+    async with session.begin():
+        if await session.get(Merchant, merchant_uuid) is None:
+            raise NotFound("Merchant", merchant_uuid, field="merchantId")
+        customer = await _upsert_customer(session, merchant_uuid, data.customer)
+        statement = (
+            select(Order)
+            .where(
+                Order.merchant_id == merchant_uuid,
+                Order.platform == platform,
+                Order.external_id == data.external_id.strip(),
+            )
+            .options(selectinload(Order.lines), selectinload(Order.payments))  # type: ignore[arg-type]
+            .with_for_update(of=Order)
+        )
+        order = (await session.exec(statement)).first()
+        if order is None:
+            order = Order(
+                merchant_id=merchant_uuid,
+                platform=platform,
+                external_id=data.external_id.strip(),
+                customer_id=customer.id,
+                order_number=data.order_number.strip(),
+                currency=currency,
+                placed_at=data.placed_at,
+                created_at=now_or(now),
+            )
+            order.lines = []
+            order.payments = []
+            session.add(order)
+        elif order.currency != currency:
+            raise CurrencyMismatch(
+                f"order {order.order_number} is in {order.currency}, not {currency}",
+                field="currency",
+            )
+        else:
+            await _ensure_lines_kept(session, order, data)
+        order.customer_id = customer.id
+        order.order_number = data.order_number.strip()
+        order.placed_at = data.placed_at
+        order.delivered_at = data.delivered_at
+        order.shipping_minor = data.shipping_minor
+        order.updated_at = now_or(now)
+        _merge_lines(order, data.lines)
+        _merge_payments(order, data.payments)
+        await session.flush()
+    return order
+
+
+async def _ensure_lines_kept(session: AsyncSession, order: Order, data: OrderInput) -> None:
+    has_rmas = (await session.exec(select(Rma.id).where(Rma.order_id == order.id).limit(1))).first()
+    if has_rmas is None:
+        return
+    incoming = {line.external_id: line for line in data.lines}
+    for line in order.lines:
+        replacement = incoming.get(line.external_id)
+        if replacement is None or replacement.quantity < line.quantity:
+            raise Conflict(
+                f"line {line.external_id} of order {order.order_number} has returns and cannot "
+                "be removed or reduced",
+                field="lines",
+            )
+
+
+def _merge_lines(order: Order, lines: Sequence[OrderLineInput]) -> None:
+    existing = {line.external_id: line for line in order.lines}
+    kept: list[OrderLine] = []
+    for position, data in enumerate(lines):
+        line = existing.pop(data.external_id, None) or OrderLine(
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            external_id=data.external_id,
+            title="",
+            quantity=data.quantity,
+            unit_price_minor=data.unit_price_minor,
+        )
+        line.position = position
+        line.title = clean_text(data.title, f"lines[{position}].title", limit=300) or "Item"
+        line.sku = clean_text(data.sku, f"lines[{position}].sku", limit=100)
+        line.quantity = data.quantity
+        line.unit_price_minor = data.unit_price_minor
+        line.discount_minor = data.discount_minor
+        line.tax_minor = data.tax_minor
+        line.category = clean_text(data.category, "category", limit=100) or None
+        line.tags = [clean_text(tag, "tags", limit=100) for tag in data.tags if tag.strip()]
+        kept.append(line)
+    order.lines = kept
+
+
+def _merge_payments(order: Order, payments: Sequence[PaymentInput]) -> None:
+    existing = {(p.provider.value, p.reference): p for p in order.payments}
+    kept: list[OrderPayment] = []
+    for data in payments:
+        provider = PaymentProviderName(str(data.provider).lower())
+        payment = existing.pop((provider.value, data.reference), None) or OrderPayment(
+            merchant_id=order.merchant_id,
+            order_id=order.id,
+            provider=provider,
+            reference=data.reference,
+            captured_minor=data.captured_minor,
+            currency=order.currency,
+        )
+        payment.captured_minor = data.captured_minor
+        kept.append(payment)
+    order.payments = kept

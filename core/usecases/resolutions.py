@@ -1,0 +1,375 @@
+"""Choosing how an RMA is settled, recording the outcome, and closing it.
+
+Choosing creates the :class:`Resolution` row, with its own idempotency key, in the same
+transaction that moves the RMA to RESOLVING. Moving the money happens afterwards, outside any
+transaction, and reports back through :func:`record_resolution_outcome`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Inspection, Order, Resolution, Rma, StoreCreditEntry
+from core.enums import (
+    DEAD_RESOLUTION_STATUSES,
+    PaymentProviderName,
+    ResolutionKind,
+    ResolutionStatus,
+    RmaStatus,
+)
+from core.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidTransition,
+    RefundExceedsPaid,
+    ResolutionNotAllowed,
+)
+from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
+from core.usecases.common import (
+    as_uuid,
+    clean_text,
+    get_owned,
+    load_order,
+    lock_rma,
+    now_or,
+    policy_of,
+    record_event,
+    returned_quantities,
+    transition,
+)
+
+_PRICED = frozenset({RmaStatus.RESOLVING, RmaStatus.RESOLVED, RmaStatus.CLOSED})
+_FINAL = frozenset({ResolutionStatus.SUCCEEDED}) | DEAD_RESOLUTION_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenResolution:
+    rma: Rma
+    resolution: Resolution
+
+
+def refund_provider(order: Order) -> PaymentProviderName:
+    """Who moves a refund's money: the order's payment provider, or staff by hand."""
+    providers = {payment.provider for payment in order.payments if payment.captured_minor > 0}
+    for provider in (PaymentProviderName.STRIPE, PaymentProviderName.SHOPIFY_PAYMENTS):
+        if provider in providers:
+            return provider
+    return PaymentProviderName.MANUAL
+
+
+def refundable_minor(order: Order) -> int:
+    """What the customer paid: the captured payments, or the order's total when none are known."""
+    captured = sum(payment.captured_minor for payment in order.payments)
+    return captured if order.payments else order.total_minor
+
+
+async def _quote(session: AsyncSession, rma: Rma, order: Order) -> RefundQuote:
+    policy = await policy_of(session, rma)
+    inspections = {
+        inspection.rma_line_id: inspection
+        for inspection in (
+            await session.exec(select(Inspection).where(Inspection.rma_id == rma.id))
+        ).all()
+    }
+    priced_before = await returned_quantities(
+        session, order.id, excluding_rma=rma.id, statuses=_PRICED
+    )
+    order_lines = {line.id: line for line in order.lines}
+    pricing = []
+    for line in rma.lines:
+        if line.received_quantity == 0:
+            continue
+        order_line = order_lines[line.order_line_id]
+        inspection = inspections.get(line.id)
+        pricing.append(
+            LinePricing(
+                order_line_id=line.order_line_id,
+                unit_price_minor=order_line.unit_price_minor,
+                quantity_ordered=order_line.quantity,
+                discount_minor=order_line.discount_minor,
+                tax_minor=order_line.tax_minor,
+                already_refunded_quantity=priced_before.get(order_line.id, 0),
+                quantity=line.received_quantity,
+                reason=line.reason,
+                condition=inspection.condition if inspection else line.condition,
+            )
+        )
+    shipping_refunded = (
+        await session.exec(
+            select(sa.func.coalesce(sa.func.sum(Resolution.shipping_minor), 0)).where(
+                Resolution.order_id == order.id,
+                col(Resolution.status).not_in([s.value for s in DEAD_RESOLUTION_STATUSES]),
+            )
+        )
+    ).one()
+    return quote_refund(
+        order.currency,
+        pricing,
+        restocking_fee_percent=policy.restocking_fee_percent,
+        unauthorized=rma.unauthorized,
+        order_goods_minor=order.goods_minor,
+        order_shipping_minor=order.shipping_minor,
+        shipping_already_refunded_minor=int(shipping_refunded),
+        shipping_refund_reasons=policy.shipping_refund_reasons,
+    )
+
+
+async def _live_total(session: AsyncSession, order_id: uuid.UUID) -> int:
+    """Money already promised back on this order (bonus credit is the merchant's gift)."""
+    total = (
+        await session.exec(
+            select(
+                sa.func.coalesce(sa.func.sum(Resolution.amount_minor - Resolution.bonus_minor), 0)
+            ).where(
+                Resolution.order_id == order_id,
+                col(Resolution.status).not_in([s.value for s in DEAD_RESOLUTION_STATUSES]),
+            )
+        )
+    ).one()
+    return int(total)
+
+
+async def resolve_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    kind: ResolutionKind | str,
+    actor: str,
+    request_key: str | None = None,
+    now: datetime | None = None,
+) -> ChosenResolution:
+    """Choose a refund or store credit for an inspected RMA and price it.
+
+    A repeated call with the same ``request_key`` returns the resolution the first call made.
+    """
+    try:
+        chosen = ResolutionKind(str(kind).upper())
+    except ValueError as error:
+        raise InvalidInput("resolution", f"unknown resolution {kind!r}") from error
+    key = clean_text(request_key, "idempotencyKey", limit=255) or None
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        if key is not None:
+            earlier = (
+                await session.exec(
+                    select(Resolution).where(
+                        Resolution.merchant_id == merchant_id, Resolution.request_key == key
+                    )
+                )
+            ).first()
+            if earlier is not None:
+                if earlier.rma_id != rma.id or earlier.kind is not chosen:
+                    raise Conflict(
+                        "this idempotency key was used for another request", field="idempotencyKey"
+                    )
+                return ChosenResolution(rma, earlier)
+        if rma.status is not RmaStatus.INSPECTED:
+            raise InvalidTransition(rma.status.value, RmaStatus.RESOLVING.value)
+        policy = await policy_of(session, rma)
+        if chosen is ResolutionKind.EXCHANGE:
+            raise ResolutionNotAllowed("exchanges are not supported yet", field="resolution")
+        if chosen.value not in policy.allowed_resolutions:
+            raise ResolutionNotAllowed(
+                f"the return policy does not offer {chosen.value}", field="resolution"
+            )
+        # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
+        order = await load_order(session, merchant_id, rma.order_id, for_update=True)
+        quote = await _quote(session, rma, order)
+        bonus = 0
+        provider = PaymentProviderName.LEDGER
+        if chosen is ResolutionKind.REFUND:
+            provider = refund_provider(order)
+        else:
+            bonus = store_credit_bonus(quote.total_minor, policy.store_credit_bonus_percent)
+        already = await _live_total(session, order.id)
+        if already + quote.total_minor > refundable_minor(order):
+            raise RefundExceedsPaid(
+                f"{quote.total_minor} more would exceed the {refundable_minor(order)} paid "
+                f"({already} already refunded or promised)",
+                field="resolution",
+            )
+        await transition(session, rma, RmaStatus.RESOLVING, actor=actor, now=moment)
+        resolution_id = uuid.uuid4()
+        resolution = Resolution(
+            id=resolution_id,
+            merchant_id=merchant_id,
+            rma_id=rma.id,
+            order_id=order.id,
+            kind=chosen,
+            provider=provider,
+            status=ResolutionStatus.PENDING,
+            amount_minor=quote.total_minor + bonus,
+            currency=order.currency,
+            restocking_fee_minor=quote.restocking_fee_minor,
+            shipping_minor=quote.shipping_minor,
+            bonus_minor=bonus,
+            idempotency_key=f"rma-resolution-{resolution_id}",
+            request_key=key,
+            breakdown={
+                "lines": [
+                    {
+                        "orderLineId": str(line.order_line_id),
+                        "quantity": line.quantity,
+                        "goodsMinor": line.goods_minor,
+                        "taxMinor": line.tax_minor,
+                        "restockingFeeMinor": line.restocking_fee_minor,
+                        "refundMinor": line.refund_minor,
+                    }
+                    for line in quote.lines
+                ],
+                "shippingMinor": quote.shipping_minor,
+                "bonusMinor": bonus,
+            },
+            created_at=moment,
+            updated_at=moment,
+        )
+        session.add(resolution)
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="RESOLUTION_CHOSEN",
+            now=moment,
+            message=f"{chosen.value} of {resolution.amount_minor} {order.currency} via "
+            f"{provider.value}",
+            data={
+                "resolutionId": str(resolution_id),
+                "kind": chosen.value,
+                "provider": provider.value,
+                "amountMinor": resolution.amount_minor,
+                "restockingFeeMinor": quote.restocking_fee_minor,
+                "shippingMinor": quote.shipping_minor,
+                "bonusMinor": bonus,
+                "currency": order.currency,
+            },
+        )
+    return ChosenResolution(rma, resolution)
+
+
+async def record_resolution_outcome(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    resolution_id: uuid.UUID | str,
+    *,
+    succeeded: bool,
+    actor: str,
+    provider_reference: str | None = None,
+    failure_reason: str = "",
+    now: datetime | None = None,
+) -> ChosenResolution:
+    """Settle a resolution: RESOLVED when the money moved, back to INSPECTED when it failed.
+
+    A store-credit success writes the ledger entry (once: the entry is unique per resolution).
+    Recording an outcome for a settled resolution again is a no-op when it agrees.
+    """
+    reason = clean_text(failure_reason, "failureReason")
+    if not succeeded and not reason:
+        raise InvalidInput("failureReason", "say why the resolution failed")
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await get_owned(
+            session, Resolution, merchant_id, resolution_id, field="resolutionId"
+        )
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        wanted = ResolutionStatus.SUCCEEDED if succeeded else ResolutionStatus.FAILED
+        if resolution.status in _FINAL:
+            if resolution.status is wanted:
+                return ChosenResolution(rma, resolution)
+            raise Conflict(
+                f"the resolution is already {resolution.status.value}", field="resolutionId"
+            )
+        resolution.status = wanted
+        resolution.provider_reference = provider_reference or resolution.provider_reference
+        resolution.failure_reason = reason or None
+        resolution.updated_at = moment
+        session.add(resolution)
+        money = {
+            "resolutionId": str(resolution.id),
+            "amountMinor": resolution.amount_minor,
+            "currency": resolution.currency,
+            "providerReference": resolution.provider_reference,
+        }
+        if succeeded:
+            if resolution.kind is ResolutionKind.STORE_CREDIT:
+                session.add(
+                    StoreCreditEntry(
+                        merchant_id=merchant_id,
+                        customer_id=rma.customer_id,
+                        resolution_id=resolution.id,
+                        amount_minor=resolution.amount_minor,
+                        currency=resolution.currency,
+                        note=f"RMA {rma.number}",
+                        created_at=moment,
+                    )
+                )
+            await transition(
+                session,
+                rma,
+                RmaStatus.RESOLVED,
+                actor=actor,
+                now=moment,
+                data=money,
+                message=f"{resolution.kind.value} of {resolution.amount_minor} "
+                f"{resolution.currency} done",
+            )
+            rma.resolved_at = moment
+        else:
+            await transition(
+                session,
+                rma,
+                RmaStatus.INSPECTED,
+                actor=actor,
+                now=moment,
+                data=money,
+                message=f"{resolution.kind.value} failed: {reason}",
+            )
+    return ChosenResolution(rma, resolution)
+
+
+async def close_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    actor: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> Rma:
+    """Close a resolved RMA; nothing more happens to it."""
+    message = clean_text(note, "note")
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        await transition(session, rma, RmaStatus.CLOSED, actor=actor, now=moment, message=message)
+        rma.closed_at = moment
+    return rma
+
+
+async def store_credit_balance(
+    session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID | str
+) -> dict[str, int]:
+    """A customer's store credit per currency: the sum of their ledger entries."""
+    customer = as_uuid(customer_id, "customerId")
+    rows = (
+        await session.exec(
+            select(StoreCreditEntry.currency, sa.func.sum(StoreCreditEntry.amount_minor))
+            .where(
+                StoreCreditEntry.merchant_id == merchant_id,
+                StoreCreditEntry.customer_id == customer,
+            )
+            .group_by(col(StoreCreditEntry.currency))
+        )
+    ).all()
+    if not rows:
+        # An unknown customer and one with no credit must not be told apart by other merchants.
+        return {}
+    return {currency: int(total) for currency, total in rows}

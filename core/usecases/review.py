@@ -1,0 +1,110 @@
+"""Staff decisions on a request, the customer's cancellation, and expiry of authorizations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Rma
+from core.enums import RmaStatus
+from core.errors import InvalidInput
+from core.usecases.common import SYSTEM_ACTOR, clean_text, lock_rma, now_or, policy_of, transition
+from core.usecases.requests import authorize_fields
+
+
+async def authorize_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    actor: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> Rma:
+    """Authorize a requested (or reviewed) return; the clock for shipping starts now."""
+    moment = now_or(now)
+    message = clean_text(note, "note")
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        await transition(
+            session, rma, RmaStatus.AUTHORIZED, actor=actor, now=moment, message=message
+        )
+        authorize_fields(rma, await policy_of(session, rma), moment)
+    return rma
+
+
+async def reject_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Rma:
+    """Refuse a request; the customer is told why, so a reason is required."""
+    message = clean_text(reason, "reason")
+    if not message:
+        raise InvalidInput("reason", "say why the return is rejected")
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        await transition(session, rma, RmaStatus.REJECTED, actor=actor, now=moment, message=message)
+    return rma
+
+
+async def cancel_rma(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    actor: str,
+    reason: str = "",
+    customer_id: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Rma:
+    """Withdraw a return before the goods are on their way (customers cancel their own)."""
+    message = clean_text(reason, "reason")
+    moment = now_or(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id, customer_id=customer_id)
+        await transition(
+            session, rma, RmaStatus.CANCELLED, actor=actor, now=moment, message=message
+        )
+    return rma
+
+
+async def expire_authorizations(
+    session: AsyncSession, *, now: datetime | None = None, limit: int = 500
+) -> int:
+    """Expire authorized returns not shipped in time, for every merchant; returns the count.
+
+    Rows another transaction holds are skipped (PostgreSQL ``SKIP LOCKED``) and picked up by the
+    next run, so this never waits behind a customer adding tracking.
+    """
+    moment = now_or(now)
+    async with session.begin():
+        statement = (
+            select(Rma)
+            .where(
+                Rma.status == RmaStatus.AUTHORIZED,
+                col(Rma.authorization_expires_at) < moment,
+            )
+            .order_by(col(Rma.authorization_expires_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        expired = (await session.exec(statement)).all()
+        for rma in expired:
+            await transition(
+                session,
+                rma,
+                RmaStatus.EXPIRED,
+                actor=SYSTEM_ACTOR,
+                now=moment,
+                message="not shipped before the authorization ran out",
+            )
+    return len(expired)

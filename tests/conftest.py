@@ -1,0 +1,89 @@
+"""Databases for the tests: a SQLite file always, PostgreSQL when RMA_TEST_POSTGRES_URL is set.
+
+Each run creates its own databases, migrates them with the real Alembic scripts, and drops them at
+the end. Tests share a database but never a merchant, so they cannot see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from core.database import Database
+from core.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("RMA_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresServer:
+    """Creates and drops throwaway databases on the test server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+
+    async def create(self) -> str:
+        name = f"rma_test_{uuid.uuid4().hex[:12]}"
+        connection = await asyncpg.connect(_asyncpg_dsn(str(self.url.set(database="postgres"))))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    async def drop(self, url: str) -> None:
+        name = sa.make_url(url).database
+        connection = await asyncpg.connect(_asyncpg_dsn(str(self.url.set(database="postgres"))))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    if not POSTGRES_URL:
+        pytest.fail("RMA_TEST_POSTGRES_URL is not set")
+    return PostgresServer(POSTGRES_URL)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("sqlite") / "rma.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    url = asyncio.run(postgres_server.create())
+    upgrade(url)
+    yield url
+    asyncio.run(postgres_server.drop(url))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated database of each backend, shared by the session's tests."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, pool_size=20)
+    yield database
+    await database.dispose()
