@@ -48,7 +48,11 @@ def parse_decimal(amount: str | int | Decimal, currency: str) -> int:
         raise InvalidInput("amount", f"{amount!r} is not a decimal amount") from error
     if not value.is_finite():
         raise InvalidInput("amount", f"{amount!r} is not a decimal amount")
-    return int((value * (Decimal(10) ** exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    try:
+        minor = (value * (Decimal(10) ** exponent)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    except ArithmeticError as error:  # InvalidOperation, Overflow: far beyond any real amount
+        raise InvalidInput("amount", f"{amount!r} is out of range") from error
+    return int(minor)
 
 
 def to_decimal_string(amount_minor: int, currency: str) -> str:

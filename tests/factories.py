@@ -38,59 +38,105 @@ async def merchant(db: Database, **policy: object) -> Merchant:
 
 
 def line(
-    external_id: str = "L1", *, quantity: int = 2, unit_price_minor: int = 2500,
-    discount_minor: int = 0, tax_minor: int = 0, category: str | None = "apparel",
+    external_id: str = "L1",
+    *,
+    quantity: int = 2,
+    unit_price_minor: int = 2500,
+    discount_minor: int = 0,
+    tax_minor: int = 0,
+    category: str | None = "apparel",
     tags: Sequence[str] = (),
 ) -> OrderLineInput:
     return OrderLineInput(
-        external_id=external_id, title=f"Item {external_id}", quantity=quantity,
-        unit_price_minor=unit_price_minor, discount_minor=discount_minor, tax_minor=tax_minor,
-        category=category, tags=tuple(tags),
+        external_id=external_id,
+        title=f"Item {external_id}",
+        quantity=quantity,
+        unit_price_minor=unit_price_minor,
+        discount_minor=discount_minor,
+        tax_minor=tax_minor,
+        category=category,
+        tags=tuple(tags),
     )
 
 
 async def order(
-    db: Database, merchant_id: uuid.UUID, *, lines: Sequence[OrderLineInput] | None = None,
-    placed_days_ago: int = 10, delivered: bool = True, currency: str = "USD",
-    email: str | None = None, shipping_minor: int = 0, stripe_paid: bool = True,
+    db: Database,
+    merchant_id: uuid.UUID,
+    *,
+    lines: Sequence[OrderLineInput] | None = None,
+    placed_days_ago: int = 10,
+    delivered: bool = True,
+    currency: str = "USD",
+    email: str | None = None,
+    shipping_minor: int = 0,
+    stripe_paid: bool = True,
 ) -> Order:
     chosen = list(lines or [line()])
     placed = NOW - timedelta(days=placed_days_ago)
-    total = sum(l.unit_price_minor * l.quantity - l.discount_minor + l.tax_minor for l in chosen)
+    total = sum(
+        item.unit_price_minor * item.quantity - item.discount_minor + item.tax_minor
+        for item in chosen
+    )
     number = next(_counter)
     payments = (
-        [PaymentInput(PaymentProviderName.STRIPE, f"pi_{uuid.uuid4().hex[:16]}",
-                      total + shipping_minor, currency)]
-        if stripe_paid else []
+        [
+            PaymentInput(
+                PaymentProviderName.STRIPE,
+                f"pi_{uuid.uuid4().hex[:16]}",
+                total + shipping_minor,
+                currency,
+            )
+        ]
+        if stripe_paid
+        else []
     )
     async with db.session() as session:
         return await upsert_order(
-            session, merchant_id,
+            session,
+            merchant_id,
             OrderInput(
-                platform="storefront", external_id=f"ext-{number}", order_number=f"#{number}",
-                currency=currency, placed_at=placed,
+                platform="storefront",
+                external_id=f"ext-{number}",
+                order_number=f"#{number}",
+                currency=currency,
+                placed_at=placed,
                 delivered_at=placed + timedelta(days=2) if delivered else None,
                 customer=CustomerInput(email=email or f"customer{number}@example.com"),
-                lines=chosen, shipping_minor=shipping_minor, payments=payments,
+                lines=chosen,
+                shipping_minor=shipping_minor,
+                payments=payments,
             ),
         )
 
 
 async def requested_rma(
-    db: Database, merchant_id: uuid.UUID, the_order: Order, *, quantity: int = 1,
+    db: Database,
+    merchant_id: uuid.UUID,
+    the_order: Order,
+    *,
+    quantity: int = 1,
     reason: ReturnReason = ReturnReason.SIZE_TOO_SMALL,
-    condition: ItemCondition = ItemCondition.UNOPENED, preferred: str | None = None,
+    condition: ItemCondition = ItemCondition.UNOPENED,
+    preferred: str | None = None,
 ) -> Rma:
     async with db.session() as session:
         return await request_rma(
-            session, merchant_id, order_id=the_order.id,
+            session,
+            merchant_id,
+            order_id=the_order.id,
             lines=[ReturnLineInput(the_order.lines[0].id, quantity, reason, condition)],
-            actor="customer:test", preferred_resolution=preferred, now=NOW,
+            actor="customer:test",
+            preferred_resolution=preferred,
+            now=NOW,
         )
 
 
 async def inspected_rma(
-    db: Database, merchant_id: uuid.UUID, the_order: Order, *, quantity: int = 1,
+    db: Database,
+    merchant_id: uuid.UUID,
+    the_order: Order,
+    *,
+    quantity: int = 1,
     reason: ReturnReason = ReturnReason.SIZE_TOO_SMALL,
     condition: ItemCondition = ItemCondition.UNOPENED,
 ) -> Rma:
@@ -100,17 +146,29 @@ async def inspected_rma(
     )
     async with db.session() as session:
         await record_shipment(
-            session, merchant_id, rma.id, carrier="UPS", tracking_number="1Z999AA10123456784",
-            actor="customer:test", now=NOW,
+            session,
+            merchant_id,
+            rma.id,
+            carrier="UPS",
+            tracking_number="1Z999AA10123456784",
+            actor="customer:test",
+            now=NOW,
         )
     async with db.session() as session:
         rma = await receive_rma(
-            session, merchant_id, rma.id,
-            lines=[ReceivedLine(l.id, l.quantity) for l in rma.lines], actor=STAFF, now=NOW,
+            session,
+            merchant_id,
+            rma.id,
+            lines=[ReceivedLine(item.id, item.quantity) for item in rma.lines],
+            actor=STAFF,
+            now=NOW,
         )
     async with db.session() as session:
         return await inspect_rma(
-            session, merchant_id, rma.id,
-            lines=[InspectedLine(l.id, condition, "RESTOCK") for l in rma.lines],
-            actor=STAFF, now=NOW,
+            session,
+            merchant_id,
+            rma.id,
+            lines=[InspectedLine(item.id, condition, "RESTOCK") for item in rma.lines],
+            actor=STAFF,
+            now=NOW,
         )

@@ -1,6 +1,5 @@
 """Customers, their orders as bought on a platform, the lines and the payments."""
 
-
 import uuid
 from datetime import datetime
 

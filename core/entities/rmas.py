@@ -1,6 +1,5 @@
 """The RMA, its lines, shipments, inspections, timeline and feedback."""
 
-
 import uuid
 from datetime import datetime
 from typing import Any

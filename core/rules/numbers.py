@@ -50,7 +50,8 @@ def parse_rma_number(text: str) -> str:
     Case, separators and the ``RMA`` prefix are optional; a wrong check symbol is refused.
     """
     compact = _SEPARATORS.sub("", text.strip().upper())
-    if compact.startswith(PREFIX):
+    # Only an 11-symbol input carries the prefix: a bare number may itself begin with "RMA".
+    if len(compact) == len(PREFIX) + RANDOM_SYMBOLS + 1 and compact.startswith(PREFIX):
         compact = compact[len(PREFIX) :]
     compact = compact.translate(_READ_AS)
     if len(compact) != RANDOM_SYMBOLS + 1 or any(symbol not in _VALUE for symbol in compact):

@@ -22,11 +22,13 @@ _TRACKING_NUMBER = re.compile(r"^[A-Za-z0-9\- ]{4,64}$")
 def normalize_tracking_number(tracking_number: str) -> str:
     """Strip, upper-case and check a tracking number (4 to 64 letters, digits, spaces, dashes)."""
     cleaned = tracking_number.strip()
-    if not _TRACKING_NUMBER.match(cleaned):
+    normalized = re.sub(r"[\s\-]", "", cleaned).upper()
+    # The length check on the compact form refuses "----" or "1 2 3", which hold no real number.
+    if not _TRACKING_NUMBER.match(cleaned) or len(normalized) < 4:
         raise InvalidInput(
             "trackingNumber", "a tracking number has 4 to 64 letters, digits, spaces or dashes"
         )
-    return re.sub(r"[\s\-]", "", cleaned).upper()
+    return normalized
 
 
 def tracking_url(carrier: Carrier, tracking_number: str) -> str | None:

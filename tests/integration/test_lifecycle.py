@@ -24,8 +24,13 @@ async def test_a_return_goes_from_request_to_close_with_a_timeline(db: Database)
     assert chosen.resolution.amount_minor == 2500
     async with db.session() as session:
         await record_resolution_outcome(
-            session, shop.id, chosen.resolution.id, succeeded=True, actor="system",
-            provider_reference="re_123", now=f.NOW,
+            session,
+            shop.id,
+            chosen.resolution.id,
+            succeeded=True,
+            actor="system",
+            provider_reference="re_123",
+            now=f.NOW,
         )
     async with db.session() as session:
         closed = await close_rma(session, shop.id, rma.id, actor=f.STAFF, now=f.NOW)
@@ -41,11 +46,18 @@ async def test_a_return_goes_from_request_to_close_with_a_timeline(db: Database)
         shipments = (await session.exec(select(Shipment).where(Shipment.rma_id == rma.id))).all()
         resolution = await session.get(Resolution, chosen.resolution.id)
     assert statuses == [
-        RmaStatus.AUTHORIZED, RmaStatus.IN_TRANSIT, RmaStatus.RECEIVED, RmaStatus.INSPECTED,
-        RmaStatus.RESOLVING, RmaStatus.RESOLVED, RmaStatus.CLOSED,
+        RmaStatus.AUTHORIZED,
+        RmaStatus.IN_TRANSIT,
+        RmaStatus.RECEIVED,
+        RmaStatus.INSPECTED,
+        RmaStatus.RESOLVING,
+        RmaStatus.RESOLVED,
+        RmaStatus.CLOSED,
     ]
     assert [e.sequence for e in stored.events] == list(range(1, len(stored.events) + 1))
-    assert shipments[0].tracking_url is not None and "1Z999AA10123456784" in shipments[0].tracking_url
+    assert (
+        shipments[0].tracking_url is not None and "1Z999AA10123456784" in shipments[0].tracking_url
+    )
     assert resolution is not None and resolution.status is ResolutionStatus.SUCCEEDED
     assert resolution.kind is ResolutionKind.REFUND
     assert isinstance(stored.events[0], RmaEvent)
