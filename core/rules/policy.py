@@ -2,8 +2,8 @@
 
 The window runs from the delivery date when the order knows it, else from the purchase date. After
 the window, a defective item may still come back until the warranty ends (counted from the same
-start). Categories listed as unopened-only come back unopened unless defective. Final-sale tags
-close the line to returns except for the merchant's own mistakes (defective or wrong item). Units
+start). Categories listed as unopened-only come back unopened, and final-sale tags close the line
+to returns, except for the merchant's own mistakes (defective, wrong item, not as described). Units
 already on earlier live RMAs are subtracted from what may be returned.
 """
 
@@ -145,7 +145,7 @@ def evaluate_line(
     unopened_only = line.category is not None and _matches(
         [line.category], policy.unopened_only_categories
     )
-    if unopened_only and not defective:
+    if unopened_only and not merchant_fault:
         if request is None:
             # Shown as a condition of the return, not a refusal: unopened goods may come back.
             codes.append(EligibilityCode.MUST_BE_UNOPENED)
