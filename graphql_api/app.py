@@ -10,10 +10,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from core.database import Database
 from core.migrate import current_revision
 from core.settings import Settings
+from graphql_api.auth import CustomerTokens, FailureLimiter
+from graphql_api.schema import build_schema
+from graphql_api.view import GRAPHQL_BODY_LIMIT, BodyLimit, GraphQLView
 
 log = structlog.get_logger()
 
@@ -37,11 +41,18 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok", "schemaRevision": revision})
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Starlette:
-    """Build the ASGI app; nothing is connected until the app starts."""
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> ASGIApp:
+    """Build the ASGI app; nothing is connected until the first request."""
     chosen = settings or Settings()
     owned = database is None
     db = database or Database.from_settings(chosen)
+    graphql = GraphQLView(
+        build_schema(production=chosen.is_production),
+        settings=chosen,
+        database=db,
+        tokens=CustomerTokens(chosen.secret_key),
+        limiter=FailureLimiter(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -50,9 +61,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             await db.dispose()
 
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = chosen
     app.state.database = db
-    return app
+    return BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT})

@@ -7,6 +7,7 @@ print one readable line on standard error and exit with status 1.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -159,6 +160,14 @@ def demo(
         out.print(f"  {status:<12} {count}")
     out.print("ADMIN API key (shown once):")
     print(result.api_key)
+
+
+@app.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from graphql_api.schema import schema_sdl
+
+    sys.stdout.write(schema_sdl())
 
 
 @app.command()

@@ -17,6 +17,7 @@ from core.enums import ItemCondition, ResolutionKind, ReturnReason, RmaStatus
 from core.errors import InvalidInput, NotEligible, NotFound, QuantityExceeded, ResolutionNotAllowed
 from core.rules.numbers import RANDOM_BITS, rma_number_from_bits
 from core.rules.policy import LineEligibility, LineFacts, LineRequest, evaluate_line
+from core.rules.pricing import LinePricing, price_line
 from core.rules.risk import CustomerHistory, Risk, risk_score
 from core.usecases.common import (
     SYSTEM_ACTOR,
@@ -53,6 +54,32 @@ class ReturnLineInput:
 class LineDecision:
     order_line: OrderLine
     eligibility: LineEligibility
+    # For the returnable units: what comes back, and the fee if they come back opened.
+    refund_minor: int
+    restocking_fee_if_opened_minor: int
+
+
+def _estimate(
+    order_line: OrderLine, eligibility: LineEligibility, already: int, fee_percent: int
+) -> tuple[int, int]:
+    if eligibility.max_quantity == 0:
+        return 0, 0
+    priced = price_line(
+        LinePricing(
+            order_line_id=order_line.id,
+            unit_price_minor=order_line.unit_price_minor,
+            quantity_ordered=order_line.quantity,
+            discount_minor=order_line.discount_minor,
+            tax_minor=order_line.tax_minor,
+            already_refunded_quantity=already,
+            quantity=eligibility.max_quantity,
+            reason=ReturnReason.UNWANTED,
+            condition=ItemCondition.OPENED,
+        ),
+        fee_percent,
+        unauthorized=False,
+    )
+    return priced.goods_minor + priced.tax_minor, priced.restocking_fee_minor
 
 
 def line_facts(order: Order, line: OrderLine, returned: dict[uuid.UUID, int]) -> LineFacts:
@@ -81,10 +108,13 @@ async def order_eligibility(
     policy = await current_policy(session, merchant_id)
     returned = await returned_quantities(session, order.id)
     moment = now_or(now)
-    decisions = [
-        LineDecision(line, evaluate_line(policy, line_facts(order, line, returned), moment))
-        for line in order.lines
-    ]
+    decisions = []
+    for line in order.lines:
+        eligibility = evaluate_line(policy, line_facts(order, line, returned), moment)
+        refund, fee = _estimate(
+            line, eligibility, returned.get(line.id, 0), policy.restocking_fee_percent
+        )
+        decisions.append(LineDecision(line, eligibility, refund, fee))
     return order, policy, decisions
 
 

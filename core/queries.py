@@ -1,0 +1,232 @@
+"""Read-side queries for the API: keyset pages and batch loads, always scoped to one merchant.
+
+Batch loaders take many keys and return rows grouped by key, so that a page of RMAs with their
+lines, orders and customers costs a fixed number of statements whatever the page size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import (
+    Customer,
+    Inspection,
+    Order,
+    OrderLine,
+    OrderPayment,
+    Resolution,
+    Rma,
+    RmaEvent,
+    RmaLine,
+    Shipment,
+    StoreCreditEntry,
+)
+from core.enums import ReturnReason, RmaStatus
+
+Row = TypeVar("Row", bound=SQLModel)
+MAX_PAGE = 100
+
+# A position in a list ordered newest first: (created_at, id) of the last row seen.
+Cursor = tuple[datetime, uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Any]
+    has_next_page: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RmaFilter:
+    statuses: Sequence[RmaStatus] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    customer_email: str | None = None
+    reason: ReturnReason | None = None
+    order_id: uuid.UUID | None = None
+    customer_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    order_number: str | None = None
+    customer_email: str | None = None
+    placed_from: datetime | None = None
+    placed_to: datetime | None = None
+    customer_id: uuid.UUID | None = None
+
+
+def _page_size(first: int) -> int:
+    return max(1, min(first, MAX_PAGE))
+
+
+async def _keyset_page(
+    session: AsyncSession,
+    statement: Any,
+    entity: type[Row],
+    order_column: Any,
+    first: int,
+    after: Cursor | None,
+) -> Page:
+    """Newest first, ``first`` rows after the cursor, using the (time, id) index, not OFFSET."""
+    size = _page_size(first)
+    identifier = entity.id  # type: ignore[attr-defined]
+    if after is not None:
+        moment, row_id = after
+        statement = statement.where(
+            sa.or_(order_column < moment, sa.and_(order_column == moment, identifier < row_id))
+        )
+    statement = statement.order_by(order_column.desc(), identifier.desc()).limit(size + 1)
+    rows = list((await session.exec(statement)).all())
+    return Page(rows[:size], len(rows) > size)
+
+
+async def rma_page(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_filter: RmaFilter,
+    *,
+    first: int,
+    after: Cursor | None = None,
+) -> Page:
+    statement = select(Rma).where(Rma.merchant_id == merchant_id)
+    if rma_filter.statuses:
+        statement = statement.where(col(Rma.status).in_([s.value for s in rma_filter.statuses]))
+    if rma_filter.created_from is not None:
+        statement = statement.where(Rma.created_at >= rma_filter.created_from)
+    if rma_filter.created_to is not None:
+        statement = statement.where(Rma.created_at < rma_filter.created_to)
+    if rma_filter.order_id is not None:
+        statement = statement.where(Rma.order_id == rma_filter.order_id)
+    if rma_filter.customer_id is not None:
+        statement = statement.where(Rma.customer_id == rma_filter.customer_id)
+    if rma_filter.customer_email:
+        statement = statement.where(
+            col(Rma.customer_id).in_(
+                select(Customer.id).where(
+                    Customer.merchant_id == merchant_id,
+                    Customer.email == rma_filter.customer_email.strip().lower(),
+                )
+            )
+        )
+    if rma_filter.reason is not None:
+        statement = statement.where(
+            col(Rma.id).in_(
+                select(RmaLine.rma_id).where(
+                    RmaLine.merchant_id == merchant_id, RmaLine.reason == rma_filter.reason
+                )
+            )
+        )
+    return await _keyset_page(session, statement, Rma, col(Rma.created_at), first, after)
+
+
+async def order_page(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    order_filter: OrderFilter,
+    *,
+    first: int,
+    after: Cursor | None = None,
+) -> Page:
+    statement = select(Order).where(Order.merchant_id == merchant_id)
+    if order_filter.order_number:
+        statement = statement.where(Order.order_number == order_filter.order_number.strip())
+    if order_filter.customer_id is not None:
+        statement = statement.where(Order.customer_id == order_filter.customer_id)
+    if order_filter.customer_email:
+        statement = statement.where(
+            col(Order.customer_id).in_(
+                select(Customer.id).where(
+                    Customer.merchant_id == merchant_id,
+                    Customer.email == order_filter.customer_email.strip().lower(),
+                )
+            )
+        )
+    if order_filter.placed_from is not None:
+        statement = statement.where(Order.placed_at >= order_filter.placed_from)
+    if order_filter.placed_to is not None:
+        statement = statement.where(Order.placed_at < order_filter.placed_to)
+    return await _keyset_page(session, statement, Order, col(Order.placed_at), first, after)
+
+
+async def by_ids(
+    session: AsyncSession, entity: type[Row], merchant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> list[Row | None]:
+    """Rows of this merchant by id, in the order asked; ``None`` where there is none."""
+    if not ids:
+        return []
+    statement = select(entity).where(
+        col(entity.id).in_(set(ids)),  # type: ignore[attr-defined]
+        entity.merchant_id == merchant_id,  # type: ignore[attr-defined]
+    )
+    found = {row.id: row for row in (await session.exec(statement)).all()}  # type: ignore[attr-defined]
+    return [found.get(row_id) for row_id in ids]
+
+
+async def grouped_by(
+    session: AsyncSession,
+    entity: type[Row],
+    key: str,
+    merchant_id: uuid.UUID,
+    keys: Sequence[uuid.UUID],
+    *,
+    order_by: Sequence[str] = (),
+) -> list[list[Row]]:
+    """Rows of this merchant whose ``key`` column is one of ``keys``, grouped in that order."""
+    if not keys:
+        return []
+    column = getattr(entity, key)
+    statement = select(entity).where(
+        col(column).in_(set(keys)),
+        entity.merchant_id == merchant_id,  # type: ignore[attr-defined]
+    )
+    for name in order_by:
+        statement = statement.order_by(getattr(entity, name))
+    groups: dict[uuid.UUID, list[Row]] = defaultdict(list)
+    for row in (await session.exec(statement)).all():
+        groups[getattr(row, key)].append(row)
+    return [groups.get(value, []) for value in keys]
+
+
+async def store_credit_balances(
+    session: AsyncSession, merchant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> list[dict[str, int]]:
+    """Each customer's store credit per currency, for many customers in one statement."""
+    if not customer_ids:
+        return []
+    statement = (
+        select(
+            StoreCreditEntry.customer_id,
+            StoreCreditEntry.currency,
+            sa.func.sum(StoreCreditEntry.amount_minor),
+        )
+        .where(
+            StoreCreditEntry.merchant_id == merchant_id,
+            col(StoreCreditEntry.customer_id).in_(set(customer_ids)),
+        )
+        .group_by(col(StoreCreditEntry.customer_id), col(StoreCreditEntry.currency))
+    )
+    balances: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    for customer_id, currency, total in (await session.exec(statement)).all():
+        balances[customer_id][currency] = int(total)
+    return [balances.get(customer_id, {}) for customer_id in customer_ids]
+
+
+# The batch loads the API makes, by the relation they follow.
+LINES_OF_RMAS = (RmaLine, "rma_id", ("position",))
+EVENTS_OF_RMAS = (RmaEvent, "rma_id", ("sequence",))
+SHIPMENTS_OF_RMAS = (Shipment, "rma_id", ("created_at",))
+INSPECTIONS_OF_RMAS = (Inspection, "rma_id", ("created_at",))
+RESOLUTIONS_OF_RMAS = (Resolution, "rma_id", ("created_at",))
+RMAS_OF_ORDERS = (Rma, "order_id", ("created_at",))
+LINES_OF_ORDERS = (OrderLine, "order_id", ("position",))
+PAYMENTS_OF_ORDERS = (OrderPayment, "order_id", ("created_at",))

@@ -1,0 +1,58 @@
+"""Opaque global IDs (``node(id:)``) and page cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+
+from core.errors import NotFound
+from core.queries import Cursor
+
+
+def to_global_id(type_name: str, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{row_id}".encode()).decode().rstrip("=")
+
+
+def parse_global_id(global_id: str) -> tuple[str, uuid.UUID] | None:
+    """The (type name, uuid) inside a global ID, or ``None`` if it is not one of ours."""
+    try:
+        padded = global_id + "=" * (-len(global_id) % 4)
+        type_name, _, raw = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        return type_name, uuid.UUID(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def expect_id(global_id: str, type_name: str, *, field: str = "id") -> uuid.UUID:
+    """The uuid of a global ID of ``type_name``; any other ID is simply not found."""
+    parsed = parse_global_id(global_id)
+    if parsed is None or parsed[0] != type_name:
+        raise NotFound(type_name, global_id, field=field)
+    return parsed[1]
+
+
+def encode_cursor(moment: datetime, row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{moment.isoformat()}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> Cursor | None:
+    if not cursor:
+        return None
+    try:
+        moment, _, raw = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        parsed = datetime.fromisoformat(moment)
+        if parsed.tzinfo is None:
+            raise ValueError("cursor time without zone")
+        return parsed, uuid.UUID(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidCursor() from error
+
+
+class InvalidCursor(NotFound):
+    code = "INVALID_CURSOR"
+
+    def __init__(self) -> None:
+        super().__init__("cursor", "given", field="after")
+        self.message = "the cursor is not one this API gave out"

@@ -1,0 +1,72 @@
+"""One DataLoader per relation, per request, scoped to the caller's merchant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry.dataloader import DataLoader
+
+from core import queries
+from core.database import Database
+from core.entities import Customer, Order, ReturnPolicy, Rma
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+class Loaders:
+    """Batch loads for one request; each relation costs one statement per page, not per row."""
+
+    def __init__(self, database: Database, merchant_id: uuid.UUID) -> None:
+        self.database = database
+        self.merchant_id = merchant_id
+        self.rma = self._by_id(Rma)
+        self.order = self._by_id(Order)
+        self.customer = self._by_id(Customer)
+        self.policy = self._by_id(ReturnPolicy)
+        self.rma_lines = self._grouped(queries.LINES_OF_RMAS)
+        self.rma_events = self._grouped(queries.EVENTS_OF_RMAS)
+        self.shipments = self._grouped(queries.SHIPMENTS_OF_RMAS)
+        self.inspections = self._grouped(queries.INSPECTIONS_OF_RMAS)
+        self.resolutions = self._grouped(queries.RESOLUTIONS_OF_RMAS)
+        self.order_rmas = self._grouped(queries.RMAS_OF_ORDERS)
+        self.order_lines = self._grouped(queries.LINES_OF_ORDERS)
+        self.payments = self._grouped(queries.PAYMENTS_OF_ORDERS)
+        self.store_credit = self._loader(
+            lambda session, keys: queries.store_credit_balances(session, merchant_id, keys)
+        )
+
+    def _loader(
+        self, load: Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[Sequence[Any]]]
+    ) -> DataLoader[uuid.UUID, Any]:
+        async def batch(keys: list[uuid.UUID]) -> Sequence[Any]:
+            async with self.database.read_session() as session:
+                return await load(session, keys)
+
+        return DataLoader(load_fn=batch)
+
+    def _by_id(self, entity: type[Row]) -> DataLoader[uuid.UUID, Row | None]:
+        return self._loader(
+            lambda session, keys: queries.by_ids(session, entity, self.merchant_id, keys)
+        )
+
+    def _grouped(
+        self, relation: tuple[type[Row], str, tuple[str, ...]]
+    ) -> DataLoader[uuid.UUID, list[Row]]:
+        entity, key, order_by = relation
+        return self._loader(
+            lambda session, keys: queries.grouped_by(
+                session, entity, key, self.merchant_id, keys, order_by=order_by
+            )
+        )
+
+    def prime(self, rows: Sequence[Rma | Order]) -> None:
+        """Seed the by-id loaders with rows a page already fetched."""
+        for row in rows:
+            if isinstance(row, Rma):
+                self.rma.prime(row.id, row)
+            else:
+                self.order.prime(row.id, row)

@@ -1,0 +1,504 @@
+"""Root mutations: input -> use case -> payload; expected failures become ``userErrors``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import entities
+from core.entities import utcnow
+from core.enums import ResolutionKind as CoreResolutionKind
+from core.errors import DomainError, InvalidInput
+from core.usecases import (
+    inspection,
+    logistics,
+    lookup,
+    orders,
+    policies,
+    requests,
+    resolutions,
+    review,
+)
+from graphql_api.auth import CustomerSession
+from graphql_api.context import Info
+from graphql_api.errors import ErrorCode, UserError, user_error
+from graphql_api.ids import expect_id
+from graphql_api.permissions import Admin, CustomerOrStaffWrite, Public, StaffWrite
+from graphql_api.types.commerce import Customer, Order
+from graphql_api.types.common import (
+    Carrier,
+    Disposition,
+    ItemCondition,
+    PaymentProvider,
+    Platform,
+    ResolutionKind,
+    ReturnReason,
+)
+from graphql_api.types.policy import ReturnPolicy
+from graphql_api.types.returns import Resolution, Rma
+
+T = TypeVar("T")
+MAX_TEXT = 2000
+
+
+@strawberry.type
+class RmaPayload:
+    rma: Rma | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ResolveRmaPayload:
+    rma: Rma | None
+    resolution: Resolution | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ReturnPolicyPayload:
+    return_policy: ReturnPolicy | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class UpsertOrderPayload:
+    order: Order | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class CustomerSessionPayload:
+    token: str | None = strawberry.field(description="Send as Authorization: Bearer <token>.")
+    expires_at: datetime | None
+    customer: Customer | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class RequestRmaLineInput:
+    order_line_id: strawberry.ID
+    quantity: int
+    reason: ReturnReason
+    condition: ItemCondition = ItemCondition.UNOPENED
+    comment: str = ""
+    troubleshooting_completed: bool = False
+
+
+@strawberry.input
+class RequestRmaInput:
+    order_id: strawberry.ID
+    lines: list[RequestRmaLineInput]
+    preferred_resolution: ResolutionKind | None = None
+    customer_note: str = ""
+
+
+@strawberry.input
+class ReceiveRmaLineInput:
+    rma_line_id: strawberry.ID
+    quantity: int
+
+
+@strawberry.input
+class InspectRmaLineInput:
+    rma_line_id: strawberry.ID
+    condition: ItemCondition
+    disposition: Disposition
+    note: str = ""
+
+
+@strawberry.input
+class ReturnPolicyInput:
+    return_window_days: int | None = None
+    warranty_days: int | None = None
+    unopened_only_categories: list[str] | None = None
+    final_sale_tags: list[str] | None = None
+    restocking_fee_percent: int | None = None
+    shipping_refund_reasons: list[ReturnReason] | None = None
+    allowed_resolutions: list[ResolutionKind] | None = None
+    store_credit_bonus_percent: int | None = None
+    auto_authorize: bool | None = None
+    auto_authorize_max_risk: int | None = None
+    auto_resolve: bool | None = None
+    authorization_valid_days: int | None = None
+    troubleshooting_required_reasons: list[ReturnReason] | None = None
+    troubleshooting_steps: list[str] | None = None
+    special_instructions: str | None = None
+
+
+@strawberry.input
+class OrderCustomerInput:
+    email: str
+    name: str = ""
+    external_id: str | None = None
+    stripe_customer_id: str | None = None
+
+
+@strawberry.input
+class OrderLineInput:
+    external_id: str
+    title: str
+    quantity: int
+    unit_price_minor: int
+    discount_minor: int = 0
+    tax_minor: int = 0
+    sku: str = ""
+    category: str | None = None
+    tags: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class OrderPaymentInput:
+    provider: PaymentProvider
+    reference: str
+    captured_minor: int
+    currency: str
+
+
+@strawberry.input
+class UpsertOrderInput:
+    external_id: str
+    order_number: str
+    currency: str
+    placed_at: datetime
+    customer: OrderCustomerInput
+    lines: list[OrderLineInput]
+    platform: Platform = Platform.STOREFRONT
+    delivered_at: datetime | None = None
+    shipping_minor: int = 0
+    payments: list[OrderPaymentInput] = strawberry.field(default_factory=list)
+
+
+async def _run(info: Info, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async with info.context.database.session() as session:
+        return await work(session)
+
+
+def _check_text(**fields: str | None) -> None:
+    for name, value in fields.items():
+        if value is not None and len(value) > MAX_TEXT:
+            raise InvalidInput(name, f"{name} is longer than {MAX_TEXT} characters")
+
+
+async def _rma_payload(
+    info: Info, work: Callable[[AsyncSession], Awaitable[entities.Rma]]
+) -> RmaPayload:
+    try:
+        result = await _run(info, work)
+    except DomainError as error:
+        return RmaPayload(rma=None, user_errors=[user_error(error)])
+    return RmaPayload(rma=Rma.from_row(result), user_errors=[])
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        permission_classes=[Public],
+        description="Sign a customer in with an order number and the e-mail it was placed with.",
+    )
+    async def start_customer_session(
+        self, info: Info, merchant_id: strawberry.ID, order_number: str, email: str
+    ) -> CustomerSessionPayload:
+        context = info.context
+        client = context.request.client.host if context.request.client else "unknown"
+        keys = (f"ip:{client}", f"order:{merchant_id}:{order_number.strip().lower()[:64]}")
+        if any(context.limiter.blocked(key) for key in keys):
+            return CustomerSessionPayload(
+                token=None,
+                expires_at=None,
+                customer=None,
+                user_errors=[
+                    UserError(
+                        field=None,
+                        code=ErrorCode.RATE_LIMITED,
+                        message="too many attempts; try again in a few minutes",
+                    )
+                ],
+            )
+        customer = None
+        if len(order_number) <= 64 and len(email) <= 320:
+            merchant = expect_id_or_none(merchant_id, "Merchant")
+            if merchant is not None:
+                async with context.database.read_session() as session:
+                    customer = await lookup.find_customer_by_order(
+                        session, merchant, order_number, email
+                    )
+        if customer is None:
+            for key in keys:
+                context.limiter.record_failure(key)
+            return CustomerSessionPayload(
+                token=None,
+                expires_at=None,
+                customer=None,
+                user_errors=[
+                    UserError(
+                        field=["orderNumber"],
+                        code=ErrorCode.INVALID_CREDENTIALS,
+                        message="no order matches that number and e-mail",
+                    )
+                ],
+            )
+        session_principal = CustomerSession(customer.merchant_id, customer.id)
+        return CustomerSessionPayload(
+            token=context.tokens.issue(session_principal),
+            expires_at=_expiry(context.tokens.max_age),
+            customer=Customer.from_row(customer),
+            user_errors=[],
+        )
+
+    @strawberry.mutation(permission_classes=[CustomerOrStaffWrite])
+    async def request_rma(self, info: Info, input: RequestRmaInput) -> RmaPayload:
+        context = info.context
+
+        async def work(session: AsyncSession) -> entities.Rma:
+            _check_text(customerNote=input.customer_note)
+            lines = [
+                requests.ReturnLineInput(
+                    order_line_id=expect_id(
+                        line.order_line_id, "OrderLine", field=f"lines[{index}].orderLineId"
+                    ),
+                    quantity=line.quantity,
+                    reason=line.reason.value,
+                    condition=line.condition.value,
+                    comment=line.comment,
+                    troubleshooting_completed=line.troubleshooting_completed,
+                )
+                for index, line in enumerate(input.lines)
+            ]
+            return await requests.request_rma(
+                session,
+                context.merchant_id,
+                order_id=expect_id(input.order_id, "Order", field="orderId"),
+                lines=lines,
+                actor=context.actor,
+                customer_id=context.customer_id,
+                preferred_resolution=(
+                    input.preferred_resolution.value if input.preferred_resolution else None
+                ),
+                customer_note=input.customer_note,
+            )
+
+        return await _rma_payload(info, work)
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def authorize_rma(self, info: Info, id: strawberry.ID, note: str = "") -> RmaPayload:
+        return await _rma_payload(
+            info,
+            lambda session: review.authorize_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                note=note,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def reject_rma(self, info: Info, id: strawberry.ID, reason: str) -> RmaPayload:
+        return await _rma_payload(
+            info,
+            lambda session: review.reject_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                reason=reason,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[CustomerOrStaffWrite])
+    async def cancel_rma(self, info: Info, id: strawberry.ID, reason: str = "") -> RmaPayload:
+        return await _rma_payload(
+            info,
+            lambda session: review.cancel_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                reason=reason,
+                customer_id=info.context.customer_id,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[CustomerOrStaffWrite])
+    async def record_rma_shipment(
+        self, info: Info, id: strawberry.ID, carrier: Carrier, tracking_number: str
+    ) -> RmaPayload:
+        return await _rma_payload(
+            info,
+            lambda session: logistics.record_shipment(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                carrier=carrier.value,
+                tracking_number=tracking_number,
+                actor=info.context.actor,
+                customer_id=info.context.customer_id,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def receive_rma(
+        self, info: Info, id: strawberry.ID, lines: list[ReceiveRmaLineInput]
+    ) -> RmaPayload:
+        def received() -> list[logistics.ReceivedLine]:
+            return [
+                logistics.ReceivedLine(
+                    expect_id(line.rma_line_id, "RmaLine", field=f"lines[{index}].rmaLineId"),
+                    line.quantity,
+                )
+                for index, line in enumerate(lines)
+            ]
+
+        return await _rma_payload(
+            info,
+            lambda session: logistics.receive_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                lines=received(),
+                actor=info.context.actor,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def inspect_rma(
+        self, info: Info, id: strawberry.ID, lines: list[InspectRmaLineInput]
+    ) -> RmaPayload:
+        def inspected() -> list[inspection.InspectedLine]:
+            return [
+                inspection.InspectedLine(
+                    expect_id(line.rma_line_id, "RmaLine", field=f"lines[{index}].rmaLineId"),
+                    line.condition.value,
+                    line.disposition.value,
+                    line.note,
+                )
+                for index, line in enumerate(lines)
+            ]
+
+        return await _rma_payload(
+            info,
+            lambda session: inspection.inspect_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                lines=inspected(),
+                actor=info.context.actor,
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Choose a refund or store credit; the same idempotencyKey returns the same "
+        "resolution however often it is sent.",
+    )
+    async def resolve_rma(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        resolution: ResolutionKind,
+        idempotency_key: str | None = None,
+    ) -> ResolveRmaPayload:
+        try:
+            chosen = await _run(
+                info,
+                lambda session: resolutions.resolve_rma(
+                    session,
+                    info.context.merchant_id,
+                    expect_id(id, "Rma"),
+                    kind=CoreResolutionKind(resolution.value),
+                    actor=info.context.actor,
+                    request_key=idempotency_key,
+                ),
+            )
+        except DomainError as error:
+            return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
+        return ResolveRmaPayload(
+            rma=Rma.from_row(chosen.rma),
+            resolution=Resolution.from_row(chosen.resolution),
+            user_errors=[],
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def close_rma(self, info: Info, id: strawberry.ID, note: str = "") -> RmaPayload:
+        return await _rma_payload(
+            info,
+            lambda session: resolutions.close_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                note=note,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[Admin], description="Writes a new policy version.")
+    async def update_return_policy(
+        self, info: Info, input: ReturnPolicyInput
+    ) -> ReturnPolicyPayload:
+        # Enum lists arrive as enums; the policy stores their string values.
+        values: dict[str, Any] = {
+            name: [getattr(item, "value", item) for item in value]
+            if isinstance(value, list)
+            else value
+            for name, value in vars(input).items()
+        }
+        changes = policies.PolicyChanges(**values)
+        try:
+            policy = await _run(
+                info,
+                lambda session: policies.update_return_policy(
+                    session, info.context.merchant_id, changes
+                ),
+            )
+        except DomainError as error:
+            return ReturnPolicyPayload(return_policy=None, user_errors=[user_error(error)])
+        return ReturnPolicyPayload(return_policy=ReturnPolicy.from_row(policy), user_errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Create or update an order pushed by a storefront; safe to repeat.",
+    )
+    async def upsert_order(self, info: Info, input: UpsertOrderInput) -> UpsertOrderPayload:
+        data = orders.OrderInput(
+            platform=input.platform.value,
+            external_id=input.external_id,
+            order_number=input.order_number,
+            currency=input.currency,
+            placed_at=input.placed_at,
+            delivered_at=input.delivered_at,
+            shipping_minor=input.shipping_minor,
+            customer=orders.CustomerInput(
+                email=input.customer.email,
+                name=input.customer.name,
+                external_id=input.customer.external_id,
+                stripe_customer_id=input.customer.stripe_customer_id,
+            ),
+            lines=[orders.OrderLineInput(**vars(line)) for line in input.lines],
+            payments=[
+                orders.PaymentInput(p.provider.value, p.reference, p.captured_minor, p.currency)
+                for p in input.payments
+            ],
+        )
+        try:
+            order = await _run(
+                info, lambda session: orders.upsert_order(session, info.context.merchant_id, data)
+            )
+        except DomainError as error:
+            return UpsertOrderPayload(order=None, user_errors=[user_error(error)])
+        return UpsertOrderPayload(order=Order.from_row(order), user_errors=[])
+
+
+def expect_id_or_none(global_id: str, type_name: str) -> uuid.UUID | None:
+    try:
+        return expect_id(global_id, type_name)
+    except DomainError:
+        return None
+
+
+def _expiry(seconds: int) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)

@@ -1,0 +1,53 @@
+"""The schema and its protections: limits, caches, masking, production hardening."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from graphql_api.errors import MaskUnexpectedErrors
+from graphql_api.mutations import Mutation
+from graphql_api.queries import Query
+from graphql_api.types.commerce import Customer, Order
+from graphql_api.types.returns import Resolution, Rma
+
+MAX_DEPTH = 10
+MAX_ALIASES = 15
+MAX_TOKENS = 2000
+
+
+def build_schema(*, production: bool) -> strawberry.Schema:
+    """The schema; in production introspection and "did you mean" suggestions are off."""
+    # Factories: strawberry builds fresh extensions per request (the caches are shared).
+    extensions: list[Any] = [
+        MaskUnexpectedErrors,
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: ParserCache(maxsize=2048),
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: ValidationCache(maxsize=2048),
+    ]
+    if production:
+        extensions.append(DisableIntrospection)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Rma, Order, Customer, Resolution],
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )
+
+
+def schema_sdl() -> str:
+    """The SDL printed by ``rma schema`` and committed as ``schema.graphql``."""
+    return build_schema(production=False).as_str() + "\n"

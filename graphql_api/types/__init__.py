@@ -1,0 +1,1 @@
+"""GraphQL object types: each translates one entity; relations load through DataLoaders."""

@@ -1,0 +1,276 @@
+"""The RMA and everything a frontend draws on its page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from core import entities
+from graphql_api.context import Info
+from graphql_api.ids import to_global_id
+from graphql_api.permissions import StaffRead
+from graphql_api.types.commerce import Customer, Order, OrderLine
+from graphql_api.types.common import (
+    Carrier,
+    Disposition,
+    ItemCondition,
+    Money,
+    Node,
+    PageInfo,
+    PaymentProvider,
+    ResolutionKind,
+    ResolutionStatus,
+    ReturnReason,
+    RmaStatus,
+    money,
+)
+
+
+@strawberry.type
+class Shipment:
+    carrier: Carrier
+    tracking_number: str
+    tracking_url: str | None
+    created_at: datetime
+
+
+@strawberry.type(description="What the warehouse found for one line.")
+class Inspection:
+    condition: ItemCondition
+    disposition: Disposition
+    note: str
+    inspected_at: datetime
+
+
+@strawberry.type(description="How the RMA is settled, and where the money stands.")
+class Resolution(Node):
+    kind: ResolutionKind
+    provider: PaymentProvider
+    status: ResolutionStatus
+    amount: Money = strawberry.field(description="What the customer gets, bonus included.")
+    restocking_fee: Money
+    shipping: Money = strawberry.field(description="Shipping refunded within the amount.")
+    bonus: Money = strawberry.field(description="Store-credit bonus within the amount.")
+    provider_reference: str | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: entities.Resolution) -> Resolution:
+        currency = row.currency
+        return cls(
+            id=strawberry.ID(to_global_id("Resolution", row.id)),
+            kind=row.kind,
+            provider=row.provider,
+            status=row.status,
+            amount=money(row.amount_minor, currency),
+            restocking_fee=money(row.restocking_fee_minor, currency),
+            shipping=money(row.shipping_minor, currency),
+            bonus=money(row.bonus_minor, currency),
+            provider_reference=row.provider_reference,
+            failure_reason=row.failure_reason,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type(description="One entry of the RMA's timeline.")
+class RmaEvent:
+    sequence: int
+    kind: str
+    actor: str
+    from_status: RmaStatus | None
+    to_status: RmaStatus | None
+    message: str
+    data: JSON
+    created_at: datetime
+
+
+@strawberry.type
+class RmaLine:
+    row: strawberry.Private[entities.RmaLine]
+    id: strawberry.ID
+    quantity: int
+    received_quantity: int
+    reason: ReturnReason
+    condition: ItemCondition = strawberry.field(description="As the customer described it.")
+    comment: str
+    eligibility_codes: list[str]
+
+    @classmethod
+    def from_row(cls, row: entities.RmaLine) -> RmaLine:
+        return cls(
+            row=row,
+            id=strawberry.ID(to_global_id("RmaLine", row.id)),
+            quantity=row.quantity,
+            received_quantity=row.received_quantity,
+            reason=row.reason,
+            condition=row.condition,
+            comment=row.comment,
+            eligibility_codes=list(row.eligibility_codes),
+        )
+
+    @strawberry.field
+    async def order_line(self, info: Info) -> OrderLine | None:
+        rma = await info.context.loaders.rma.load(self.row.rma_id)
+        if rma is None:
+            return None
+        lines = await info.context.loaders.order_lines.load(rma.order_id)
+        for line in lines:
+            if line.id == self.row.order_line_id:
+                return OrderLine.from_row(line, rma.currency)
+        return None
+
+    @strawberry.field
+    async def inspection(self, info: Info) -> Inspection | None:
+        for found in await info.context.loaders.inspections.load(self.row.rma_id):
+            if found.rma_line_id == self.row.id:
+                return Inspection(
+                    condition=found.condition,
+                    disposition=found.disposition,
+                    note=found.note,
+                    inspected_at=found.created_at,
+                )
+        return None
+
+
+@strawberry.type(description="What the return policy decided when the RMA was requested.")
+class PolicyDecision:
+    policy_version: int | None
+    lines: JSON = strawberry.field(description="Per order line id: eligible and codes.")
+
+
+@strawberry.type
+class Rma(Node):
+    row: strawberry.Private[entities.Rma]
+    number: str = strawberry.field(description="Human-friendly and unguessable: RMA-7K3F-9Q2D.")
+    status: RmaStatus
+    currency: str
+    unauthorized: bool = strawberry.field(description="Goods arrived with no authorization.")
+    preferred_resolution: ResolutionKind | None
+    customer_note: str
+    created_at: datetime
+    updated_at: datetime | None
+    authorized_at: datetime | None
+    authorization_expires_at: datetime | None
+    received_at: datetime | None
+    inspected_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: entities.Rma) -> Rma:
+        return cls(
+            row=row,
+            id=strawberry.ID(to_global_id("Rma", row.id)),
+            number=row.number,
+            status=row.status,
+            currency=row.currency,
+            unauthorized=row.unauthorized,
+            preferred_resolution=row.preferred_resolution,
+            customer_note=row.customer_note,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            authorized_at=row.authorized_at,
+            authorization_expires_at=row.authorization_expires_at,
+            received_at=row.received_at,
+            inspected_at=row.inspected_at,
+            resolved_at=row.resolved_at,
+            closed_at=row.closed_at,
+        )
+
+    @strawberry.field
+    def decision(self) -> PolicyDecision:
+        return PolicyDecision(
+            policy_version=self.row.policy_version, lines=self.row.decision.get("lines", {})
+        )
+
+    @strawberry.field(permission_classes=[StaffRead], description="0 (no concern) to 100.")
+    def risk_score(self) -> int:
+        return self.row.risk_score
+
+    @strawberry.field(permission_classes=[StaffRead])
+    def risk_signals(self) -> list[str]:
+        return list(self.row.risk_signals)
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[RmaLine]:
+        return [
+            RmaLine.from_row(row) for row in await info.context.loaders.rma_lines.load(self.row.id)
+        ]
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order:
+        row = await info.context.loaders.order.load(self.row.order_id)
+        assert row is not None  # same merchant by construction
+        return Order.from_row(row)
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        row = await info.context.loaders.customer.load(self.row.customer_id)
+        assert row is not None
+        return Customer.from_row(row)
+
+    @strawberry.field
+    async def shipments(self, info: Info) -> list[Shipment]:
+        return [
+            Shipment(
+                carrier=row.carrier,
+                tracking_number=row.tracking_number,
+                tracking_url=row.tracking_url,
+                created_at=row.created_at,
+            )
+            for row in await info.context.loaders.shipments.load(self.row.id)
+        ]
+
+    @strawberry.field(description="Every resolution tried, oldest first.")
+    async def resolutions(self, info: Info) -> list[Resolution]:
+        rows = await info.context.loaders.resolutions.load(self.row.id)
+        return [Resolution.from_row(row) for row in rows]
+
+    @strawberry.field(description="The latest resolution, if any.")
+    async def resolution(self, info: Info) -> Resolution | None:
+        rows = await info.context.loaders.resolutions.load(self.row.id)
+        return Resolution.from_row(rows[-1]) if rows else None
+
+    @strawberry.field(description="The timeline, in order.")
+    async def events(self, info: Info) -> list[RmaEvent]:
+        return [
+            RmaEvent(
+                sequence=row.sequence,
+                kind=row.kind,
+                actor=row.actor,
+                from_status=row.from_status,
+                to_status=row.to_status,
+                message=row.message,
+                data=JSON(row.data),
+                created_at=row.created_at,
+            )
+            for row in await info.context.loaders.rma_events.load(self.row.id)
+        ]
+
+    @strawberry.field(description="From the policy version that decided this RMA.")
+    async def special_instructions(self, info: Info) -> str:
+        if self.row.policy_id is None:
+            return ""
+        policy = await info.context.loaders.policy.load(self.row.policy_id)
+        return policy.special_instructions if policy else ""
+
+
+@strawberry.type
+class RmaEdge:
+    cursor: str
+    node: Rma
+
+
+@strawberry.type
+class RmaConnection:
+    edges: list[RmaEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[Rma]:
+        return [edge.node for edge in self.edges]

@@ -1,0 +1,174 @@
+"""The /graphql endpoint: context per request, automatic persisted queries, body limits."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.schema import BaseSchema
+
+from core.database import Database
+from core.settings import Settings
+from graphql_api.auth import CustomerTokens, FailureLimiter, authenticate
+from graphql_api.context import Context
+
+GRAPHQL_BODY_LIMIT = 64 * 1024
+
+
+class PersistedQueryNotFound(Exception):
+    """The client sent only a hash we have not seen; it retries with the full query."""
+
+
+class PersistedQueries:
+    """Apollo-style automatic persisted queries: documents by their SHA-256, in an LRU."""
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._documents: OrderedDict[str, str] = OrderedDict()
+        self.maxsize = maxsize
+
+    def resolve(self, query: str | None, extensions: dict[str, Any] | None) -> str | None:
+        persisted = (extensions or {}).get("persistedQuery")
+        if not isinstance(persisted, dict):
+            return query
+        digest = persisted.get("sha256Hash")
+        if not isinstance(digest, str) or persisted.get("version", 1) != 1:
+            raise HTTPException(400, "persistedQuery needs version 1 and a sha256Hash")
+        if query is None:
+            found = self._documents.get(digest)
+            if found is None:
+                raise PersistedQueryNotFound()
+            self._documents.move_to_end(digest)
+            return found
+        if hashlib.sha256(query.encode()).hexdigest() != digest:
+            raise HTTPException(400, "provided sha256Hash does not match the query")
+        self._documents[digest] = query
+        if len(self._documents) > self.maxsize:
+            self._documents.popitem(last=False)
+        return query
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        settings: Settings,
+        database: Database,
+        tokens: CustomerTokens,
+        limiter: FailureLimiter,
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None if settings.is_production else "graphiql",
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=False,
+        )
+        self.settings = settings
+        self.database = database
+        self.tokens = tokens
+        self.limiter = limiter
+        self.persisted = PersistedQueries()
+
+    async def get_context(self, request: Request, response: Any) -> Context:  # type: ignore[override]
+        principal = await authenticate(
+            request.headers.get("authorization"), self.database, self.tokens
+        )
+        return Context(
+            request=request,
+            database=self.database,
+            settings=self.settings,
+            tokens=self.tokens,
+            limiter=self.limiter,
+            principal=principal,
+        )
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData:
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):  # batching is off; the base class already refused it
+            raise HTTPException(400, "batched operations are not supported")
+        data.query = self.persisted.resolve(data.query, data.extensions)
+        return data
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        try:
+            if context is None and root_value is None:
+                return await super().run(request)
+            return await super().run(request, context, root_value)
+        except PersistedQueryNotFound:
+            return JSONResponse(
+                {
+                    "errors": [
+                        {
+                            "message": "PersistedQueryNotFound",
+                            "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+                        }
+                    ]
+                }
+            )
+
+
+class BodyLimit:
+    """Refuse request bodies over a limit with 413, without reading more than the limit.
+
+    The body is buffered (it is at most the limit) and replayed to the app, so the app never
+    sees part of an oversized body.
+    """
+
+    def __init__(self, app: ASGIApp, limits: dict[str, int]) -> None:
+        self.app = app
+        self.limits = limits
+
+    def _limit_for(self, path: str) -> int | None:
+        for prefix, limit in self.limits.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return limit
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._limit_for(scope.get("path", "")) if scope["type"] == "http" else None
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(scope, receive, send, limit)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _too_large(scope, receive, send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    response: Response = JSONResponse(
+        {"errors": [{"message": f"request body over {limit} bytes"}]}, status_code=413
+    )
+    await response(scope, receive, send)
