@@ -16,20 +16,46 @@ log = structlog.get_logger()
 
 @strawberry.enum(description="Stable codes of expected failures; frontends switch on these.")
 class ErrorCode(Enum):
-    INVALID_INPUT = "INVALID_INPUT"
-    NOT_FOUND = "NOT_FOUND"
-    INVALID_TRANSITION = "INVALID_TRANSITION"
-    NOT_ELIGIBLE = "NOT_ELIGIBLE"
-    QUANTITY_EXCEEDED = "QUANTITY_EXCEEDED"
-    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
-    INVALID_RMA_NUMBER = "INVALID_RMA_NUMBER"
-    RESOLUTION_NOT_ALLOWED = "RESOLUTION_NOT_ALLOWED"
-    REFUND_EXCEEDS_PAID = "REFUND_EXCEEDS_PAID"
-    CONFLICT = "CONFLICT"
-    INVALID_CURSOR = "INVALID_CURSOR"
-    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
-    RATE_LIMITED = "RATE_LIMITED"
-    INVALID = "INVALID"
+    INVALID_INPUT = strawberry.enum_value(
+        "INVALID_INPUT", description="A value is malformed, too long or out of range."
+    )
+    NOT_FOUND = strawberry.enum_value(
+        "NOT_FOUND", description="No such object for this caller (another merchant's included)."
+    )
+    INVALID_TRANSITION = strawberry.enum_value(
+        "INVALID_TRANSITION", description="The RMA's status does not allow this step."
+    )
+    NOT_ELIGIBLE = strawberry.enum_value(
+        "NOT_ELIGIBLE", description="The return policy refuses; see eligibilityCodes."
+    )
+    QUANTITY_EXCEEDED = strawberry.enum_value(
+        "QUANTITY_EXCEEDED", description="More units than bought, returned or authorized."
+    )
+    CURRENCY_MISMATCH = strawberry.enum_value(
+        "CURRENCY_MISMATCH", description="An amount's currency differs from the order's."
+    )
+    INVALID_RMA_NUMBER = strawberry.enum_value(
+        "INVALID_RMA_NUMBER", description="Malformed, or its check symbol is wrong (a typo)."
+    )
+    RESOLUTION_NOT_ALLOWED = strawberry.enum_value(
+        "RESOLUTION_NOT_ALLOWED", description="The policy does not offer this resolution."
+    )
+    REFUND_EXCEEDS_PAID = strawberry.enum_value(
+        "REFUND_EXCEEDS_PAID", description="Refunds would add up to more than was paid."
+    )
+    CONFLICT = strawberry.enum_value(
+        "CONFLICT", description="Clashes with an earlier request (e.g. a reused idempotency key)."
+    )
+    INVALID_CURSOR = strawberry.enum_value(
+        "INVALID_CURSOR", description="The cursor was not given out by this API."
+    )
+    INVALID_CREDENTIALS = strawberry.enum_value(
+        "INVALID_CREDENTIALS", description="No order matches that number and e-mail."
+    )
+    RATE_LIMITED = strawberry.enum_value(
+        "RATE_LIMITED", description="Too many failed attempts; wait a few minutes."
+    )
+    INVALID = strawberry.enum_value("INVALID", description="Any other expected failure.")
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")
@@ -44,13 +70,22 @@ class UserError:
     )
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def user_error(error: DomainError) -> UserError:
     try:
         code = ErrorCode(error.code)
     except ValueError:
         code = ErrorCode.INVALID
     codes = list(getattr(error, "codes", ())) or None
-    path = error.field.replace("]", "").replace("[", ".").split(".") if error.field else None
+    path = (
+        [_camel(part) for part in error.field.replace("]", "").replace("[", ".").split(".")]
+        if error.field
+        else None
+    )
     return UserError(field=path, message=error.message, code=code, eligibility_codes=codes)
 
 
