@@ -12,8 +12,11 @@ DEVELOPMENT_SECRET_KEY = "development-secret-key-change-me"  # noqa: S105 (refus
 DEVELOPMENT_ENCRYPTION_KEY = "cm1hLWRldmVsb3BtZW50LWtleS1ub3Qtc2VjcmV0ISE="
 
 
-class InsecureSettings(ValueError):
-    """Production was asked to start with a development or empty secret."""
+class InsecureSettings(Exception):
+    """Production was asked to start with a development or empty secret.
+
+    Not a ``ValueError``: pydantic would wrap that in a ``ValidationError`` and hide this type.
+    """
 
 
 class Settings(BaseSettings):

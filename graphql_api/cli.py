@@ -15,10 +15,10 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from core.database import Database
 from core.demo import DatabaseNotEmpty, DemoResult, seed_demo
-from core.enums import ApiKeyRole
 from core.errors import DomainError
 from core.migrate import upgrade
 from core.settings import InsecureSettings, Settings
@@ -39,15 +39,23 @@ err = Console(stderr=True)
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message may hold user input: print it as text, never as markup.
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
 def load_settings() -> Settings:
     try:
         return Settings()
-    except (ValidationError, InsecureSettings) as error:
+    except InsecureSettings as error:
         raise fail(f"configuration: {error}") from None
+    except ValidationError as error:
+        # Name the variables and what is wrong, never their values: they may be secrets.
+        problems = "; ".join(
+            f"RMA_{'_'.join(str(part) for part in entry['loc']).upper()}: {entry['msg']}"
+            for entry in error.errors()
+        )
+        raise fail(f"configuration: {problems}") from None
 
 
 def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
@@ -95,14 +103,14 @@ def merchant_create(
         return str(merchant.id)
 
     merchant_id = run_with_database(work)
-    out.print(f"created merchant {name!r}")
+    out.print(f"created merchant {name!r}", markup=False, highlight=False)
     print(merchant_id)
 
 
 @apikey_app.command("create")
 def apikey_create(
     merchant: Annotated[str, typer.Option(help="The merchant's id.")],
-    role: Annotated[ApiKeyRole, typer.Option(case_sensitive=False, help="What the key may do.")],
+    role: Annotated[str, typer.Option(help="ADMIN, AGENT or READONLY: what the key may do.")],
     label: Annotated[str, typer.Option(help="A note to tell keys apart.")] = "",
 ) -> None:
     """Issue a staff API key. It is printed once; only its hash is stored."""
@@ -113,7 +121,11 @@ def apikey_create(
         return issued.plaintext
 
     key = run_with_database(work)
-    out.print(f"{role.value} key for merchant {merchant} (shown once, store it now):")
+    out.print(
+        f"{role.upper()} key for merchant {merchant} (shown once, store it now):",
+        markup=False,
+        highlight=False,
+    )
     print(key)
 
 

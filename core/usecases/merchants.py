@@ -65,7 +65,9 @@ async def create_api_key(
     try:
         chosen_role = ApiKeyRole(str(role).upper())
     except ValueError as error:
-        raise InvalidInput("role", "role is one of ADMIN, AGENT, READONLY") from error
+        raise InvalidInput(
+            "role", f"{role!s} is not a role; use ADMIN, AGENT or READONLY"
+        ) from error
     merchant_uuid = as_uuid(merchant_id, "merchant")
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
     async with session.begin():
