@@ -38,7 +38,15 @@ class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
         sa.Index("ix_job_ready", "state", "run_at"),
-        sa.Index("ix_job_lock_key", "lock_key"),
+        # Jobs that share a lock key never run at the same time: the database refuses a second
+        # RUNNING row for a key, whatever the workers believe.
+        sa.Index(
+            "uq_job_running_lock_key",
+            "lock_key",
+            unique=True,
+            sqlite_where=sa.text("state = 'RUNNING'"),
+            postgresql_where=sa.text("state = 'RUNNING'"),
+        ),
     )
 
     id: uuid.UUID = id_field()

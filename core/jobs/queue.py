@@ -1,0 +1,87 @@
+"""Putting jobs on the queue, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Job, utcnow
+from core.enums import JobState
+
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+def enqueue(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    merchant_id: uuid.UUID | None = None,
+    lock_key: str | None = None,
+    unique_key: str | None = None,
+    run_at: datetime | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Job:
+    """Add a job to the session; it exists exactly when the caller's transaction commits."""
+    job = Job(
+        kind=kind,
+        payload=payload or {},
+        merchant_id=merchant_id,
+        lock_key=lock_key,
+        unique_key=unique_key,
+        run_at=run_at or utcnow(),
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    return job
+
+
+async def enqueue_once(
+    session: AsyncSession,
+    kind: str,
+    unique_key: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    merchant_id: uuid.UUID | None = None,
+    lock_key: str | None = None,
+    run_at: datetime | None = None,
+) -> bool:
+    """Insert a job unless one with ``unique_key`` exists; True when this call created it.
+
+    Several schedulers may race for the same key (a periodic slot): the database lets one win.
+    """
+    values = {
+        "id": uuid.uuid4(),
+        "kind": kind,
+        "payload": payload or {},
+        "merchant_id": merchant_id,
+        "lock_key": lock_key,
+        "unique_key": unique_key,
+        "state": JobState.QUEUED.value,
+        "run_at": run_at or utcnow(),
+        "attempts": 0,
+        "max_attempts": DEFAULT_MAX_ATTEMPTS,
+        "created_at": utcnow(),
+    }
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    statement: sa.Insert
+    if dialect == "postgresql":
+        statement = (
+            postgresql.insert(Job)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["unique_key"])
+        )
+    else:
+        statement = (
+            sqlite.insert(Job)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["unique_key"])
+        )
+    statement = statement.returning(sa.column("id"))
+    result = await session.exec(statement)
+    return result.first() is not None

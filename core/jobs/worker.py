@@ -1,0 +1,392 @@
+"""The worker: claims jobs with a lease, runs them, retries, dead-letters, reaps, schedules.
+
+The same code runs in-process under ``rma serve`` and as any number of ``rma worker`` processes
+on PostgreSQL, where claims use ``FOR UPDATE SKIP LOCKED``. Correctness never depends on timing:
+
+- a claim is one conditional ``UPDATE`` (only a QUEUED job becomes RUNNING), so two workers never
+  hold the same job;
+- a partial unique index allows one RUNNING job per lock key, so jobs of one RMA never overlap;
+- a lease that is not renewed (the worker died) is reaped and the job runs again, so handlers
+  must be idempotent (the money path is, by its own keys and constraints);
+- periodic jobs are inserted under a unique key per time slot, so N schedulers create one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+
+from core.database import Database
+from core.entities import Job, utcnow
+from core.enums import JobState
+from core.jobs.queue import enqueue_once
+from core.jobs.timing import retry_delay, slot_start
+
+log = structlog.get_logger()
+
+
+class PermanentJobError(Exception):
+    """A failure that retrying cannot fix: the job is dead-lettered at once with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a handler gets: its job, the database, and the services the app wired in."""
+
+    job: Job
+    database: Database
+    services: Mapping[str, Any]
+
+
+Handler = Callable[[JobContext], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    name: str
+    kind: str
+    every: timedelta
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    reaped: int = 0
+    lost_leases: int = 0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Worker:
+    database: Database
+    handlers: Mapping[str, Handler]
+    concurrency: int = 4
+    lease: timedelta = timedelta(seconds=60)
+    poll_interval: float = 0.5
+    periodic: Sequence[PeriodicJob] = ()
+    services: Mapping[str, Any] = field(default_factory=dict)
+    grace_seconds: float = 30.0
+    retry_base_seconds: float = 2.0
+    name: str = field(default_factory=worker_name)
+    stats: WorkerStats = field(default_factory=WorkerStats)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _running: set[asyncio.Task[None]] = field(default_factory=set)
+    _last_reap: float = 0.0
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (a hint; polling is the guarantee)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish or release the jobs in hand."""
+        log.info("worker started", worker=self.name, concurrency=self.concurrency)
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._housekeeping()
+                claimed = await self._fill()
+                failures = 0
+            except (SQLAlchemyError, OSError, ConnectionError) as error:
+                # The database is away (restart, network): keep the process, back off, retry.
+                failures += 1
+                log.warning("worker cannot reach the database", error=str(error)[:200])
+                await _sleep_or(stop, min(30.0, 0.5 * 2 ** min(failures, 6)))
+                continue
+            if not claimed:
+                await self._idle(stop)
+        await self._drain()
+        log.info("worker stopped", worker=self.name)
+
+    async def run_until_idle(self, *, within_seconds: float = 60.0) -> WorkerStats:
+        """Run jobs until none of this worker's kinds is due or running anywhere.
+
+        For tests and one-off runs; a job another worker holds counts as not yet done.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_seconds
+        while loop.time() < deadline:
+            await self._housekeeping()
+            claimed = await self._fill()
+            if self._running:
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+            elif not claimed:
+                if not await self._outstanding():
+                    return self.stats
+                await asyncio.sleep(self.poll_interval)
+        raise TimeoutError("jobs still outstanding at the deadline")
+
+    async def _outstanding(self) -> int:
+        statement = select(sa.func.count()).where(
+            col(Job.kind).in_(list(self.handlers)),
+            sa.or_(
+                col(Job.state) == JobState.RUNNING,
+                sa.and_(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= utcnow()),
+            ),
+        )
+        async with self.database.read_session() as session:
+            return int((await session.exec(statement)).one())
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        self._wake.clear()
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
+        if self._running:
+            waiters.append(
+                asyncio.ensure_future(
+                    asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                )
+            )
+        _done, pending = await asyncio.wait(
+            waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            waiter.cancel()
+
+    async def _housekeeping(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_reap >= self.lease.total_seconds() / 4:
+            self._last_reap = loop.time()
+            self.stats.reaped += await reap_expired_leases(self.database)
+        if self.periodic:
+            await schedule_periodic(self.database, self.periodic, utcnow())
+
+    async def _fill(self) -> bool:
+        """Claim jobs until every slot is busy; whether anything was claimed."""
+        claimed_any = False
+        while len(self._running) < self.concurrency:
+            job = await self._claim()
+            if job is None:
+                break
+            claimed_any = True
+            task = asyncio.create_task(self._execute(job))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return claimed_any
+
+    async def _claim(self) -> Job | None:
+        now = utcnow()
+        running = aliased(Job)
+        key_busy = (
+            sa.select(col(running.id))
+            .where(
+                col(running.lock_key) == col(Job.lock_key), col(running.state) == JobState.RUNNING
+            )
+            .exists()
+        )
+        # A CTE is evaluated once: an UPDATE ... WHERE id IN (subquery ... SKIP LOCKED) may
+        # re-run the subquery when it meets a row another worker changed, and take two jobs.
+        candidate = (
+            sa.select(col(Job.id))
+            .where(
+                col(Job.state) == JobState.QUEUED,
+                col(Job.run_at) <= now,
+                # A worker takes only the kinds it can run, so workers of different versions
+                # or with different plugins can share one queue.
+                col(Job.kind).in_(list(self.handlers)),
+                sa.or_(col(Job.lock_key).is_(None), ~key_busy),
+            )
+            .order_by(col(Job.run_at))
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .cte("candidate")
+        )
+        statement = (
+            sa.update(Job)
+            .where(col(Job.id) == candidate.c.id, col(Job.state) == JobState.QUEUED)
+            .values(
+                state=JobState.RUNNING,
+                locked_by=self.name,
+                locked_until=now + self.lease,
+                attempts=Job.attempts + 1,
+                started_at=now,
+            )
+            .returning(Job)
+        )
+        try:
+            async with self.database.session() as session, session.begin():
+                return (await session.exec(statement)).scalars().one_or_none()
+        except IntegrityError:
+            # Another worker started a job with the same lock key at this instant.
+            return None
+
+    async def _execute(self, job: Job) -> None:
+        handler = self.handlers[job.kind]
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            await handler(JobContext(job, self.database, self.services))
+        except asyncio.CancelledError:
+            await _shielded(self._release(job))
+            raise
+        except Exception as error:
+            permanent = isinstance(error, PermanentJobError)
+            await _shielded(self._failed(job, error, permanent=permanent))
+        else:
+            await _shielded(self._finish(job))
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, job: Job) -> None:
+        interval = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                renewed = await self._update_own(job, locked_until=utcnow() + self.lease)
+                if not renewed:
+                    self.stats.lost_leases += 1
+                    log.warning("job lease lost", job_id=str(job.id), kind=job.kind)
+                    return
+
+    async def _update_own(self, job: Job, **values: Any) -> bool:
+        """Change a job this worker holds; False when it no longer holds it."""
+        statement = (
+            sa.update(Job)
+            .where(
+                col(Job.id) == job.id,
+                col(Job.locked_by) == self.name,
+                col(Job.state) == JobState.RUNNING,
+            )
+            .values(**values)
+        )
+        async with self.database.session() as session, session.begin():
+            result = await session.exec(statement)
+        return bool(result.rowcount)
+
+    async def _finish(self, job: Job) -> None:
+        if await self._update_own(
+            job,
+            state=JobState.DONE,
+            finished_at=utcnow(),
+            locked_by=None,
+            locked_until=None,
+            last_error=None,
+        ):
+            self.stats.done += 1
+
+    async def _failed(self, job: Job, error: Exception, *, permanent: bool) -> None:
+        reason = f"{type(error).__name__}: {error}"[:2000]
+        if permanent or job.attempts >= job.max_attempts:
+            log.error("job dead-lettered", job_id=str(job.id), kind=job.kind, error=reason)
+            if await self._update_own(
+                job,
+                state=JobState.DEAD,
+                finished_at=utcnow(),
+                locked_by=None,
+                locked_until=None,
+                last_error=reason,
+            ):
+                self.stats.dead += 1
+            return
+        delay = retry_delay(
+            job.attempts, base_seconds=self.retry_base_seconds, jitter=random.random()
+        )
+        log.warning(
+            "job failed, will retry",
+            job_id=str(job.id),
+            kind=job.kind,
+            error=reason,
+            retry_in=round(delay, 2),
+            trace=traceback.format_exception(error)[-3:],
+        )
+        if await self._update_own(
+            job,
+            state=JobState.QUEUED,
+            run_at=utcnow() + timedelta(seconds=delay),
+            locked_by=None,
+            locked_until=None,
+            last_error=reason,
+        ):
+            self.stats.retried += 1
+
+    async def _release(self, job: Job) -> None:
+        """Hand an unfinished job back (shutdown); the attempt does not count against it."""
+        await self._update_own(
+            job,
+            state=JobState.QUEUED,
+            locked_by=None,
+            locked_until=None,
+            attempts=Job.attempts - 1,
+        )
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        _done, pending = await asyncio.wait(set(self._running), timeout=self.grace_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+
+async def reap_expired_leases(database: Database, now: datetime | None = None) -> int:
+    """Requeue (or dead-letter, when out of attempts) jobs whose worker stopped renewing."""
+    moment = now or utcnow()
+    exhausted = col(Job.attempts) >= col(Job.max_attempts)
+    statement = (
+        sa.update(Job)
+        .where(col(Job.state) == JobState.RUNNING, col(Job.locked_until) < moment)
+        .values(
+            state=sa.case((exhausted, JobState.DEAD.value), else_=JobState.QUEUED.value),
+            finished_at=sa.case((exhausted, moment), else_=None),
+            locked_by=None,
+            locked_until=None,
+            last_error="lease expired: the worker stopped before finishing",
+        )
+    )
+    async with database.session() as session, session.begin():
+        result = await session.exec(statement)
+    return int(result.rowcount)
+
+
+async def schedule_periodic(
+    database: Database, periodic: Sequence[PeriodicJob], now: datetime
+) -> int:
+    """Create this period's run of each periodic job unless a scheduler already did."""
+    created = 0
+    async with database.session() as session, session.begin():
+        for entry in periodic:
+            slot = slot_start(now, entry.every)
+            if await enqueue_once(
+                session,
+                entry.kind,
+                f"periodic:{entry.name}:{slot.isoformat()}",
+                {"slot": slot.isoformat()},
+                run_at=slot,
+            ):
+                created += 1
+    return created
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    """Record a job's outcome even if the task is being cancelled, and never crash the worker."""
+    try:
+        await asyncio.shield(work)
+    except (SQLAlchemyError, OSError) as error:
+        # The lease will expire and the reaper will requeue the job.
+        log.warning("could not record a job's outcome", error=str(error)[:200])
