@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Seconds a SQLite connection waits for another process's write lock before giving up.
     sqlite_busy_timeout: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
+    # `rma serve` runs the job worker in-process unless this is off (`rma serve --no-worker`).
+    run_worker: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
 
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,10 +15,13 @@ from starlette.types import ASGIApp
 
 from core.database import Database
 from core.migrate import current_revision
+from core.secrets import Vault
 from core.settings import Settings
 from graphql_api.auth import CustomerTokens, FailureLimiter
+from graphql_api.runtime import build_worker
 from graphql_api.schema import build_schema
 from graphql_api.view import GRAPHQL_BODY_LIMIT, BodyLimit, GraphQLView
+from webhooks.intake import WEBHOOK_BODY_LIMIT, WebhookIntake
 
 log = structlog.get_logger()
 
@@ -54,20 +58,33 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         limiter=FailureLimiter(),
     )
 
+    worker = build_worker(chosen, db) if chosen.run_worker else None
+    intake = WebhookIntake(
+        db, Vault(chosen.encryption_keys), on_enqueued=worker.wake if worker else None
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        if owned:
-            await db.dispose()
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop)) if worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if running is not None:
+                await running
+            if owned:
+                await db.dispose()
 
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *intake.routes(),
         ],
         lifespan=lifespan,
     )
     app.state.settings = chosen
     app.state.database = db
-    return BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT})
+    return BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT})

@@ -7,6 +7,7 @@ print one readable line on standard error and exit with status 1.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -19,9 +20,13 @@ from rich.text import Text
 
 from core.database import Database
 from core.demo import DatabaseNotEmpty, DemoResult, seed_demo
+from core.enums import Platform
 from core.errors import DomainError
 from core.migrate import upgrade
+from core.secrets import Vault
 from core.settings import InsecureSettings, Settings
+from core.usecases import operations
+from core.usecases.connections import connect_platform
 from core.usecases.merchants import create_api_key, create_merchant
 
 T = TypeVar("T")
@@ -33,6 +38,12 @@ apikey_app = typer.Typer(help="Staff API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(apikey_app, name="apikey")
+jobs_app = typer.Typer(help="The job queue.", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Stored webhook deliveries.", no_args_is_help=True)
+connect_app = typer.Typer(help="Connect a merchant to a platform.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(connect_app, name="connect")
 
 out = Console()
 err = Console(stderr=True)
@@ -202,6 +213,157 @@ def serve(
         http="httptools",
         proxy_headers=True,
         access_log=False,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
+) -> None:
+    """Run jobs until SIGTERM or SIGINT; then finish or hand back the jobs in hand."""
+    from graphql_api.runtime import build_worker
+
+    settings = load_settings()
+
+    async def work(database: Database) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await build_worker(settings, database, concurrency=concurrency).run(stop)
+
+    run_with_database(work)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    state: Annotated[str | None, typer.Option(help="QUEUED, RUNNING, DONE or DEAD.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """The newest jobs: id, state, kind, attempts, when due, last error."""
+
+    async def work(database: Database) -> list[str]:
+        async with database.read_session() as session:
+            jobs = await operations.list_jobs(session, state=state, limit=limit)
+        return [
+            f"{job.id}  {job.state.value:<7} {job.kind:<32} attempts={job.attempts}/"
+            f"{job.max_attempts} run_at={job.run_at:%Y-%m-%d %H:%M:%S}"
+            + (f"  error={job.last_error[:120]!r}" if job.last_error else "")
+            for job in jobs
+        ]
+
+    for line in run_with_database(work):
+        print(line)
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Queue a dead job again, now, with a fresh set of attempts."""
+
+    async def work(database: Database) -> str:
+        async with database.session() as session:
+            job = await operations.retry_job(session, job_id)
+        return f"job {job.id} queued again"
+
+    print(run_with_database(work))
+
+
+@webhooks_app.command("list")
+def webhooks_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
+    """The newest deliveries: id, platform, dedupe key, topic, state."""
+
+    async def work(database: Database) -> list[str]:
+        async with database.read_session() as session:
+            deliveries = await operations.list_deliveries(session, limit=limit)
+        return [
+            f"{d.id}  {d.platform.value:<11} {d.dedupe_key[:60]:<60} {d.topic:<24} {d.state.value}"
+            for d in deliveries
+        ]
+
+    for line in run_with_database(work):
+        print(line)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(delivery_id: Annotated[str, typer.Argument(help="The delivery's id.")]) -> None:
+    """Process a stored delivery again."""
+
+    async def work(database: Database) -> str:
+        async with database.session() as session:
+            job = await operations.replay_delivery(session, delivery_id)
+        return f"delivery {delivery_id} queued for processing (job {job.id})"
+
+    print(run_with_database(work))
+
+
+def _connect(
+    platform: Platform,
+    merchant: str,
+    account: str,
+    credentials: dict[str, str],
+    webhook_secret: str,
+) -> None:
+    settings = load_settings()
+
+    async def work(database: Database) -> str:
+        async with database.session() as session:
+            connection = await connect_platform(
+                session,
+                Vault(settings.encryption_keys),
+                merchant_id=merchant,
+                platform=platform,
+                account=account,
+                credentials=credentials,
+                webhook_secret=webhook_secret,
+            )
+        return f"/webhooks/{platform.value}/{connection.id}"
+
+    path = run_with_database(work)
+    out.print(
+        f"{platform.value} connected; point the platform's webhooks at (your base URL +):",
+        markup=False,
+        highlight=False,
+    )
+    print(path)
+
+
+@connect_app.command("stripe")
+def connect_stripe(
+    merchant: Annotated[str, typer.Option(help="The merchant's id.")],
+    secret_key: Annotated[str, typer.Option(help="The Stripe secret key (sk_...).")],
+    webhook_secret: Annotated[str, typer.Option(help="The endpoint's signing secret (whsec_...).")],
+    account: Annotated[str, typer.Option(help="The Stripe account id, if known.")] = "default",
+) -> None:
+    """Connect Stripe; secrets are stored encrypted. Prints the webhook URL path."""
+    _connect(Platform.STRIPE, merchant, account, {"secret_key": secret_key}, webhook_secret)
+
+
+@connect_app.command("shopify")
+def connect_shopify(
+    merchant: Annotated[str, typer.Option(help="The merchant's id.")],
+    shop: Annotated[str, typer.Option(help="the-shop.myshopify.com")],
+    access_token: Annotated[str, typer.Option(help="The Admin API access token.")],
+    webhook_secret: Annotated[str, typer.Option(help="The app's client secret.")],
+) -> None:
+    """Connect a Shopify shop; secrets are stored encrypted. Prints the webhook URL path."""
+    _connect(Platform.SHOPIFY, merchant, shop, {"access_token": access_token}, webhook_secret)
+
+
+@connect_app.command("woocommerce")
+def connect_woocommerce(
+    merchant: Annotated[str, typer.Option(help="The merchant's id.")],
+    store_url: Annotated[str, typer.Option(help="https://shop.example.com/")],
+    consumer_key: Annotated[str, typer.Option(help="REST API consumer key (ck_...).")],
+    consumer_secret: Annotated[str, typer.Option(help="REST API consumer secret (cs_...).")],
+    webhook_secret: Annotated[str, typer.Option(help="The webhooks' secret.")],
+) -> None:
+    """Connect a WooCommerce store; secrets are stored encrypted. Prints the webhook URL path."""
+    _connect(
+        Platform.WOOCOMMERCE,
+        merchant,
+        store_url,
+        {"consumer_key": consumer_key, "consumer_secret": consumer_secret},
+        webhook_secret,
     )
 
 

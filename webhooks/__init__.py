@@ -1,0 +1,1 @@
+"""Platform webhooks: verify the raw body, store the delivery once, process it as a job."""

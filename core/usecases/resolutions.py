@@ -287,52 +287,175 @@ async def record_resolution_outcome(
             raise Conflict(
                 f"the resolution is already {resolution.status.value}", field="resolutionId"
             )
-        resolution.status = wanted
-        resolution.provider_reference = provider_reference or resolution.provider_reference
-        resolution.failure_reason = reason or None
-        resolution.updated_at = moment
-        session.add(resolution)
-        money = {
-            "resolutionId": str(resolution.id),
-            "amountMinor": resolution.amount_minor,
-            "currency": resolution.currency,
-            "providerReference": resolution.provider_reference,
-        }
-        if succeeded:
-            if resolution.kind is ResolutionKind.STORE_CREDIT:
-                session.add(
-                    StoreCreditEntry(
-                        merchant_id=merchant_id,
-                        customer_id=rma.customer_id,
-                        resolution_id=resolution.id,
-                        amount_minor=resolution.amount_minor,
-                        currency=resolution.currency,
-                        note=f"RMA {rma.number}",
-                        created_at=moment,
-                    )
-                )
-            await transition(
-                session,
-                rma,
-                RmaStatus.RESOLVED,
-                actor=actor,
-                now=moment,
-                data=money,
-                message=f"{resolution.kind.value} of {resolution.amount_minor} "
-                f"{resolution.currency} done",
-            )
-            rma.resolved_at = moment
-        else:
-            await transition(
-                session,
-                rma,
-                RmaStatus.INSPECTED,
-                actor=actor,
-                now=moment,
-                data=money,
-                message=f"{resolution.kind.value} failed: {reason}",
-            )
+        await _settle(
+            session,
+            rma,
+            resolution,
+            wanted,
+            actor=actor,
+            now=moment,
+            provider_reference=provider_reference,
+            reason=reason,
+        )
     return ChosenResolution(rma, resolution)
+
+
+async def _settle(
+    session: AsyncSession,
+    rma: Rma,
+    resolution: Resolution,
+    status: ResolutionStatus,
+    *,
+    actor: str,
+    now: datetime,
+    provider_reference: str | None,
+    reason: str,
+) -> None:
+    """Give a live resolution its final status and move the RMA accordingly (locks held)."""
+    resolution.status = status
+    resolution.provider_reference = provider_reference or resolution.provider_reference
+    resolution.failure_reason = reason or None
+    resolution.updated_at = now
+    session.add(resolution)
+    money = {
+        "resolutionId": str(resolution.id),
+        "amountMinor": resolution.amount_minor,
+        "currency": resolution.currency,
+        "providerReference": resolution.provider_reference,
+        "status": status.value,
+    }
+    if status is ResolutionStatus.SUCCEEDED:
+        if resolution.kind is ResolutionKind.STORE_CREDIT:
+            session.add(
+                StoreCreditEntry(
+                    merchant_id=rma.merchant_id,
+                    customer_id=rma.customer_id,
+                    resolution_id=resolution.id,
+                    amount_minor=resolution.amount_minor,
+                    currency=resolution.currency,
+                    note=f"RMA {rma.number}",
+                    created_at=now,
+                )
+            )
+        await transition(
+            session,
+            rma,
+            RmaStatus.RESOLVED,
+            actor=actor,
+            now=now,
+            data=money,
+            message=f"{resolution.kind.value} of {resolution.amount_minor} "
+            f"{resolution.currency} done",
+        )
+        rma.resolved_at = now
+    else:
+        await transition(
+            session,
+            rma,
+            RmaStatus.INSPECTED,
+            actor=actor,
+            now=now,
+            data=money,
+            message=f"{resolution.kind.value} {status.value.lower()}: {reason}",
+        )
+
+
+# What a provider's refund status means for a resolution, and how far along it is: a status
+# never moves back to a lower rank, so late or repeated events change nothing.
+PROVIDER_REFUND_STATUSES: dict[str, ResolutionStatus] = {
+    "pending": ResolutionStatus.PROCESSING,
+    "requires_action": ResolutionStatus.PROCESSING,
+    "succeeded": ResolutionStatus.SUCCEEDED,
+    "failed": ResolutionStatus.FAILED,
+    "canceled": ResolutionStatus.CANCELED,
+}
+
+
+async def record_provider_refund(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    *,
+    provider_reference: str,
+    status: str,
+    resolution_id: str | None = None,
+    failure_reason: str | None = None,
+    actor: str = "provider",
+    now: datetime | None = None,
+) -> Resolution | None:
+    """Apply a provider's report on a refund to the matching resolution, monotonically.
+
+    The resolution is found by the provider's refund id, or by the resolution id the refund
+    carries in its metadata. Returns ``None`` when no resolution of this merchant matches.
+    """
+    mapped = PROVIDER_REFUND_STATUSES.get(status)
+    if mapped is None:
+        raise InvalidInput("status", f"unknown refund status {status!r}")
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await _find_by_reference(
+            session, merchant_id, provider_reference, resolution_id
+        )
+        if resolution is None:
+            return None
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        if resolution.status in _FINAL or resolution.status is mapped:
+            return resolution
+        if mapped is ResolutionStatus.PROCESSING:
+            resolution.status = mapped
+            resolution.provider_reference = provider_reference
+            resolution.updated_at = moment
+            session.add(resolution)
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="REFUND_PENDING",
+                now=moment,
+                message=f"provider reports {status}",
+                data={"resolutionId": str(resolution.id), "providerReference": provider_reference},
+            )
+            return resolution
+        await _settle(
+            session,
+            rma,
+            resolution,
+            mapped,
+            actor=actor,
+            now=moment,
+            provider_reference=provider_reference,
+            reason=clean_text(failure_reason or status, "failureReason"),
+        )
+    return resolution
+
+
+async def _find_by_reference(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    provider_reference: str,
+    resolution_id: str | None,
+) -> Resolution | None:
+    by_reference = (
+        await session.exec(
+            select(Resolution).where(
+                Resolution.merchant_id == merchant_id,
+                Resolution.provider_reference == provider_reference,
+            )
+        )
+    ).first()
+    if by_reference is not None or resolution_id is None:
+        return by_reference
+    try:
+        identifier = uuid.UUID(resolution_id)
+    except ValueError:
+        return None
+    return (
+        await session.exec(
+            select(Resolution).where(
+                Resolution.merchant_id == merchant_id, Resolution.id == identifier
+            )
+        )
+    ).first()
 
 
 async def close_rma(

@@ -1,0 +1,26 @@
+"""The core's own jobs: periodic housekeeping of the RMA lifecycle."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from core.jobs.worker import Handler, JobContext, PeriodicJob
+from core.usecases.review import expire_authorizations
+
+EXPIRE_AUTHORIZATIONS = "rma.expire_authorizations"
+
+
+async def run_expire_authorizations(context: JobContext) -> None:
+    """Expire every authorization not shipped in time, in batches, across merchants."""
+    while True:
+        async with context.database.session() as session:
+            if await expire_authorizations(session, limit=500) < 500:
+                return
+
+
+CORE_HANDLERS: dict[str, Handler] = {EXPIRE_AUTHORIZATIONS: run_expire_authorizations}
+CORE_PERIODIC = [
+    PeriodicJob(
+        name="expire-authorizations", kind=EXPIRE_AUTHORIZATIONS, every=timedelta(minutes=15)
+    ),
+]

@@ -1,0 +1,44 @@
+"""Secrets at rest: platform credentials and webhook secrets, encrypted with MultiFernet.
+
+The plaintext names the merchant and connection it belongs to, and decryption checks them, so
+a ciphertext copied into another merchant's row does not decrypt there (Fernet itself has no
+associated data). The first key encrypts; every key decrypts, which allows rotation.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class SecretsUnreadable(Exception):
+    """A stored secret does not decrypt with the configured keys, or belongs to another row."""
+
+
+class Vault:
+    def __init__(self, keys: str | list[str]) -> None:
+        listed = [key.strip() for key in keys.split(",")] if isinstance(keys, str) else keys
+        usable = [key for key in listed if key]
+        if not usable:
+            raise ValueError("at least one encryption key is needed")
+        self._fernet = MultiFernet([Fernet(key.encode()) for key in usable])
+
+    def seal(self, merchant_id: uuid.UUID, connection_id: uuid.UUID, value: Any) -> str:
+        document = {"m": str(merchant_id), "c": str(connection_id), "v": value}
+        return self._fernet.encrypt(json.dumps(document).encode()).decode()
+
+    def open(self, merchant_id: uuid.UUID, connection_id: uuid.UUID, token: str) -> Any:
+        try:
+            document = json.loads(self._fernet.decrypt(token.encode()))
+        except (InvalidToken, ValueError) as error:
+            raise SecretsUnreadable("stored secret does not decrypt with the keys given") from error
+        if document.get("m") != str(merchant_id) or document.get("c") != str(connection_id):
+            raise SecretsUnreadable("stored secret belongs to another connection")
+        return document["v"]
+
+    def rotate(self, token: str) -> str:
+        """Re-encrypt under the first key (after a new key was put in front)."""
+        return self._fernet.rotate(token.encode()).decode()

@@ -1,0 +1,309 @@
+"""Webhook intake through the real app: verified, stored once, processed by the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from core.database import Database
+from core.entities import Connection, Job, Resolution, Rma, WebhookDelivery
+from core.enums import ResolutionStatus, RmaStatus, WebhookState
+from core.secrets import Vault
+from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
+from core.usecases.connections import connect_platform
+from core.usecases.resolutions import resolve_rma
+from graphql_api.app import create_app
+from graphql_api.runtime import build_worker
+from tests import factories as f
+from tests.webhook_signing import (
+    fixture_bytes,
+    shopify_headers,
+    stripe_event,
+    stripe_headers,
+    woocommerce_headers,
+)
+
+SHOP = "northwind.myshopify.com"
+STORE = "https://shop.example.com/"
+SECRET = "whsec_current_secret"
+
+
+@dataclass
+class Inbox:
+    db: Database
+    client: httpx.AsyncClient
+    merchant_id: uuid.UUID
+    urls: dict[str, str]
+    connections: dict[str, uuid.UUID]
+
+    async def post(self, platform: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return await self.client.post(self.urls[platform], content=body, headers=headers)
+
+    async def deliveries(self) -> list[WebhookDelivery]:
+        async with self.db.read_session() as session:
+            statement = select(WebhookDelivery).where(
+                WebhookDelivery.merchant_id == self.merchant_id
+            )
+            return list((await session.exec(statement)).all())
+
+    async def jobs(self) -> int:
+        async with self.db.read_session() as session:
+            statement = select(sa.func.count()).where(Job.merchant_id == self.merchant_id)
+            return int((await session.exec(statement)).one())
+
+    async def process(self) -> None:
+        worker = build_worker(Settings(database_url=self.db.url), self.db, concurrency=2)
+        worker.handlers = {k: v for k, v in worker.handlers.items() if k.startswith("webhooks.")}
+        await worker.run_until_idle()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def inbox(db: Database) -> AsyncIterator[Inbox]:
+    shop = await f.merchant(db)
+    vault = Vault(DEVELOPMENT_ENCRYPTION_KEY)
+    urls, connections = {}, {}
+    for platform, account, credentials in (
+        ("shopify", SHOP, {"access_token": "shpat_x"}),
+        ("woocommerce", STORE, {"consumer_key": "ck_x", "consumer_secret": "cs_x"}),
+        ("stripe", "acct_1", {"secret_key": "sk_test_x"}),
+    ):
+        async with db.session() as session:
+            connection = await connect_platform(
+                session,
+                vault,
+                merchant_id=shop.id,
+                platform=platform,
+                account=account,
+                credentials=credentials,
+                webhook_secret=SECRET,
+            )
+        urls[platform] = f"/webhooks/{platform}/{connection.id}"
+        connections[platform] = connection.id
+    app = create_app(Settings(database_url=db.url, run_worker=False), database=db)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Inbox(db, client, shop.id, urls, connections)
+
+
+SAMPLES = {
+    "shopify": lambda body: shopify_headers(body, SECRET, SHOP),
+    "woocommerce": lambda body: woocommerce_headers(body, SECRET, STORE),
+    "stripe": lambda body: stripe_headers(body, SECRET),
+}
+FIXTURE_FILES = {
+    "shopify": "shopify_orders_create.json",
+    "woocommerce": "woocommerce_order_created.json",
+    "stripe": "stripe_charge_refunded.json",
+}
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "stripe"])
+async def test_a_delivery_posted_five_times_at_once_is_stored_once(
+    inbox: Inbox, platform: str
+) -> None:
+    body = fixture_bytes(FIXTURE_FILES[platform])
+    headers = SAMPLES[platform](body)
+    responses = await asyncio.gather(*(inbox.post(platform, body, headers) for _ in range(5)))
+    assert [r.status_code for r in responses] == [200] * 5
+    assert sum(r.json()["duplicate"] for r in responses) == 4
+    assert len(await inbox.deliveries()) == 1
+    assert await inbox.jobs() == 1
+
+
+@pytest.mark.parametrize("platform", ["shopify", "woocommerce", "stripe"])
+async def test_a_forged_delivery_gets_401_and_nothing_is_stored(
+    inbox: Inbox, platform: str
+) -> None:
+    body = fixture_bytes(FIXTURE_FILES[platform])
+    good = SAMPLES[platform](body)
+    signature_header = next(h for h in good if "signature" in h or "hmac" in h)
+    tampered = body[:-2] + bytes([body[-2] ^ 1]) + body[-1:]
+    wrong_secret = {
+        "shopify": shopify_headers(body, "another-secret", SHOP),
+        "woocommerce": woocommerce_headers(body, "another-secret", STORE),
+        "stripe": stripe_headers(body, "another-secret"),
+    }[platform]
+    missing = {k: v for k, v in good.items() if k != signature_header}
+    for attempt_body, headers in ((tampered, good), (body, wrong_secret), (body, missing)):
+        response = await inbox.post(platform, attempt_body, headers)
+        assert response.status_code == 401, response.text
+    assert await inbox.deliveries() == []
+    assert await inbox.jobs() == 0
+
+
+@pytest.mark.parametrize("offset", [-301, 301])
+async def test_stale_or_future_stripe_timestamps_are_refused(inbox: Inbox, offset: int) -> None:
+    import time
+
+    body = stripe_event("evt_time", "refund.updated", {"id": "re_1", "status": "pending"})
+    headers = stripe_headers(body, SECRET, timestamp=int(time.time()) + offset)
+    assert (await inbox.post("stripe", body, headers)).status_code == 401
+    assert await inbox.deliveries() == []
+
+
+async def test_the_previous_secret_still_works_during_a_rotation(
+    inbox: Inbox, db: Database
+) -> None:
+    async with db.session() as session:
+        await connect_platform(
+            session,
+            Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            merchant_id=inbox.merchant_id,
+            platform="shopify",
+            account=SHOP,
+            credentials={"access_token": "shpat_y"},
+            webhook_secret="whsec_brand_new_secret",
+        )
+    body = fixture_bytes(FIXTURE_FILES["shopify"])
+    old = await inbox.post("shopify", body, shopify_headers(body, SECRET, SHOP, event_id="a"))
+    new = await inbox.post(
+        "shopify", body, shopify_headers(body, "whsec_brand_new_secret", SHOP, event_id="b")
+    )
+    assert (old.status_code, new.status_code) == (200, 200)
+
+
+async def test_a_shopify_delivery_for_another_shop_is_refused(inbox: Inbox) -> None:
+    body = fixture_bytes(FIXTURE_FILES["shopify"])
+    headers = shopify_headers(body, SECRET, "someone-else.myshopify.com")
+    assert (await inbox.post("shopify", body, headers)).status_code == 401
+    assert await inbox.deliveries() == []
+
+
+async def test_two_woocommerce_deliveries_sharing_an_id_in_one_second_are_both_kept(
+    inbox: Inbox,
+) -> None:
+    first = b'{"id": 1, "status": "processing"}'
+    second = b'{"id": 2, "status": "processing"}'
+    for body in (first, second, first):
+        headers = woocommerce_headers(body, SECRET, STORE, delivery_id="same-second")
+        assert (await inbox.post("woocommerce", body, headers)).status_code == 200
+    assert len(await inbox.deliveries()) == 2
+
+
+async def test_the_woocommerce_creation_ping_is_answered_and_not_stored(inbox: Inbox) -> None:
+    response = await inbox.post(
+        "woocommerce",
+        b"webhook_id=12",
+        {"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert await inbox.deliveries() == []
+
+
+async def test_unknown_urls_and_oversized_bodies_are_refused(inbox: Inbox) -> None:
+    body = fixture_bytes(FIXTURE_FILES["stripe"])
+    headers = SAMPLES["stripe"](body)
+    unknown = await inbox.client.post(
+        f"/webhooks/stripe/{uuid.uuid4()}", content=body, headers=headers
+    )
+    wrong_platform = await inbox.client.post(
+        inbox.urls["stripe"].replace("/stripe/", "/shopify/"), content=body, headers=headers
+    )
+    too_big = await inbox.post("stripe", b"x" * (1024 * 1024 + 1), headers)
+    assert (unknown.status_code, wrong_platform.status_code, too_big.status_code) == (404, 404, 413)
+    assert await inbox.deliveries() == []
+
+
+async def test_unknown_topics_are_stored_acknowledged_and_marked_ignored(inbox: Inbox) -> None:
+    body = fixture_bytes(FIXTURE_FILES["shopify"])
+    headers = shopify_headers(body, SECRET, SHOP, topic="products/update", event_id="p1")
+    assert (await inbox.post("shopify", body, headers)).status_code == 200
+    await inbox.process()
+    [delivery] = await inbox.deliveries()
+    assert delivery.state is WebhookState.IGNORED
+
+
+async def test_connection_secrets_are_encrypted_and_bound_to_their_row(
+    inbox: Inbox, db: Database
+) -> None:
+    async with db.read_session() as session:
+        rows = (
+            await session.exec(
+                select(Connection).where(Connection.merchant_id == inbox.merchant_id)
+            )
+        ).all()
+    for row in rows:
+        assert SECRET not in row.webhook_secrets_encrypted
+        assert "sk_test_x" not in row.credentials_encrypted
+    vault = Vault(DEVELOPMENT_ENCRYPTION_KEY)
+    stripe_row = next(row for row in rows if row.platform.value == "stripe")
+    shopify_row = next(row for row in rows if row.platform.value == "shopify")
+    from core.secrets import SecretsUnreadable
+
+    with pytest.raises(SecretsUnreadable):
+        vault.open(shopify_row.merchant_id, shopify_row.id, stripe_row.credentials_encrypted)
+
+
+async def _refund_resolution(db: Database, merchant_id: uuid.UUID) -> tuple[Rma, Resolution]:
+    order = await f.order(db, merchant_id)
+    rma = await f.inspected_rma(db, merchant_id, order)
+    async with db.session() as session:
+        chosen = await resolve_rma(session, merchant_id, rma.id, kind="REFUND", actor="staff")
+    return rma, chosen.resolution
+
+
+def refund_body(event_id: str, event_type: str, resolution: Resolution, status: str) -> bytes:
+    return stripe_event(
+        event_id,
+        event_type,
+        {
+            "id": f"re_{resolution.id.hex[:12]}",
+            "object": "refund",
+            "status": status,
+            "amount": resolution.amount_minor,
+            "currency": resolution.currency.lower(),
+            "failure_reason": "expired_or_canceled_card" if status == "failed" else None,
+            "metadata": {"resolution_id": str(resolution.id)},
+        },
+    )
+
+
+async def test_stripe_refund_events_settle_the_resolution_whatever_their_order(
+    inbox: Inbox,
+) -> None:
+    rma, resolution = await _refund_resolution(inbox.db, inbox.merchant_id)
+    events = [
+        refund_body("evt_c", "refund.created", resolution, "pending"),
+        refund_body("evt_u", "refund.updated", resolution, "succeeded"),
+    ]
+    # Newest first and duplicated: the final state must still be "succeeded".
+    for body in (events[1], events[0], events[1], events[0]):
+        assert (await inbox.post("stripe", body, stripe_headers(body, SECRET))).status_code == 200
+    await inbox.process()
+    async with inbox.db.read_session() as session:
+        stored = await session.get(Resolution, resolution.id)
+        moved = await session.get(Rma, rma.id)
+    assert stored is not None
+    assert moved is not None
+    assert stored.status is ResolutionStatus.SUCCEEDED
+    assert stored.provider_reference == f"re_{resolution.id.hex[:12]}"
+    assert moved.status is RmaStatus.RESOLVED
+
+
+async def test_a_failed_stripe_refund_sends_the_rma_back_to_inspected(inbox: Inbox) -> None:
+    rma, resolution = await _refund_resolution(inbox.db, inbox.merchant_id)
+    body = refund_body("evt_f", "refund.failed", resolution, "failed")
+    assert (await inbox.post("stripe", body, stripe_headers(body, SECRET))).status_code == 200
+    await inbox.process()
+    async with inbox.db.read_session() as session:
+        stored = await session.get(Resolution, resolution.id)
+        moved = await session.get(Rma, rma.id)
+        processed = (
+            await session.exec(
+                select(WebhookDelivery).where(col(WebhookDelivery.dedupe_key) == "event:evt_f")
+            )
+        ).one()
+    assert stored is not None
+    assert moved is not None
+    assert stored.status is ResolutionStatus.FAILED
+    assert stored.failure_reason == "expired_or_canceled_card"
+    assert moved.status is RmaStatus.INSPECTED
+    assert processed.state is WebhookState.PROCESSED

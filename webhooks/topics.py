@@ -1,0 +1,28 @@
+"""Topic handlers, registered per platform in one table.
+
+A handler gets the database, the stored delivery and its parsed JSON body. Plugins add their
+platforms' topics through the ``rma.plugins`` entry point; unknown topics are acknowledged and
+marked ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from core.database import Database
+from core.entities import WebhookDelivery
+from core.enums import Platform
+from webhooks.stripe_topics import STRIPE_TOPICS
+
+TopicHandler = Callable[[Database, WebhookDelivery, Any], Awaitable[str | None]]
+TopicTable = Mapping[Platform, Mapping[str, TopicHandler]]
+
+
+def builtin_topics() -> dict[Platform, dict[str, TopicHandler]]:
+    """The topics this package handles itself; the app merges the plugins' in."""
+    return {
+        Platform.STRIPE: dict(STRIPE_TOPICS),
+        Platform.SHOPIFY: {},
+        Platform.WOOCOMMERCE: {},
+    }
