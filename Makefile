@@ -37,6 +37,7 @@ unit: $(BIN)/.installed
 ## Benchmarks print figures; they are not tests.
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/lifecycle.py
+	$(BIN)/python benchmarks/graphql.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis rma.db rma.db-wal rma.db-shm

@@ -147,6 +147,9 @@ class Query:
                 )
             except NotFound:
                 return None
+        # The lookup loaded the lines already; the loaders need not ask again.
+        info.context.loaders.rma.prime(row.id, row)
+        info.context.loaders.rma_lines.prime(row.id, list(row.lines))
         return Rma.from_row(row)
 
     @strawberry.field(permission_classes=[SignedIn], description="Newest first.")

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -28,13 +29,18 @@ MAX_TOKENS = 2000
 
 def build_schema(*, production: bool) -> strawberry.Schema:
     """The schema; in production introspection and "did you mean" suggestions are off."""
+    # The limiters' rule classes are made once: the validation cache keys on the rule classes,
+    # so limiters rebuilt per request would never hit it.
+    limits = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    ]
     # Factories: strawberry builds fresh extensions per request (the caches are shared).
     extensions: list[Any] = [
         MaskUnexpectedErrors,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=2048),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules(limits),
         lambda: ValidationCache(maxsize=2048),
     ]
     if production:

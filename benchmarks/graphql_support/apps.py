@@ -1,0 +1,109 @@
+"""The two reference apps ``benchmarks/graphql.py`` measures the GraphQL API against.
+
+uvicorn serves them with ``--app-dir benchmarks/graphql_support`` (``apps:bare_app``, and
+``apps:create_handwritten_app --factory``). They live in their own folder, not next to the
+script, because ``--app-dir benchmarks`` would put ``benchmarks/graphql.py`` ahead of the
+``graphql`` package (graphql-core) on ``sys.path``.
+
+- ``bare_app``: Starlette returning a fixed JSON body; the floor of the stack (uvicorn, uvloop,
+  httptools, Starlette, JSON) with no database.
+- ``create_handwritten_app``: what a hand-written endpoint for one RMA costs. It does the same
+  work as the GraphQL ``rma(number:)`` field (Bearer API key lookup through the core, then the
+  merchant's RMA by number and its lines with plain SQLModel selects) and answers the same
+  fields, on the database named by ``RMA_DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlmodel import col, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from core.database import Database
+from core.entities import Rma, RmaLine
+from core.settings import Settings
+from core.usecases.merchants import find_api_key
+
+BARE_BODY = {"status": "ok", "service": "rma", "bench": True}
+
+
+async def bare(_request: Request) -> JSONResponse:
+    return JSONResponse(BARE_BODY)
+
+
+bare_app = Starlette(routes=[Route("/", bare), Route("/healthz", bare)])
+
+
+def bearer(request: Request) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").strip().partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+async def rma_by_number(request: Request) -> JSONResponse:
+    """One RMA of the caller's merchant and its lines, by number; 401 or 404 otherwise."""
+    database: Database = request.app.state.database
+    key = bearer(request)
+    if key is None:
+        return JSONResponse({"error": "unauthenticated"}, status_code=401)
+    async with database.read_session() as session:
+        api_key = await find_api_key(session, key)
+        if api_key is None:
+            return JSONResponse({"error": "unauthenticated"}, status_code=401)
+        rma = (
+            await session.exec(
+                select(Rma).where(
+                    Rma.merchant_id == api_key.merchant_id,
+                    Rma.number == request.path_params["number"],
+                )
+            )
+        ).first()
+        if rma is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        lines = (
+            await session.exec(
+                select(RmaLine)
+                .where(RmaLine.merchant_id == api_key.merchant_id, RmaLine.rma_id == rma.id)
+                .order_by(col(RmaLine.position))
+            )
+        ).all()
+    body: dict[str, Any] = {
+        "number": rma.number,
+        "status": rma.status.value,
+        "lines": [
+            {
+                "quantity": line.quantity,
+                "reason": line.reason.value,
+                "condition": line.condition.value,
+                "receivedQuantity": line.received_quantity,
+            }
+            for line in lines
+        ],
+    }
+    return JSONResponse(body)
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_handwritten_app() -> Starlette:
+    """The hand-written endpoint over the configured database (same pool size as the API)."""
+    database = Database.from_settings(Settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = Starlette(
+        routes=[Route("/rma/{number}", rma_by_number), Route("/healthz", healthz)],
+        lifespan=lifespan,
+    )
+    app.state.database = database
+    return app
