@@ -179,10 +179,12 @@ async def unique_rma_number(
 def _decide_status(
     policy: ReturnPolicy, decisions: Sequence[LineEligibility], risk: Risk
 ) -> tuple[RmaStatus, str]:
+    # The message is shown to the customer: it never names the risk score or its signals,
+    # which stay on the RMA for staff.
     if any(decision.needs_review for decision in decisions):
         return RmaStatus.NEEDS_REVIEW, "a warranty claim needs a person to look at it"
     if risk.score > policy.auto_authorize_max_risk:
-        return RmaStatus.NEEDS_REVIEW, f"risk score {risk.score} is above the policy's limit"
+        return RmaStatus.NEEDS_REVIEW, "the request will be reviewed by the merchant"
     if policy.auto_authorize:
         return RmaStatus.AUTHORIZED, "eligible under the return policy"
     return RmaStatus.REQUESTED, ""

@@ -236,17 +236,20 @@ class Rma(Node):
         rows = await info.context.loaders.resolutions.load(self.row.id)
         return Resolution.from_row(rows[-1]) if rows else None
 
-    @strawberry.field(description="The timeline, in order.")
+    @strawberry.field(
+        description="The timeline, in order. Customers see who acted by role only, and no data."
+    )
     async def events(self, info: Info) -> list[RmaEvent]:
+        customer = info.context.customer_id is not None
         return [
             RmaEvent(
                 sequence=row.sequence,
                 kind=row.kind,
-                actor=row.actor,
+                actor=row.actor.partition(":")[0] if customer else row.actor,
                 from_status=row.from_status,
                 to_status=row.to_status,
                 message=row.message,
-                data=JSON(row.data),
+                data=JSON({} if customer else row.data),
                 created_at=row.created_at,
             )
             for row in await info.context.loaders.rma_events.load(self.row.id)
