@@ -168,17 +168,25 @@ def merchant_template(
 
 # --- help ----------------------------------------------------------------------------------------
 
-HELP_COMMANDS = [
-    (),
-    ("db",),
-    ("db", "upgrade"),
-    ("merchant",),
-    ("merchant", "create"),
-    ("apikey",),
-    ("apikey", "create"),
-    ("demo",),
-    ("serve",),
-]
+
+def every_command() -> list[tuple[str, ...]]:
+    """Every command and group of the CLI, read from the app itself so none is forgotten."""
+    import typer
+
+    from graphql_api.cli import app
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        found.append(path)
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+HELP_COMMANDS = every_command()
 
 
 @pytest.fixture(scope="module")
