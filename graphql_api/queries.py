@@ -70,6 +70,12 @@ def _text(value: str | None, field: str, limit: int = 320) -> str | None:
     return value
 
 
+def _page_info(page: queries.Page, edges: list[RmaEdge] | list[OrderEdge]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None
+    )
+
+
 async def _owned_rma(info: Info, row: entities.Rma | None) -> Rma | None:
     customer_id = info.context.customer_id
     if row is None or (customer_id is not None and row.customer_id != customer_id):
@@ -184,13 +190,7 @@ class Query:
             RmaEdge(cursor=encode_cursor(row.created_at, row.id), node=Rma.from_row(row))
             for row in page.rows
         ]
-        return RmaConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        return RmaConnection(edges=edges, page_info=_page_info(page, edges))
 
     @strawberry.field(permission_classes=[SignedIn])
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
@@ -228,13 +228,7 @@ class Query:
             OrderEdge(cursor=encode_cursor(row.placed_at, row.id), node=Order.from_row(row))
             for row in page.rows
         ]
-        return OrderConnection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
-        )
+        return OrderConnection(edges=edges, page_info=_page_info(page, edges))
 
     @strawberry.field(
         permission_classes=[SignedIn],
