@@ -423,6 +423,32 @@ class Mutation:
             user_errors=[],
         )
 
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Confirm a refund that staff made by hand (orders not paid through Stripe).",
+    )
+    async def record_manual_refund(
+        self, info: Info, resolution_id: strawberry.ID, reference: str
+    ) -> ResolveRmaPayload:
+        try:
+            done = await _run(
+                info,
+                lambda session: resolutions.complete_manual_refund(
+                    session,
+                    info.context.merchant_id,
+                    expect_id(resolution_id, "Resolution", field="resolutionId"),
+                    reference=reference,
+                    actor=info.context.actor,
+                ),
+            )
+        except DomainError as error:
+            return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
+        return ResolveRmaPayload(
+            rma=Rma.from_row(done.rma),
+            resolution=Resolution.from_row(done.resolution),
+            user_errors=[],
+        )
+
     @strawberry.mutation(permission_classes=[StaffWrite])
     async def close_rma(self, info: Info, id: strawberry.ID, note: str = "") -> RmaPayload:
         return await _rma_payload(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from importlib.metadata import entry_points
 from typing import Any
 
 import structlog
 
 from core.database import Database
+from core.enums import PaymentProviderName
 from core.jobs.builtin import CORE_HANDLERS, CORE_PERIODIC
+from core.jobs.kinds import PROCESS_DELIVERY
+from core.jobs.payments import ProviderLookup
 from core.jobs.worker import Handler, Worker
+from core.ports import PaymentProvider
 from core.secrets import Vault
 from core.settings import Settings
-from core.usecases.operations import PROCESS_DELIVERY
 from webhooks.processing import delivery_processor
 from webhooks.topics import builtin_topics
 
@@ -40,6 +44,23 @@ def job_handlers(plugins: list[Any]) -> dict[str, Handler]:
     return handlers
 
 
+def payment_providers(plugins: list[Any], settings: Settings) -> ProviderLookup:
+    """One lookup over every plugin's providers: (database, merchant, provider) -> port."""
+    vault = Vault(settings.encryption_keys)
+    factories: dict[PaymentProviderName, Any] = {}
+    for plugin in plugins:
+        if hasattr(plugin, "payment_providers"):
+            factories.update(plugin.payment_providers(vault, api_base=settings.stripe_api_base))
+
+    async def lookup(
+        database: Database, merchant_id: uuid.UUID, provider: PaymentProviderName
+    ) -> PaymentProvider | None:
+        factory = factories.get(provider)
+        return None if factory is None else await factory(database, merchant_id)
+
+    return lookup
+
+
 def build_worker(
     settings: Settings, database: Database, *, concurrency: int | None = None
 ) -> Worker:
@@ -49,5 +70,9 @@ def build_worker(
         job_handlers(plugins),
         concurrency=concurrency or settings.worker_concurrency,
         periodic=CORE_PERIODIC,
-        services={"vault": Vault(settings.encryption_keys), "settings": settings},
+        services={
+            "vault": Vault(settings.encryption_keys),
+            "settings": settings,
+            "payment_providers": payment_providers(plugins, settings),
+        },
     )

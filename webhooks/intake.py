@@ -22,10 +22,10 @@ from starlette.routing import Route
 from core.database import Database
 from core.entities import Connection, WebhookDelivery
 from core.enums import Platform, WebhookState
+from core.jobs.kinds import PROCESS_DELIVERY
 from core.jobs.queue import enqueue
 from core.secrets import SecretsUnreadable, Vault
 from core.usecases.connections import normalize_account, read_secrets
-from core.usecases.operations import PROCESS_DELIVERY
 from webhooks.signatures import (
     shopify_signature_valid,
     stripe_signature_valid,

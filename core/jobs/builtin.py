@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core.jobs import payments
+from core.jobs.kinds import (
+    APPLY_STORE_CREDIT,
+    AUTO_RESOLVE,
+    EXECUTE_REFUND,
+    EXPIRE_AUTHORIZATIONS,
+    RECONCILE_PAYMENTS,
+    REFRESH_REFUND,
+)
 from core.jobs.worker import Handler, JobContext, PeriodicJob
 from core.usecases.review import expire_authorizations
-
-EXPIRE_AUTHORIZATIONS = "rma.expire_authorizations"
 
 
 async def run_expire_authorizations(context: JobContext) -> None:
@@ -18,9 +25,17 @@ async def run_expire_authorizations(context: JobContext) -> None:
                 return
 
 
-CORE_HANDLERS: dict[str, Handler] = {EXPIRE_AUTHORIZATIONS: run_expire_authorizations}
+CORE_HANDLERS: dict[str, Handler] = {
+    EXPIRE_AUTHORIZATIONS: run_expire_authorizations,
+    EXECUTE_REFUND: payments.execute_refund,
+    REFRESH_REFUND: payments.refresh_refund,
+    APPLY_STORE_CREDIT: payments.apply_store_credit,
+    AUTO_RESOLVE: payments.auto_resolve,
+    RECONCILE_PAYMENTS: payments.reconcile,
+}
 CORE_PERIODIC = [
     PeriodicJob(
         name="expire-authorizations", kind=EXPIRE_AUTHORIZATIONS, every=timedelta(minutes=15)
     ),
+    PeriodicJob(name="reconcile-payments", kind=RECONCILE_PAYMENTS, every=timedelta(minutes=15)),
 ]

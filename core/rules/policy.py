@@ -195,3 +195,14 @@ def _is_refused(
     else:
         blocking -= {EligibilityCode.ALREADY_RETURNED}
     return bool(blocking)
+
+
+def passes_inspection(reason: ReturnReason, inspected: ItemCondition) -> bool:
+    """Whether what arrived is what the reason allows, so the return may settle by itself.
+
+    The merchant's own mistakes may come back in any state (a defect can arrive broken); an
+    item returned for any other reason must come back unused and undamaged.
+    """
+    if reason in MERCHANT_FAULT_REASONS:
+        return True
+    return inspected in (ItemCondition.UNOPENED, ItemCondition.OPENED)

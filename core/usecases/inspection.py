@@ -12,11 +12,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Inspection, Rma
 from core.enums import Disposition, ItemCondition, RmaStatus
 from core.errors import InvalidInput, NotFound
+from core.jobs.kinds import AUTO_RESOLVE
+from core.jobs.queue import enqueue
+from core.rules.policy import passes_inspection
 from core.usecases.common import (
     as_uuid,
     clean_text,
     lock_rma,
     now_or,
+    policy_of,
     record_event,
     require_unique,
     transition,
@@ -84,6 +88,20 @@ async def inspect_rma(
                     inspected_by=actor,
                     created_at=moment,
                 )
+            )
+        reasons = {line.id: line.reason for line in rma.lines}
+        policy = await policy_of(session, rma)
+        if (
+            policy.auto_resolve
+            and rma.preferred_resolution is not None
+            and all(passes_inspection(reasons[line_id], c) for line_id, c, _d, _n in parsed)
+        ):
+            enqueue(
+                session,
+                AUTO_RESOLVE,
+                {"rmaId": str(rma.id), "merchantId": str(merchant_id)},
+                merchant_id=merchant_id,
+                lock_key=f"rma:{rma.id}",
             )
         await record_event(
             session,

@@ -11,10 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Job, WebhookDelivery, utcnow
 from core.enums import JobState, WebhookState
 from core.errors import Conflict, InvalidInput, NotFound
+from core.jobs.kinds import PROCESS_DELIVERY
 from core.jobs.queue import enqueue
 from core.usecases.common import as_uuid
-
-PROCESS_DELIVERY = "webhooks.process_delivery"
 
 
 async def list_jobs(

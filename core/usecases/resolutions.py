@@ -30,6 +30,8 @@ from core.errors import (
     RefundExceedsPaid,
     ResolutionNotAllowed,
 )
+from core.jobs.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND
+from core.jobs.queue import enqueue
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
 from core.usecases.common import (
     as_uuid,
@@ -232,6 +234,7 @@ async def resolve_rma(
             updated_at=moment,
         )
         session.add(resolution)
+        _enqueue_money_movement(session, resolution)
         await record_event(
             session,
             rma,
@@ -252,6 +255,76 @@ async def resolve_rma(
             },
         )
     return ChosenResolution(rma, resolution)
+
+
+# Resolutions whose money a person moves: staff confirm them when done.
+MANUAL_PROVIDERS = frozenset(
+    {PaymentProviderName.MANUAL, PaymentProviderName.SHOPIFY_PAYMENTS, PaymentProviderName.OTHER}
+)
+
+
+async def complete_manual_refund(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    resolution_id: uuid.UUID | str,
+    *,
+    reference: str,
+    actor: str,
+    now: datetime | None = None,
+) -> ChosenResolution:
+    """Staff confirm that they refunded by hand; the RMA is RESOLVED. Repeating it is a no-op."""
+    cleaned = clean_text(reference, "reference", limit=255)
+    if not cleaned:
+        raise InvalidInput("reference", "say where the money went (a transaction reference)")
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await get_owned(
+            session, Resolution, merchant_id, resolution_id, field="resolutionId"
+        )
+        if (
+            resolution.provider not in MANUAL_PROVIDERS
+            or resolution.kind is not ResolutionKind.REFUND
+        ):
+            raise Conflict(
+                f"this resolution is settled by {resolution.provider.value}, not by hand",
+                field="resolutionId",
+            )
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        if resolution.status is ResolutionStatus.SUCCEEDED:
+            return ChosenResolution(rma, resolution)
+        if resolution.status in _FINAL:
+            raise Conflict(f"the resolution is {resolution.status.value}", field="resolutionId")
+        await _settle(
+            session,
+            rma,
+            resolution,
+            ResolutionStatus.SUCCEEDED,
+            actor=actor,
+            now=moment,
+            provider_reference=cleaned,
+            reason="",
+        )
+    return ChosenResolution(rma, resolution)
+
+
+def _enqueue_money_movement(session: AsyncSession, resolution: Resolution) -> None:
+    """In the same transaction as the choice: the job that moves the money, when a machine can.
+
+    Manual refunds (and platform refunds until their plugins land) wait for staff instead.
+    """
+    payload = {
+        "resolutionId": str(resolution.id),
+        "merchantId": str(resolution.merchant_id),
+        "provider": resolution.provider.value,
+    }
+    lock = f"rma:{resolution.rma_id}"
+    if resolution.kind is ResolutionKind.STORE_CREDIT:
+        enqueue(
+            session, APPLY_STORE_CREDIT, payload, merchant_id=resolution.merchant_id, lock_key=lock
+        )
+    elif resolution.provider is PaymentProviderName.STRIPE:
+        enqueue(session, EXECUTE_REFUND, payload, merchant_id=resolution.merchant_id, lock_key=lock)
 
 
 async def record_resolution_outcome(

@@ -158,6 +158,7 @@ class Stages:
 
     rmas: dict[str, Rma]
     spare: Order
+    manual_resolution: uuid.UUID
 
     def rma_id(self, stage: str) -> str:
         return gid("Rma", self.rmas[stage].id)
@@ -256,6 +257,14 @@ async def stage_rmas(
                 now=f.NOW,
             )
         ).rma
+    # An order paid outside Stripe: its refund waits for staff to confirm it was made by hand.
+    manual = await f.inspected_rma(
+        db, merchant_id, await f.order(db, merchant_id, stripe_paid=False)
+    )
+    async with db.session() as session:
+        manual_resolution = (
+            await resolve_rma(session, merchant_id, manual.id, kind="REFUND", actor=staff)
+        ).resolution
     async with db.session() as session:
         await update_return_policy(session, merchant_id, PolicyChanges(auto_authorize=False))
     rmas = {
@@ -277,7 +286,7 @@ async def stage_rmas(
         "to_cancel": RmaStatus.REQUESTED,
     }
     assert {stage: rma.status for stage, rma in rmas.items()} == expected
-    return Stages(rmas, await new_order())
+    return Stages(rmas, await new_order(), manual_resolution.id)
 
 
 async def shop_with_stages(db: Database) -> tuple[Shop, Stages]:
@@ -308,6 +317,8 @@ MUTATIONS = {
     "resolveRma": "mutation($id: ID!, $key: String) { resolveRma(id: $id, resolution: REFUND,"
     " idempotencyKey: $key) { resolution { id kind status } %s } }",
     "closeRma": 'mutation($id: ID!) { closeRma(id: $id, note: "done") { %s } }',
+    "recordManualRefund": "mutation($id: ID!) { recordManualRefund(resolutionId: $id,"
+    ' reference: "bank-123") { resolution { id status } %s } }',
     "updateReturnPolicy": "mutation($input: ReturnPolicyInput!) { updateReturnPolicy(input:"
     " $input) { returnPolicy { version specialInstructions } userErrors { code field message } } }",
     "upsertOrder": "mutation($input: UpsertOrderInput!) { upsertOrder(input: $input) {"
@@ -325,6 +336,7 @@ OPERATOR_OUTCOME = {
     "inspectRma": "INSPECTED",
     "resolveRma": "RESOLVING",
     "closeRma": "CLOSED",
+    "recordManualRefund": "RESOLVED",
 }
 BEA_STATE = (
     "query($id: ID) { rma(id: $id) { status events { sequence } shipments { trackingNumber } } }"
@@ -369,6 +381,7 @@ def mutation_calls(stages: Stages) -> dict[str, tuple[str, dict[str, Any]]]:
         },
         "resolveRma": {"id": stages.rma_id("inspected"), "key": f"k-{external}"},
         "closeRma": {"id": stages.rma_id("resolved")},
+        "recordManualRefund": {"id": gid("Resolution", stages.manual_resolution)},
         "updateReturnPolicy": {"input": {"specialInstructions": "Pack it well."}},
         "upsertOrder": {
             "input": {
@@ -562,7 +575,9 @@ async def test_without_valid_credentials_every_operation_is_unauthenticated(
     queries = root_queries(
         gid("Order", order.id), gid("Rma", rma.id), gid("Customer", order.customer_id)
     )
-    stages = Stages(dict.fromkeys(("to_authorize", "to_reject", "to_cancel"), rma), order)
+    stages = Stages(
+        dict.fromkeys(("to_authorize", "to_reject", "to_cancel"), rma), order, uuid.uuid4()
+    )
     stages.rmas.update(dict.fromkeys(("authorized", "received", "inspected", "resolved"), rma))
     for name, (document, variables) in {**queries, **mutation_calls(stages)}.items():
         payload = await post(api, document, variables, authorization=authorization)
@@ -875,6 +890,7 @@ async def test_customers_cannot_run_staff_mutations_even_on_their_own_returns(
         "inspectRma",
         "resolveRma",
         "closeRma",
+        "recordManualRefund",
         "updateReturnPolicy",
         "upsertOrder",
     }

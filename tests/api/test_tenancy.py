@@ -74,6 +74,7 @@ class Tenant:
             raw |= {("Rma", rma.id), ("Order", rma.order_id)}
             raw |= {("RmaLine", line.id) for line in rma.lines}
             raw |= {("OrderLine", line.order_line_id) for line in rma.lines}
+        raw.add(("Resolution", self.stages.manual_resolution))
         return {str(row_id) for _, row_id in raw} | {gid(kind, row_id) for kind, row_id in raw}
 
 
@@ -287,7 +288,7 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
     api: Api, db: Database
 ) -> None:
     a, b = await tenant_a(db), await tenant_b(db)
-    u = [random_id() for _ in range(12)]
+    u = [random_id() for _ in range(13)]
     spare_line = gid("OrderLine", b.stages.spare.lines[0].id)
     # (mutation, B's ids (True) or A's own target with B's ids (False), B's vars, made-up vars)
     cases: list[tuple[str, bool, dict[str, Any], dict[str, Any]]] = [
@@ -333,6 +334,12 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
         ),
         ("resolveRma", True, {"id": b.rma("inspected")}, {"id": gid("Rma", u[11])}),
         ("closeRma", True, {"id": b.rma("resolved")}, {"id": gid("Rma", u[11])}),
+        (
+            "recordManualRefund",
+            True,
+            {"id": gid("Resolution", b.stages.manual_resolution)},
+            {"id": gid("Resolution", u[12])},
+        ),
     ]
     b_ids = b.ids()
     unknown_ids = {str(value) for value in u}

@@ -1,0 +1,269 @@
+"""Jobs that move money for resolutions, through whichever provider port the app wired in."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+import structlog
+from sqlmodel import col, select
+
+from core.database import Database
+from core.entities import OrderPayment, Resolution, Rma, utcnow
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
+from core.errors import DomainError
+from core.jobs.kinds import EXECUTE_REFUND, REFRESH_REFUND
+from core.jobs.queue import enqueue_once
+from core.jobs.worker import JobContext, PermanentJobError
+from core.ports import (
+    PaymentProvider,
+    ProviderIdempotencyConflict,
+    ProviderRefund,
+    ProviderRejected,
+    RefundRequest,
+)
+from core.usecases.payments import (
+    RefundAttempt,
+    begin_refund_attempt,
+    mark_requires_review,
+    record_credit_mirrored,
+    store_credit_mirror,
+)
+from core.usecases.resolutions import (
+    record_provider_refund,
+    record_resolution_outcome,
+    resolve_rma,
+)
+
+log = structlog.get_logger()
+
+# After this many attempts whose outcome stayed unknown and found no refund, a person decides:
+# sending again could only ever be a second refund.
+MAX_BLIND_ATTEMPTS = 6
+# Stripe may forget an idempotency key after 24 hours; look before trusting it that late.
+KEY_TRUST = timedelta(hours=20)
+STALE_AFTER = timedelta(minutes=10)
+
+ProviderLookup = Callable[
+    [Database, uuid.UUID, PaymentProviderName], Awaitable[PaymentProvider | None]
+]
+
+
+def _providers(context: JobContext) -> ProviderLookup:
+    lookup: ProviderLookup = context.services["payment_providers"]
+    return lookup
+
+
+async def _fail(context: JobContext, attempt: RefundAttempt, reason: str) -> None:
+    async with context.database.session() as session:
+        await record_resolution_outcome(
+            session,
+            attempt.merchant_id,
+            attempt.resolution_id,
+            succeeded=False,
+            actor="system",
+            failure_reason=reason,
+        )
+
+
+async def _record(
+    context: JobContext, merchant_id: uuid.UUID, refund: ProviderRefund, resolution_id: uuid.UUID
+) -> None:
+    async with context.database.session() as session:
+        await record_provider_refund(
+            session,
+            merchant_id,
+            provider_reference=refund.reference,
+            status=refund.status,
+            resolution_id=str(resolution_id),
+            failure_reason=refund.failure_reason,
+            actor="system",
+        )
+
+
+async def execute_refund(context: JobContext) -> None:
+    """Refund a resolution through its provider, exactly once whatever fails in between."""
+    resolution_id = uuid.UUID(context.job.payload["resolutionId"])
+    provider_name = PaymentProviderName(context.job.payload["provider"])
+    async with context.database.session() as session:
+        attempt = await begin_refund_attempt(session, resolution_id, provider_name)
+    if attempt is None:
+        return  # settled already, or being handled by a person
+    if attempt.payment_reference is None:
+        await _fail(context, attempt, f"the order has no captured {provider_name.value} payment")
+        return
+    provider = await _providers(context)(context.database, attempt.merchant_id, provider_name)
+    if provider is None:
+        await _fail(context, attempt, f"the merchant has no {provider_name.value} connection")
+        return
+    refund = None
+    if attempt.attempts > 1 or utcnow() - attempt.first_attempted_at > KEY_TRUST:
+        # An earlier attempt may have made the refund without us hearing back.
+        refund = await provider.find_refund(attempt.payment_reference, str(resolution_id))
+    if refund is None:
+        if attempt.attempts > MAX_BLIND_ATTEMPTS:
+            async with context.database.session() as session:
+                await mark_requires_review(
+                    session,
+                    attempt.merchant_id,
+                    resolution_id,
+                    f"{attempt.attempts - 1} attempts had no clear outcome and no refund exists;"
+                    " check the provider before refunding by hand",
+                )
+            return
+        try:
+            refund = await provider.create_refund(
+                RefundRequest(
+                    payment_reference=attempt.payment_reference,
+                    amount_minor=attempt.amount_minor,
+                    currency=attempt.currency,
+                    idempotency_key=attempt.idempotency_key,
+                    metadata=attempt.metadata,
+                )
+            )
+        except ProviderRejected as error:
+            await _fail(context, attempt, f"{provider_name.value} refused the refund: {error}")
+            return
+        except ProviderIdempotencyConflict as error:
+            log.error("idempotency conflict", resolution_id=str(resolution_id), error=str(error))
+            async with context.database.session() as session:
+                await mark_requires_review(
+                    session, attempt.merchant_id, resolution_id, f"idempotency conflict: {error}"
+                )
+            return
+        # ProviderAmbiguous propagates: the job retries with backoff and looks first.
+    await _record(context, attempt.merchant_id, refund, resolution_id)
+
+
+async def refresh_refund(context: JobContext) -> None:
+    """Ask the provider where a pending refund stands (when its webhooks did not say)."""
+    resolution_id = uuid.UUID(context.job.payload["resolutionId"])
+    async with context.database.read_session() as session:
+        resolution = await session.get(Resolution, resolution_id)
+        payment = None
+        if resolution is not None and resolution.status is ResolutionStatus.PROCESSING:
+            payment = (
+                await session.exec(
+                    select(OrderPayment).where(
+                        OrderPayment.order_id == resolution.order_id,
+                        OrderPayment.provider == resolution.provider,
+                    )
+                )
+            ).first()
+    if resolution is None or payment is None:
+        return
+    provider = await _providers(context)(
+        context.database, resolution.merchant_id, resolution.provider
+    )
+    if provider is None:
+        return
+    refund = await provider.find_refund(payment.reference, str(resolution_id))
+    if refund is not None:
+        await _record(context, resolution.merchant_id, refund, resolution_id)
+
+
+async def apply_store_credit(context: JobContext) -> None:
+    """Write the ledger entry, then mirror it to the provider's customer balance if any."""
+    resolution_id = uuid.UUID(context.job.payload["resolutionId"])
+    merchant_id = uuid.UUID(context.job.payload["merchantId"])
+    async with context.database.session() as session:
+        try:
+            await record_resolution_outcome(
+                session,
+                merchant_id,
+                resolution_id,
+                succeeded=True,
+                actor="system",
+                provider_reference="ledger",
+            )
+        except DomainError as error:
+            raise PermanentJobError(f"store credit could not be recorded: {error}") from error
+    async with context.database.session() as session:
+        mirror = await store_credit_mirror(session, resolution_id)
+    if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
+        return
+    provider = await _providers(context)(context.database, merchant_id, PaymentProviderName.STRIPE)
+    if provider is None:
+        return
+    try:
+        reference = await provider.credit_customer_balance(
+            mirror.customer_reference,
+            mirror.amount_minor,
+            mirror.currency,
+            mirror.idempotency_key,
+            mirror.description,
+        )
+    except ProviderRejected as error:
+        # The ledger is the source of truth; the mirror is a convenience that staff can redo.
+        raise PermanentJobError(f"customer balance not credited: {error}") from error
+    async with context.database.session() as session:
+        await record_credit_mirrored(session, resolution_id, reference)
+
+
+async def auto_resolve(context: JobContext) -> None:
+    """Settle an inspected RMA with the customer's preferred resolution, without a person."""
+    rma_id = uuid.UUID(context.job.payload["rmaId"])
+    merchant_id = uuid.UUID(context.job.payload["merchantId"])
+    async with context.database.read_session() as session:
+        rma = await session.get(Rma, rma_id)
+    if rma is None or rma.status is not RmaStatus.INSPECTED or rma.preferred_resolution is None:
+        return
+    async with context.database.session() as session:
+        try:
+            await resolve_rma(
+                session,
+                merchant_id,
+                rma_id,
+                kind=rma.preferred_resolution,
+                actor="system",
+                request_key=f"auto-resolve:{rma_id}",
+            )
+        except DomainError as error:
+            log.info(
+                "automatic resolution declined; staff will resolve",
+                rma_id=str(rma_id),
+                reason=error.message,
+            )
+
+
+async def reconcile(context: JobContext) -> None:
+    """Sweep resolutions stuck mid-way (a dead-lettered job, a missed webhook) back into work."""
+    cutoff = utcnow() - STALE_AFTER
+    slot = context.job.payload.get("slot", utcnow().isoformat())
+    async with context.database.session() as session, session.begin():
+        stuck = (
+            await session.exec(
+                select(Resolution)
+                .where(
+                    col(Resolution.kind) == ResolutionKind.REFUND,
+                    col(Resolution.status).in_(
+                        [
+                            ResolutionStatus.SUBMITTING.value,
+                            ResolutionStatus.PROCESSING.value,
+                            ResolutionStatus.PENDING.value,
+                        ]
+                    ),
+                    col(Resolution.provider) == PaymentProviderName.STRIPE,
+                    sa.or_(
+                        col(Resolution.updated_at).is_(None), col(Resolution.updated_at) < cutoff
+                    ),
+                )
+                .limit(500)
+            )
+        ).all()
+        for resolution in stuck:
+            kind = (
+                REFRESH_REFUND
+                if resolution.status is ResolutionStatus.PROCESSING
+                else EXECUTE_REFUND
+            )
+            await enqueue_once(
+                session,
+                kind,
+                f"reconcile:{resolution.id}:{slot}",
+                {"resolutionId": str(resolution.id), "provider": resolution.provider.value},
+                merchant_id=resolution.merchant_id,
+                lock_key=f"rma:{resolution.rma_id}",
+            )

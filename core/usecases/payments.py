@@ -1,0 +1,212 @@
+"""The phases of moving money for a resolution, each one transaction.
+
+Phase A marks an attempt (``SUBMITTING``, attempts + 1) before any provider call; the provider is
+then called outside any transaction with the resolution's stored idempotency key; phase B
+records what the provider said (:func:`core.usecases.resolutions.record_provider_refund`). A
+crash anywhere leaves a state from which the next attempt continues without paying twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Customer, Order, OrderPayment, Resolution, Rma
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+from core.usecases.common import lock_rma, now_or, record_event
+
+_ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAttempt:
+    merchant_id: uuid.UUID
+    resolution_id: uuid.UUID
+    rma_number: str
+    payment_reference: str | None
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    attempts: int
+    first_attempted_at: datetime
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What the refund carries, so that it can be found again by its resolution."""
+        return {
+            "merchant_id": str(self.merchant_id),
+            "rma_number": self.rma_number,
+            "resolution_id": str(self.resolution_id),
+        }
+
+
+async def begin_refund_attempt(
+    session: AsyncSession,
+    resolution_id: uuid.UUID,
+    provider: PaymentProviderName,
+    *,
+    now: datetime | None = None,
+) -> RefundAttempt | None:
+    """Phase A: claim the next attempt at a refund; ``None`` when there is nothing left to do.
+
+    The update is conditional on the status, so a stale worker that lost its job cannot start
+    an attempt on a resolution that has moved on.
+    """
+    moment = now_or(now)
+    async with session.begin():
+        claimed = (
+            (
+                await session.exec(
+                    sa.update(Resolution)
+                    .where(
+                        col(Resolution.id) == resolution_id,
+                        col(Resolution.kind) == ResolutionKind.REFUND,
+                        col(Resolution.provider) == provider,
+                        col(Resolution.status).in_([s.value for s in _ATTEMPTABLE]),
+                    )
+                    .values(
+                        status=ResolutionStatus.SUBMITTING,
+                        attempts=Resolution.attempts + 1,
+                        updated_at=moment,
+                    )
+                    .returning(Resolution)
+                )
+            )
+            .scalars()
+            .one_or_none()
+        )
+        if claimed is None:
+            return None
+        rma = await session.get(Rma, claimed.rma_id)
+        payment = (
+            await session.exec(
+                select(OrderPayment)
+                .where(
+                    OrderPayment.order_id == claimed.order_id,
+                    OrderPayment.provider == provider,
+                    col(OrderPayment.captured_minor) > 0,
+                )
+                .order_by(col(OrderPayment.captured_minor).desc())
+            )
+        ).first()
+        return RefundAttempt(
+            merchant_id=claimed.merchant_id,
+            resolution_id=claimed.id,
+            rma_number=rma.number if rma else "",
+            payment_reference=payment.reference if payment else None,
+            amount_minor=claimed.amount_minor,
+            currency=claimed.currency,
+            idempotency_key=claimed.idempotency_key,
+            attempts=claimed.attempts,
+            first_attempted_at=claimed.created_at,
+        )
+
+
+async def mark_requires_review(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    resolution_id: uuid.UUID,
+    reason: str,
+    *,
+    actor: str = "system",
+    now: datetime | None = None,
+) -> None:
+    """Stop automatic handling: a person must look before any money moves again."""
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await session.get(Resolution, resolution_id, with_for_update=True)
+        if resolution is None or resolution.merchant_id != merchant_id:
+            return
+        if resolution.status not in (*_ATTEMPTABLE, ResolutionStatus.PROCESSING):
+            return
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        resolution.status = ResolutionStatus.REQUIRES_REVIEW
+        resolution.failure_reason = reason[:2000]
+        resolution.updated_at = moment
+        session.add(resolution)
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="RESOLUTION_NEEDS_REVIEW",
+            now=moment,
+            message=reason[:2000],
+            data={"resolutionId": str(resolution.id)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreditMirror:
+    merchant_id: uuid.UUID
+    resolution_id: uuid.UUID
+    customer_reference: str | None
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    description: str
+    already_mirrored: bool
+
+
+async def store_credit_mirror(
+    session: AsyncSession, resolution_id: uuid.UUID
+) -> CreditMirror | None:
+    """What to mirror to the provider's customer balance for a settled store credit."""
+    async with session.begin():
+        resolution = await session.get(Resolution, resolution_id)
+        if (
+            resolution is None
+            or resolution.kind is not ResolutionKind.STORE_CREDIT
+            or resolution.status is not ResolutionStatus.SUCCEEDED
+        ):
+            return None
+        order = await session.get(Order, resolution.order_id)
+        customer = await session.get(Customer, order.customer_id) if order else None
+        rma = await session.get(Rma, resolution.rma_id)
+        return CreditMirror(
+            merchant_id=resolution.merchant_id,
+            resolution_id=resolution.id,
+            customer_reference=customer.stripe_customer_id if customer else None,
+            amount_minor=resolution.amount_minor,
+            currency=resolution.currency,
+            idempotency_key=f"{resolution.idempotency_key}-balance",
+            description=f"Store credit for {rma.number if rma else 'a return'}",
+            already_mirrored=bool(resolution.breakdown.get("mirroredAs")),
+        )
+
+
+async def record_credit_mirrored(
+    session: AsyncSession,
+    resolution_id: uuid.UUID,
+    transaction_reference: str,
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Note on the resolution and the timeline that the provider's balance was credited."""
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await session.get(Resolution, resolution_id, with_for_update=True)
+        if resolution is None or resolution.breakdown.get("mirroredAs"):
+            return
+        rma = await lock_rma(session, resolution.merchant_id, resolution.rma_id)
+        resolution.breakdown = {**resolution.breakdown, "mirroredAs": transaction_reference}
+        resolution.updated_at = moment
+        session.add(resolution)
+        await record_event(
+            session,
+            rma,
+            actor="system",
+            kind="STORE_CREDIT_MIRRORED",
+            now=moment,
+            message=f"customer balance credited {resolution.amount_minor} {resolution.currency}",
+            data={
+                "resolutionId": str(resolution.id),
+                "providerReference": transaction_reference,
+                "amountMinor": resolution.amount_minor,
+                "currency": resolution.currency,
+            },
+        )
