@@ -21,6 +21,7 @@ from core.rules.policy import (
     LineFacts,
     LineRequest,
     evaluate_line,
+    passes_inspection,
     restocking_fee_applies,
 )
 
@@ -620,3 +621,26 @@ def test_eligibility_always_follows_the_codes(
     if result.eligible and request is not None:
         assert request.quantity <= result.max_quantity
     assert result.needs_review == (result.eligible and C.WARRANTY_ONLY in result.codes)
+
+
+@pytest.mark.parametrize("condition", list(ItemCondition), ids=str)
+@pytest.mark.parametrize("reason", sorted(MERCHANT_FAULT_REASONS), ids=str)
+def test_the_merchants_mistakes_pass_inspection_in_any_condition(
+    reason: ReturnReason, condition: ItemCondition
+) -> None:
+    assert passes_inspection(reason, condition)
+
+
+@pytest.mark.parametrize(
+    ("condition", "passes"),
+    [
+        (ItemCondition.UNOPENED, True),
+        (ItemCondition.OPENED, True),
+        (ItemCondition.USED, False),
+        (ItemCondition.DAMAGED, False),
+    ],
+)
+def test_an_unwanted_item_passes_inspection_only_unused_and_undamaged(
+    condition: ItemCondition, passes: bool
+) -> None:
+    assert passes_inspection(ReturnReason.UNWANTED, condition) is passes
