@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             stop.set()
             if running is not None:
                 await running
+            await intake.inbox.close()
             if owned:
                 await db.dispose()
 

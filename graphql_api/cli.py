@@ -7,6 +7,7 @@ print one readable line on standard error and exit with status 1.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -197,11 +198,17 @@ def schema() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Leave jobs to separate `rma worker` processes.")
+    ] = False,
 ) -> None:
-    """Serve the API with uvicorn (uvloop and httptools)."""
+    """Serve the API with uvicorn (uvloop and httptools); runs jobs in-process too."""
     import uvicorn
 
+    if no_worker:
+        # The app factory reads its settings from the environment in each server process.
+        os.environ["RMA_RUN_WORKER"] = "false"
     load_settings()
     uvicorn.run(
         "graphql_api.app:create_app",

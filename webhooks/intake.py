@@ -14,18 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from core.database import Database
-from core.entities import Connection, WebhookDelivery
-from core.enums import Platform, WebhookState
-from core.jobs.kinds import PROCESS_DELIVERY
-from core.jobs.queue import enqueue
+from core.entities import Connection
+from core.enums import Platform
 from core.secrets import SecretsUnreadable, Vault
 from core.usecases.connections import normalize_account, read_secrets
+from webhooks.inbox import InboxWriter, NewDelivery
 from webhooks.signatures import (
     shopify_signature_valid,
     stripe_signature_valid,
@@ -122,12 +121,18 @@ def is_woocommerce_ping(request: Request, body: bytes) -> bool:
 
 
 class WebhookIntake:
+    # Connections and their secrets are kept this long in the process: a verified delivery then
+    # costs no read. A failed check always re-reads, so a rotated secret works at once.
+    CACHE_SECONDS = 30.0
+
     def __init__(
         self, database: Database, vault: Vault, *, on_enqueued: Callable[[], None] | None = None
     ) -> None:
         self.database = database
         self.vault = vault
         self.on_enqueued = on_enqueued
+        self.inbox = InboxWriter(database)
+        self._cache: dict[uuid.UUID, tuple[float, Connection, list[str]]] = {}
 
     def routes(self) -> list[Route]:
         return [Route("/webhooks/{platform}/{connection_id}", self.receive, methods=["POST"])]
@@ -135,31 +140,64 @@ class WebhookIntake:
     async def receive(self, request: Request) -> Response:
         body = await request.body()
         try:
-            platform, connection = await self._connection(request)
+            platform, connection_id = _parse_path(request)
+            connection, secrets = await self._connection(platform, connection_id)
             if platform is Platform.WOOCOMMERCE and is_woocommerce_ping(request, body):
                 return JSONResponse({"received": True, "ping": True})
-            secrets = read_secrets(self.vault, connection).webhook_secrets
-            verified = self._verify(platform, request, body, connection, secrets)
+            try:
+                verified = self._verify(platform, request, body, connection, secrets)
+            except Refused:
+                # Maybe the secrets changed since they were cached: check once against fresh ones.
+                connection, secrets = await self._connection(platform, connection_id, fresh=True)
+                verified = self._verify(platform, request, body, connection, secrets)
         except Refused as refusal:
             log.info("webhook refused", status=refusal.status, reason=refusal.reason)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
         except SecretsUnreadable:
             log.error("webhook secrets unreadable", connection=str(request.path_params))
             return JSONResponse({"error": "connection secrets unreadable"}, status_code=401)
-        duplicate = await self._store(connection, platform, verified, request, body)
+        headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+        try:
+            duplicate = await self.inbox.store(
+                NewDelivery(
+                    merchant_id=connection.merchant_id,
+                    connection_id=connection.id,
+                    platform=platform,
+                    topic=verified.topic,
+                    dedupe_key=verified.dedupe_key,
+                    body=body,
+                    headers=headers,
+                )
+            )
+        except SQLAlchemyError as error:
+            # Not stored: say so, and the platform delivers again later.
+            log.error("webhook not stored", error=str(error)[:200])
+            return JSONResponse({"error": "not stored, try again"}, status_code=503)
+        if not duplicate and self.on_enqueued is not None:
+            self.on_enqueued()
         return JSONResponse({"received": True, "duplicate": duplicate})
 
-    async def _connection(self, request: Request) -> tuple[Platform, Connection]:
-        try:
-            platform = Platform(request.path_params["platform"])
-            connection_id = uuid.UUID(request.path_params["connection_id"])
-        except ValueError as error:
-            raise Refused(404, "unknown webhook URL") from error
-        async with self.database.read_session() as session:
-            connection = await session.get(Connection, connection_id)
-        if connection is None or connection.platform is not platform or connection.disabled_at:
+    async def _connection(
+        self, platform: Platform, connection_id: uuid.UUID, *, fresh: bool = False
+    ) -> tuple[Connection, list[str]]:
+        cached = self._cache.get(connection_id)
+        now = time.monotonic()
+        if cached is not None and not fresh and cached[0] > now:
+            connection, secrets = cached[1], cached[2]
+        else:
+            async with self.database.read_session() as session:
+                found = await session.get(Connection, connection_id)
+            if found is None:
+                self._cache.pop(connection_id, None)
+                raise Refused(404, "unknown webhook URL")
+            connection = found
+            secrets = read_secrets(self.vault, connection).webhook_secrets
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[connection_id] = (now + self.CACHE_SECONDS, connection, secrets)
+        if connection.platform is not platform or connection.disabled_at:
             raise Refused(404, "unknown webhook URL")
-        return platform, connection
+        return connection, secrets
 
     @staticmethod
     def _verify(
@@ -177,37 +215,12 @@ class WebhookIntake:
             return verify_stripe(request, body, secrets)
         raise Refused(404, "unknown webhook URL")
 
-    async def _store(
-        self,
-        connection: Connection,
-        platform: Platform,
-        verified: Verified,
-        request: Request,
-        body: bytes,
-    ) -> bool:
-        """Store the delivery and its processing job in one transaction; True if seen before."""
-        headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
-        try:
-            async with self.database.session() as session, session.begin():
-                delivery = WebhookDelivery(
-                    merchant_id=connection.merchant_id,
-                    connection_id=connection.id,
-                    platform=platform,
-                    topic=verified.topic,
-                    dedupe_key=verified.dedupe_key,
-                    body=body,
-                    headers=headers,
-                    state=WebhookState.RECEIVED,
-                )
-                session.add(delivery)
-                enqueue(
-                    session,
-                    PROCESS_DELIVERY,
-                    {"deliveryId": str(delivery.id)},
-                    merchant_id=connection.merchant_id,
-                )
-        except IntegrityError:
-            return True
-        if self.on_enqueued is not None:
-            self.on_enqueued()
-        return False
+
+def _parse_path(request: Request) -> tuple[Platform, uuid.UUID]:
+    try:
+        return (
+            Platform(request.path_params["platform"]),
+            uuid.UUID(request.path_params["connection_id"]),
+        )
+    except ValueError as error:
+        raise Refused(404, "unknown webhook URL") from error

@@ -33,6 +33,7 @@ from sqlmodel import col, select
 
 from core.database import Database
 from core.entities import Job, utcnow
+from core.entities.columns import UtcDateTime
 from core.enums import JobState
 from core.jobs.queue import enqueue_once
 from core.jobs.timing import retry_delay, slot_start
@@ -92,6 +93,7 @@ class Worker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _running: set[asyncio.Task[None]] = field(default_factory=set)
     _last_reap: float = 0.0
+    _claim_sql: Any = None
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (a hint; polling is the guarantee)."""
@@ -185,8 +187,10 @@ class Worker:
             task.add_done_callback(self._running.discard)
         return claimed_any
 
-    async def _claim(self) -> Job | None:
-        now = utcnow()
+    def _claim_statement(self) -> Any:
+        """The claim, built once per worker (its times are bound per call)."""
+        if self._claim_sql is not None:
+            return self._claim_sql
         running = aliased(Job)
         key_busy = (
             sa.select(col(running.id))
@@ -201,7 +205,7 @@ class Worker:
             sa.select(col(Job.id))
             .where(
                 col(Job.state) == JobState.QUEUED,
-                col(Job.run_at) <= now,
+                col(Job.run_at) <= sa.bindparam("now", type_=UtcDateTime()),
                 # A worker takes only the kinds it can run, so workers of different versions
                 # or with different plugins can share one queue.
                 col(Job.kind).in_(list(self.handlers)),
@@ -212,21 +216,30 @@ class Worker:
             .with_for_update(skip_locked=True)
             .cte("candidate")
         )
-        statement = (
+        self._claim_sql = (
             sa.update(Job)
             .where(col(Job.id) == candidate.c.id, col(Job.state) == JobState.QUEUED)
             .values(
                 state=JobState.RUNNING,
                 locked_by=self.name,
-                locked_until=now + self.lease,
+                locked_until=sa.bindparam("until", type_=UtcDateTime()),
                 attempts=Job.attempts + 1,
-                started_at=now,
+                started_at=sa.bindparam("now", type_=UtcDateTime()),
             )
             .returning(Job)
         )
+        return self._claim_sql
+
+    async def _claim(self) -> Job | None:
+        now = utcnow()
+        statement = self._claim_statement()
+        params = {"now": now, "until": now + self.lease}
         try:
             async with self.database.session() as session, session.begin():
-                return (await session.exec(statement)).scalars().one_or_none()
+                claimed: Job | None = (
+                    (await session.exec(statement, params=params)).scalars().one_or_none()
+                )
+                return claimed
         except IntegrityError:
             # Another worker started a job with the same lock key at this instant.
             return None

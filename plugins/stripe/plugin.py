@@ -20,6 +20,23 @@ from plugins.stripe.provider import StripeProvider
 DEFAULT_API_BASE = "https://api.stripe.com"
 
 
+class FormBodyHTTPXClient(stripe.HTTPXClient):
+    """stripe's httpx client, sending its already-encoded form body as ``content``.
+
+    stripe passes the encoded string as ``data=``, which httpx deprecates for raw bodies.
+    """
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Any, post_data: Any
+    ) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        elif kwargs.get("data") == {}:
+            kwargs.pop("data")
+        return args, kwargs
+
+
 @dataclass
 class StripePlugin:
     """Builds a provider per merchant from its Stripe connection's sealed secret key."""
@@ -50,7 +67,7 @@ class StripePlugin:
                 return None
             if self._http is None:
                 # One HTTP client for the process; every merchant's key rides on its requests.
-                self._http = stripe.HTTPXClient(timeout=timeout)
+                self._http = FormBodyHTTPXClient(timeout=timeout)
             client = stripe.StripeClient(
                 secret_key,
                 base_addresses={"api": api_base},
