@@ -68,3 +68,7 @@ class PaymentProvider(Protocol):
     ) -> str:
         """Credit a customer's balance at the provider; returns the provider's transaction id."""
         ...
+
+    async def close(self) -> None:
+        """Release connections; the provider is not used after this."""
+        ...

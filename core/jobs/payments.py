@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from core.database import Database
 from core.entities import OrderPayment, Resolution, Rma, utcnow
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
 from core.errors import DomainError
+from core.jobs import failpoints
 from core.jobs.kinds import EXECUTE_REFUND, REFRESH_REFUND
 from core.jobs.queue import enqueue_once
 from core.jobs.worker import JobContext, PermanentJobError
@@ -51,9 +53,18 @@ ProviderLookup = Callable[
 ]
 
 
-def _providers(context: JobContext) -> ProviderLookup:
+@contextlib.asynccontextmanager
+async def _provider_for(
+    context: JobContext, merchant_id: uuid.UUID, name: PaymentProviderName
+) -> AsyncIterator[PaymentProvider | None]:
+    """The merchant's provider for this job, closed afterwards; None when not connected."""
     lookup: ProviderLookup = context.services["payment_providers"]
-    return lookup
+    provider = await lookup(context.database, merchant_id, name)
+    try:
+        yield provider
+    finally:
+        if provider is not None:
+            await provider.close()
 
 
 async def _fail(context: JobContext, attempt: RefundAttempt, reason: str) -> None:
@@ -87,21 +98,34 @@ async def execute_refund(context: JobContext) -> None:
     """Refund a resolution through its provider, exactly once whatever fails in between."""
     resolution_id = uuid.UUID(context.job.payload["resolutionId"])
     provider_name = PaymentProviderName(context.job.payload["provider"])
+    failpoints.reached("refund.after_claim")
     async with context.database.session() as session:
         attempt = await begin_refund_attempt(session, resolution_id, provider_name)
     if attempt is None:
         return  # settled already, or being handled by a person
+    failpoints.reached("refund.after_attempt_recorded")
     if attempt.payment_reference is None:
         await _fail(context, attempt, f"the order has no captured {provider_name.value} payment")
         return
-    provider = await _providers(context)(context.database, attempt.merchant_id, provider_name)
-    if provider is None:
-        await _fail(context, attempt, f"the merchant has no {provider_name.value} connection")
-        return
+    async with _provider_for(context, attempt.merchant_id, provider_name) as provider:
+        if provider is None:
+            await _fail(context, attempt, f"the merchant has no {provider_name.value} connection")
+            return
+        await _refund_through(context, provider, attempt, attempt.payment_reference, provider_name)
+
+
+async def _refund_through(
+    context: JobContext,
+    provider: PaymentProvider,
+    attempt: RefundAttempt,
+    payment_reference: str,
+    provider_name: PaymentProviderName,
+) -> None:
+    resolution_id = attempt.resolution_id
     refund = None
     if attempt.attempts > 1 or utcnow() - attempt.first_attempted_at > KEY_TRUST:
         # An earlier attempt may have made the refund without us hearing back.
-        refund = await provider.find_refund(attempt.payment_reference, str(resolution_id))
+        refund = await provider.find_refund(payment_reference, str(resolution_id))
     if refund is None:
         if attempt.attempts > MAX_BLIND_ATTEMPTS:
             async with context.database.session() as session:
@@ -116,7 +140,7 @@ async def execute_refund(context: JobContext) -> None:
         try:
             refund = await provider.create_refund(
                 RefundRequest(
-                    payment_reference=attempt.payment_reference,
+                    payment_reference=payment_reference,
                     amount_minor=attempt.amount_minor,
                     currency=attempt.currency,
                     idempotency_key=attempt.idempotency_key,
@@ -134,7 +158,9 @@ async def execute_refund(context: JobContext) -> None:
                 )
             return
         # ProviderAmbiguous propagates: the job retries with backoff and looks first.
+    failpoints.reached("refund.after_provider_answered")
     await _record(context, attempt.merchant_id, refund, resolution_id)
+    failpoints.reached("refund.before_job_acknowledged")
 
 
 async def refresh_refund(context: JobContext) -> None:
@@ -154,12 +180,10 @@ async def refresh_refund(context: JobContext) -> None:
             ).first()
     if resolution is None or payment is None:
         return
-    provider = await _providers(context)(
-        context.database, resolution.merchant_id, resolution.provider
-    )
-    if provider is None:
-        return
-    refund = await provider.find_refund(payment.reference, str(resolution_id))
+    async with _provider_for(context, resolution.merchant_id, resolution.provider) as provider:
+        if provider is None:
+            return
+        refund = await provider.find_refund(payment.reference, str(resolution_id))
     if refund is not None:
         await _record(context, resolution.merchant_id, refund, resolution_id)
 
@@ -184,20 +208,20 @@ async def apply_store_credit(context: JobContext) -> None:
         mirror = await store_credit_mirror(session, resolution_id)
     if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
         return
-    provider = await _providers(context)(context.database, merchant_id, PaymentProviderName.STRIPE)
-    if provider is None:
-        return
-    try:
-        reference = await provider.credit_customer_balance(
-            mirror.customer_reference,
-            mirror.amount_minor,
-            mirror.currency,
-            mirror.idempotency_key,
-            mirror.description,
-        )
-    except ProviderRejected as error:
-        # The ledger is the source of truth; the mirror is a convenience that staff can redo.
-        raise PermanentJobError(f"customer balance not credited: {error}") from error
+    async with _provider_for(context, merchant_id, PaymentProviderName.STRIPE) as provider:
+        if provider is None:
+            return
+        try:
+            reference = await provider.credit_customer_balance(
+                mirror.customer_reference,
+                mirror.amount_minor,
+                mirror.currency,
+                mirror.idempotency_key,
+                mirror.description,
+            )
+        except ProviderRejected as error:
+            # The ledger is the source of truth; the mirror is a convenience staff can redo.
+            raise PermanentJobError(f"customer balance not credited: {error}") from error
     async with context.database.session() as session:
         await record_credit_mirrored(session, resolution_id, reference)
 

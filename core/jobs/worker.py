@@ -94,6 +94,7 @@ class Worker:
     _running: set[asyncio.Task[None]] = field(default_factory=set)
     _last_reap: float = 0.0
     _claim_sql: Any = None
+    _fatal: BaseException | None = None
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (a hint; polling is the guarantee)."""
@@ -104,6 +105,7 @@ class Worker:
         log.info("worker started", worker=self.name, concurrency=self.concurrency)
         failures = 0
         while not stop.is_set():
+            self._raise_if_dead()
             try:
                 await self._housekeeping()
                 claimed = await self._fill()
@@ -127,10 +129,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_seconds
         while loop.time() < deadline:
+            self._raise_if_dead()
             await self._housekeeping()
             claimed = await self._fill()
             if self._running:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
+                self._raise_if_dead()
             elif not claimed:
                 if not await self._outstanding():
                     return self.stats
@@ -184,7 +188,7 @@ class Worker:
             claimed_any = True
             task = asyncio.create_task(self._execute(job))
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(self._finished)
         return claimed_any
 
     def _claim_statement(self) -> Any:
@@ -229,6 +233,20 @@ class Worker:
             .returning(Job)
         )
         return self._claim_sql
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, Exception):
+            # SystemExit, KeyboardInterrupt or a simulated crash: the worker itself must die,
+            # leaving its jobs to the reaper like any dead worker.
+            self._fatal = error
+
+    def _raise_if_dead(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
 
     async def _claim(self) -> Job | None:
         now = utcnow()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import stripe
@@ -26,9 +26,7 @@ class FormBodyHTTPXClient(stripe.HTTPXClient):
     stripe passes the encoded string as ``data=``, which httpx deprecates for raw bodies.
     """
 
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Any, post_data: Any
-    ) -> Any:
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
         args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
         if isinstance(kwargs.get("data"), str | bytes):
             kwargs["content"] = kwargs.pop("data")
@@ -42,7 +40,6 @@ class StripePlugin:
     """Builds a provider per merchant from its Stripe connection's sealed secret key."""
 
     name: str = "stripe"
-    _http: Any = field(default=None, repr=False)
 
     def payment_providers(
         self, vault: Vault, *, api_base: str = DEFAULT_API_BASE, timeout: float = 20.0
@@ -65,16 +62,14 @@ class StripePlugin:
             secret_key = read_secrets(vault, connection).credentials.get("secret_key")
             if not secret_key:
                 return None
-            if self._http is None:
-                # One HTTP client for the process; every merchant's key rides on its requests.
-                self._http = FormBodyHTTPXClient(timeout=timeout)
+            http = FormBodyHTTPXClient(timeout=timeout)
             client = stripe.StripeClient(
                 secret_key,
                 base_addresses={"api": api_base},
                 max_network_retries=2,
-                http_client=self._http,
+                http_client=http,
             )
-            return StripeProvider(client)
+            return StripeProvider(client, http)
 
         return {PaymentProviderName.STRIPE: for_merchant}
 

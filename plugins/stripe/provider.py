@@ -32,6 +32,14 @@ def _refund(found: Any) -> ProviderRefund:
     )
 
 
+def _resolution_of(refund: Any) -> str | None:
+    """The resolution id a refund carries in its metadata (a StripeObject, not a dict)."""
+    metadata = refund.metadata
+    if not metadata or "resolution_id" not in metadata:
+        return None
+    return str(metadata["resolution_id"])
+
+
 def _translate(error: stripe.StripeError) -> Exception:
     message = error.user_message or str(error) or type(error).__name__
     if isinstance(error, stripe.IdempotencyError):
@@ -43,8 +51,12 @@ def _translate(error: stripe.StripeError) -> Exception:
 
 
 class StripeProvider:
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, http: stripe.HTTPXClient) -> None:
         self.client = client
+        self.http = http
+
+    async def close(self) -> None:
+        await self.http.close_async()  # type: ignore[no-untyped-call]
 
     async def create_refund(self, request: RefundRequest) -> ProviderRefund:
         reference = request.payment_reference
@@ -74,8 +86,7 @@ class StripeProvider:
                 page = await self.client.v1.refunds.list_async(params)  # type: ignore[arg-type]
                 for refund in page.data:
                     seen += 1
-                    metadata: Any = refund.metadata or {}
-                    if metadata.get("resolution_id") == resolution_id:
+                    if _resolution_of(refund) == resolution_id:
                         return _refund(refund)
                 if not page.has_more or not page.data:
                     return None

@@ -1,0 +1,179 @@
+"""A merchant connected to the fake Stripe, with paid orders and inspected returns."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from core.database import Database
+from core.entities import Order, Rma, utcnow
+from core.enums import PaymentProviderName
+from core.jobs import failpoints
+from core.jobs.worker import Worker, reap_expired_leases
+from core.migrate import upgrade
+from core.secrets import Vault
+from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
+from core.usecases.connections import connect_platform
+from core.usecases.inspection import InspectedLine, inspect_rma
+from core.usecases.logistics import ReceivedLine, receive_rma
+from core.usecases.orders import (
+    CustomerInput,
+    OrderInput,
+    OrderLineInput,
+    PaymentInput,
+    upsert_order,
+)
+from core.usecases.requests import ReturnLineInput, request_rma
+from graphql_api.runtime import build_worker
+from tests import factories as f
+from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
+from tests.fakes import FakeAccount, FakeStripe
+
+WEBHOOK_SECRET = "whsec_money_world"
+
+
+@pytest.fixture(scope="module")
+def fake_stripe() -> Iterator[FakeStripe]:
+    with FakeStripe() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def money_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of this module alone, so that its workers see only its jobs."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('money') / 'money.db'}"
+        upgrade(url)
+        yield url
+        return
+    server = PostgresServer(POSTGRES_URL)
+    url = asyncio.run(server.create())
+    upgrade(url)
+    yield url
+    asyncio.run(server.drop(url))
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def money_db(money_url: str) -> AsyncIterator[Database]:
+    database = Database(money_url, pool_size=20)
+    yield database
+    await database.dispose()
+
+
+@dataclass
+class World:
+    db: Database
+    fake: FakeStripe
+    account: FakeAccount
+    merchant_id: uuid.UUID
+    settings: Settings
+
+    def worker(self, concurrency: int = 4) -> Worker:
+        worker = build_worker(self.settings, self.db, concurrency=concurrency)
+        worker.retry_base_seconds = 0.01
+        worker.poll_interval = 0.01
+        return worker
+
+    async def run_jobs(self) -> None:
+        await self.worker().run_until_idle(within_seconds=120)
+
+    async def restart_after_crash(self) -> None:
+        """What a restarted worker finds: leases of the dead one expired, jobs back in line."""
+        failpoints.disarm()
+        await reap_expired_leases(self.db, now=utcnow() + self.worker().lease)
+        await self.run_jobs()
+
+    async def paid_order(
+        self, amount_minor: int = 5000, captured_minor: int | None = None, lines: int = 1
+    ) -> Order:
+        per_line = amount_minor // lines
+        payment_intent, _charge = self.fake.create_payment(
+            self.account, captured_minor if captured_minor is not None else per_line * lines, "usd"
+        )
+        async with self.db.session() as session:
+            return await upsert_order(
+                session,
+                self.merchant_id,
+                OrderInput(
+                    platform="storefront",
+                    external_id=uuid.uuid4().hex,
+                    order_number=f"#{uuid.uuid4().hex[:6]}",
+                    currency="USD",
+                    placed_at=f.NOW,
+                    delivered_at=f.NOW,
+                    customer=CustomerInput(email=f"{uuid.uuid4().hex[:8]}@example.com"),
+                    lines=[
+                        OrderLineInput(f"L{index}", f"Item {index}", 1, per_line)
+                        for index in range(lines)
+                    ],
+                    payments=[
+                        PaymentInput(
+                            PaymentProviderName.STRIPE,
+                            payment_intent,
+                            captured_minor if captured_minor is not None else per_line * lines,
+                            "USD",
+                        )
+                    ],
+                ),
+            )
+
+    async def inspected(self, order: Order | None = None) -> Rma:
+        return await f.inspected_rma(self.db, self.merchant_id, order or await self.paid_order())
+
+    async def inspected_one_line(self, order: Order, order_line_id: uuid.UUID) -> Rma:
+        """An inspected RMA for one unit of one line of ``order``."""
+        async with self.db.session() as session:
+            rma = await request_rma(
+                session,
+                self.merchant_id,
+                order_id=order.id,
+                actor="customer",
+                now=f.NOW,
+                lines=[
+                    ReturnLineInput(
+                        order_line_id, 1, "DEFECTIVE", "OPENED", troubleshooting_completed=True
+                    )
+                ],
+            )
+        async with self.db.session() as session:
+            rma = await receive_rma(
+                session,
+                self.merchant_id,
+                rma.id,
+                actor="staff",
+                lines=[ReceivedLine(rma.lines[0].id, 1)],
+            )
+        async with self.db.session() as session:
+            return await inspect_rma(
+                session,
+                self.merchant_id,
+                rma.id,
+                actor="staff",
+                lines=[InspectedLine(rma.lines[0].id, "OPENED", "SCRAP")],
+            )
+
+
+async def make_world(db: Database, fake: FakeStripe, **policy: object) -> World:
+    url = db.url
+    account = fake.add_account()
+    policy = {"return_window_days": 3650, "auto_authorize_max_risk": 100, **policy}
+    merchant = await f.merchant(db, **policy)
+    async with db.session() as session:
+        await connect_platform(
+            session,
+            Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            merchant_id=merchant.id,
+            platform="stripe",
+            account=account.id,
+            credentials={"secret_key": account.secret_key},
+            webhook_secret=WEBHOOK_SECRET,
+        )
+    settings = Settings(database_url=url, stripe_api_base=fake.base_url)
+    return World(db, fake, account, merchant.id, settings)
