@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 import strawberry
@@ -107,6 +108,9 @@ def should_mask(error: GraphQLError) -> bool:
     return not isinstance(original, EXPECTED_ERRORS)
 
 
+SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """Keep expected errors (with their ``code``), replace the rest with a generic message.
 
@@ -114,8 +118,9 @@ class MaskUnexpectedErrors(MaskErrors):
     find it without the caller ever seeing a traceback or SQL.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
         super().__init__(should_mask_error=should_mask, error_message="Unexpected error.")
+        self.hide_suggestions = hide_suggestions
 
     def _request_id(self) -> str | None:
         context = self.execution_context.context
@@ -137,4 +142,7 @@ class MaskUnexpectedErrors(MaskErrors):
         for error in errors:
             if isinstance(error.original_error, DomainError):
                 error.extensions = {**(error.extensions or {}), "code": error.original_error.code}
+            if self.hide_suggestions and SUGGESTION.search(error.message):
+                # With introspection off, "did you mean" would still reveal the schema.
+                error.message = SUGGESTION.sub("", error.message)
         return super()._process_errors(errors)

@@ -12,7 +12,7 @@ from core import entities, queries
 from core.enums import ReturnReason as CoreReason
 from core.enums import RmaStatus as CoreStatus
 from core.errors import InvalidInput, NotFound
-from core.usecases.common import current_policy
+from core.usecases.common import current_policy, require_time
 from core.usecases.lookup import get_rma_by_number
 from core.usecases.requests import order_eligibility
 from graphql_api.context import Info
@@ -68,6 +68,10 @@ def _text(value: str | None, field: str, limit: int = 320) -> str | None:
     if value is not None and len(value) > limit:
         raise InvalidInput(field, f"{field} is longer than {limit} characters")
     return value
+
+
+def _time(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else require_time(value, field)
 
 
 def _page_info(page: queries.Page, edges: list[RmaEdge] | list[OrderEdge]) -> PageInfo:
@@ -170,8 +174,8 @@ class Query:
         order_id = expect_id(chosen.order_id, "Order", field="orderId") if chosen.order_id else None
         rma_filter = queries.RmaFilter(
             statuses=[CoreStatus(status.value) for status in chosen.status or []],
-            created_from=chosen.created_from,
-            created_to=chosen.created_to,
+            created_from=_time(chosen.created_from, "createdFrom"),
+            created_to=_time(chosen.created_to, "createdTo"),
             customer_email=_text(chosen.customer_email, "customerEmail"),
             reason=CoreReason(chosen.reason.value) if chosen.reason else None,
             order_id=order_id,
@@ -211,8 +215,8 @@ class Query:
         order_filter = queries.OrderFilter(
             order_number=_text(chosen.order_number, "orderNumber", 64),
             customer_email=_text(chosen.customer_email, "customerEmail"),
-            placed_from=chosen.placed_from,
-            placed_to=chosen.placed_to,
+            placed_from=_time(chosen.placed_from, "placedFrom"),
+            placed_to=_time(chosen.placed_to, "placedTo"),
             customer_id=info.context.customer_id,
         )
         async with info.context.database.read_session() as session:

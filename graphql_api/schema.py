@@ -37,7 +37,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
     ]
     # Factories: strawberry builds fresh extensions per request (the caches are shared).
     extensions: list[Any] = [
-        MaskUnexpectedErrors,
+        lambda: MaskUnexpectedErrors(hide_suggestions=production),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=2048),
         lambda: AddValidationRules(limits),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -89,6 +90,19 @@ class GraphQLView(GraphQL[Context, None]):
             principal=principal,
         )
 
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request is a JSON object (or a list, refused later as a batch); nothing else."""
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError) as error:
+            raise HTTPException(400, "the body is not JSON this API can read") from error
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "a GraphQL request is a JSON object")
+        if _has_nul(parsed):
+            # PostgreSQL cannot store NUL in text; refuse it before it reaches any query.
+            raise HTTPException(400, "NUL characters are not accepted")
+        return parsed
+
     async def parse_http_body(self, request: Any) -> GraphQLRequestData:
         data = await super().parse_http_body(request)
         if isinstance(data, list):  # batching is off; the base class already refused it
@@ -112,6 +126,21 @@ class GraphQLView(GraphQL[Context, None]):
                     ]
                 }
             )
+
+
+def _has_nul(document: Any) -> bool:
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class BodyLimit:

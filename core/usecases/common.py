@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -51,7 +51,27 @@ def clean_text(value: str | None, field: str, *, limit: int = MAX_TEXT) -> str:
     text = (value or "").strip()
     if len(text) > limit:
         raise InvalidInput(field, f"{field} is longer than {limit} characters")
+    if "\x00" in text:
+        raise InvalidInput(field, f"{field} contains a NUL character")
     return text
+
+
+# The oldest and newest times the service stores; anything outside is a typo, not a date.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def require_time(value: datetime, field: str) -> datetime:
+    """A timezone-aware time within the years the service stores, converted to UTC."""
+    if value.tzinfo is None:
+        raise InvalidInput(field, f"{field} needs a timezone (e.g. 2026-11-01T12:00:00Z)")
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidInput(field, f"{field} is out of range") from error
+    if not EARLIEST <= moment < LATEST:
+        raise InvalidInput(field, f"{field} is out of range")
+    return moment
 
 
 def now_or(now: datetime | None) -> datetime:

@@ -17,7 +17,7 @@ from core.entities import Customer, Merchant, Order, OrderLine, OrderPayment, Rm
 from core.enums import PaymentProviderName, Platform
 from core.errors import Conflict, CurrencyMismatch, InvalidInput, NotFound
 from core.money import normalize_currency
-from core.usecases.common import as_uuid, clean_text, now_or, require_unique
+from core.usecases.common import as_uuid, clean_text, now_or, require_time, require_unique
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -72,9 +72,16 @@ class OrderInput:
     payments: Sequence[PaymentInput] = field(default_factory=tuple)
 
 
+# Amounts are 32-bit integers of minor units in storage and in GraphQL: $21 million, or
+# ¥2.1 billion, per order. Larger orders are refused rather than wrapped.
+MAX_MINOR = 2**31 - 1
+
+
 def _non_negative(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInput(name, f"{name} must be a whole number of minor units, not negative")
+    if value > MAX_MINOR:
+        raise InvalidInput(name, f"{name} is above {MAX_MINOR} minor units")
     return value
 
 
@@ -103,10 +110,9 @@ def _validate(order: OrderInput) -> tuple[Platform, str]:
         raise InvalidInput("externalId", "an order needs the platform's id (at most 64 chars)")
     if not order.order_number.strip() or len(order.order_number) > 64:
         raise InvalidInput("orderNumber", "an order needs a number (at most 64 characters)")
-    if order.placed_at.tzinfo is None or (
-        order.delivered_at is not None and order.delivered_at.tzinfo is None
-    ):
-        raise InvalidInput("placedAt", "times must be timezone-aware")
+    require_time(order.placed_at, "placedAt")
+    if order.delivered_at is not None:
+        require_time(order.delivered_at, "deliveredAt")
     if order.delivered_at is not None and order.delivered_at < order.placed_at:
         raise InvalidInput("deliveredAt", "an order cannot be delivered before it was placed")
     if not order.lines:
@@ -115,6 +121,12 @@ def _validate(order: OrderInput) -> tuple[Platform, str]:
     for index, line in enumerate(order.lines):
         _validate_line(line, index)
     _non_negative(order.shipping_minor, "shippingMinor")
+    total = order.shipping_minor + sum(
+        line.unit_price_minor * line.quantity - line.discount_minor + line.tax_minor
+        for line in order.lines
+    )
+    if total > MAX_MINOR:
+        raise InvalidInput("lines", f"the order's total is above {MAX_MINOR} minor units")
     for index, payment in enumerate(order.payments):
         if normalize_currency(payment.currency) != currency:
             raise CurrencyMismatch(
