@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from core.database import Database
-from core.entities import Order, Rma, utcnow
+from core.entities import Customer, Order, Rma, utcnow
 from core.enums import PaymentProviderName
 from core.jobs import failpoints
 from core.jobs.worker import Worker, reap_expired_leases
@@ -74,6 +74,7 @@ class World:
     account: FakeAccount
     merchant_id: uuid.UUID
     settings: Settings
+    connection_id: uuid.UUID
 
     def worker(self, concurrency: int = 4) -> Worker:
         worker = build_worker(self.settings, self.db, concurrency=concurrency)
@@ -124,6 +125,12 @@ class World:
                 ),
             )
 
+    async def email_of(self, order: Order) -> str:
+        async with self.db.read_session() as session:
+            customer = await session.get(Customer, order.customer_id)
+        assert customer is not None
+        return customer.email
+
     async def inspected(self, order: Order | None = None) -> Rma:
         return await f.inspected_rma(self.db, self.merchant_id, order or await self.paid_order())
 
@@ -166,7 +173,7 @@ async def make_world(db: Database, fake: FakeStripe, **policy: object) -> World:
     policy = {"return_window_days": 3650, "auto_authorize_max_risk": 100, **policy}
     merchant = await f.merchant(db, **policy)
     async with db.session() as session:
-        await connect_platform(
+        connection = await connect_platform(
             session,
             Vault(DEVELOPMENT_ENCRYPTION_KEY),
             merchant_id=merchant.id,
@@ -176,4 +183,4 @@ async def make_world(db: Database, fake: FakeStripe, **policy: object) -> World:
             webhook_secret=WEBHOOK_SECRET,
         )
     settings = Settings(database_url=url, stripe_api_base=fake.base_url)
-    return World(db, fake, account, merchant.id, settings)
+    return World(db, fake, account, merchant.id, settings, connection.id)
