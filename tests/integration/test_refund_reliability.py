@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from core.database import Database
-from core.entities import Job, Resolution, Rma, RmaEvent
+from core.entities import Customer, Job, Resolution, Rma, RmaEvent
 from core.enums import JobState, ResolutionStatus, RmaStatus
 from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
@@ -226,3 +226,31 @@ async def test_a_replayed_server_error_ends_in_review_never_in_a_second_refund(
     assert fake_stripe.refunds(world.account) == []
     assert await status_of(world, rma.id) is RmaStatus.RESOLVING
     assert json.dumps(stored.failure_reason).count("check the provider") == 1
+
+
+async def test_store_credit_is_mirrored_to_the_stripe_customer_balance_once(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe, store_credit_bonus_percent=10)
+    stripe_customer = fake_stripe.create_customer(world.account, email="credit@example.com")
+    order = await world.paid_order(amount_minor=2000)
+    async with world.db.session() as session, session.begin():
+        customer = await session.get(Customer, order.customer_id)
+        assert customer is not None
+        customer.stripe_customer_id = stripe_customer
+        session.add(customer)
+    rma = await world.inspected(order)
+    async with world.db.session() as session:
+        chosen = await resolve_rma(
+            session, world.merchant_id, rma.id, kind="STORE_CREDIT", actor="s"
+        )
+    await world.run_jobs()
+    await world.run_jobs()
+    [transaction] = fake_stripe.balance_transactions(world.account, stripe_customer)
+    assert transaction["amount"] == -2200
+    assert fake_stripe.customer(stripe_customer)["balance"] == -2200
+    stored = await resolution_of(world, rma.id)
+    assert stored.status is ResolutionStatus.SUCCEEDED
+    assert stored.breakdown["mirroredAs"] == transaction["id"]
+    assert stored.amount_minor == chosen.resolution.amount_minor == 2200
+    assert fake_stripe.refunds(world.account) == []

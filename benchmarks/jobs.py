@@ -1,0 +1,704 @@
+"""How fast the job queue runs: no-op jobs per second, and the delay from commit to job start.
+
+The real ``core.jobs.worker.Worker`` runs a no-op handler registered for the benchmark kind
+``bench.noop``, in three configurations, each on a fresh database:
+
+- SQLite, one runner in this process (as under ``rma serve``: it shares the app's ``Database``);
+- PostgreSQL, one worker process;
+- PostgreSQL, four worker processes.
+
+A worker process is this script started again with ``--run-worker URL``: it builds
+``Worker(Database(url), {"bench.noop": handler}, concurrency=N)``, runs until SIGTERM, and prints
+its ``WorkerStats`` as JSON. Processes are not pinned; PostgreSQL and the runners share the
+machine's CPUs.
+
+Each configuration measures two things:
+
+1. Throughput: with the runners started and idle, ``--jobs`` jobs are committed at once in one
+   transaction (timed: "enqueue jobs/s"), and the runners drain them. Jobs per second is the
+   number of jobs over the span from the first claim (``job.started_at``) to the last finish
+   (``job.finished_at``). "Runner CPU ms/job" is the runners' CPU time over the drain per job
+   (for the in-process runner, this whole process; PostgreSQL's own CPU is not in it). The
+   script checks that every job ended DONE after one attempt.
+2. Commit-to-start delay: with the runners idle, ``--probes`` jobs are enqueued one at a time,
+   each in its own transaction, at about ``--rate`` a second (randomized gaps, so probes do not
+   line up with the worker's poll). The enqueuer notes the wall-clock time after each commit;
+   the handler notes the time it starts and inserts ``(job_id, started)`` into a
+   ``bench_start`` table the benchmark creates in its throwaway database. The delay is the
+   difference (same machine, same clock). The in-process runner is measured twice: polling
+   only, and with ``Worker.wake()`` called after each commit, as the webhook intake does;
+   separate processes have no wake-up and rely on polling (``Worker.poll_interval``).
+
+Run it from the project root:
+
+    .venv/bin/python benchmarks/jobs.py
+    .venv/bin/python benchmarks/jobs.py --jobs 5000 --probes 200 --rate 20
+    .venv/bin/python benchmarks/jobs.py --sqlite-only
+
+PostgreSQL comes from ``--postgres-url`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``);
+when it does not answer, its configurations are skipped with a line saying so. Each throwaway
+database is dropped at the end, even after a failure. The defaults take about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import sqlalchemy as sa
+import structlog
+from sqlmodel import col, select
+
+from core.database import Database
+from core.entities import Job
+from core.enums import JobState
+from core.jobs.queue import enqueue
+from core.jobs.worker import JobContext, Worker, WorkerStats
+from core.migrate import upgrade
+
+SCRIPT = Path(__file__).resolve()
+PROJECT = SCRIPT.parent.parent
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+KIND = "bench.noop"
+STATE_POLL_SECONDS = 0.2
+SETTLE_SECONDS = 1.0
+STOP_SECONDS = 60.0
+STARTUP_SECONDS = 60.0
+READY = "bench worker ready"
+BENCH_TABLE = """CREATE TABLE bench_start (
+    job_id VARCHAR(36) PRIMARY KEY,
+    started DOUBLE PRECISION NOT NULL
+)"""
+INSERT_START = sa.text("INSERT INTO bench_start (job_id, started) VALUES (:job_id, :started)")
+
+
+class BenchError(RuntimeError):
+    """Something the benchmark needs failed; the message says what."""
+
+
+def progress(message: str) -> None:
+    sys.stdout.flush()
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def quiet_logs() -> None:
+    """Keep the worker's info lines ("worker started") out of the report; warnings still show."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+# The handler and the worker process -----------------------------------------------------------
+
+
+async def noop(context: JobContext) -> None:
+    """Do nothing; a probe job first records when it started."""
+    if context.job.payload.get("probe"):
+        started = time.time()
+        async with context.database.write_engine.begin() as connection:
+            await connection.execute(
+                INSERT_START, {"job_id": str(context.job.id), "started": started}
+            )
+
+
+def run_worker_process(database_url: str, concurrency: int) -> int:
+    """The ``--run-worker`` entry point: run until SIGTERM, then print the stats as JSON."""
+    quiet_logs()
+
+    async def work() -> WorkerStats:
+        database = Database(database_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        worker = Worker(database, {KIND: noop}, concurrency=concurrency)
+        print(READY, flush=True)
+        try:
+            await worker.run(stop)
+        finally:
+            await database.dispose()
+        return worker.stats
+
+    stats = asyncio.run(work())
+    print(json.dumps(asdict(stats)), flush=True)
+    return 0
+
+
+# Databases ------------------------------------------------------------------------------------
+
+
+def safe_url(url: str) -> str:
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def asyncpg_dsn(url: str) -> str:
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _admin_execute(server_url: str, statement: str | None) -> None:
+    """Run ``statement`` on the server (just connect when it is None)."""
+    try:
+        connection = await asyncpg.connect(asyncpg_dsn(server_url), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        raise BenchError(f"PostgreSQL {safe_url(server_url)}: {error}") from error
+    try:
+        if statement is not None:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def postgres_unreachable(server_url: str) -> str | None:
+    """Why the server cannot be used, or None when it answers."""
+    try:
+        asyncio.run(_admin_execute(server_url, None))
+    except BenchError as error:
+        return str(error)
+    return None
+
+
+@contextmanager
+def fresh_database(backend: str, options: Options, directory: Path) -> Iterator[str]:
+    """A migrated database with the ``bench_start`` table; a PostgreSQL one is dropped after."""
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / f'jobs-{uuid.uuid4().hex[:8]}.db'}"
+        prepare(url)
+        yield url
+        return
+    name = f"rma_bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin_execute(options.postgres_url, f'CREATE DATABASE "{name}"'))
+    try:
+        created = (
+            sa.make_url(options.postgres_url)
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
+        prepare(created)
+        yield created
+    finally:
+        asyncio.run(
+            _admin_execute(options.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+
+
+def prepare(url: str) -> None:
+    upgrade(url)
+
+    async def create_table() -> None:
+        database = Database(url)
+        try:
+            async with database.write_engine.begin() as connection:
+                await connection.execute(sa.text(BENCH_TABLE))
+        finally:
+            await database.dispose()
+
+    asyncio.run(create_table())
+
+
+# Runners --------------------------------------------------------------------------------------
+
+
+class Runners:
+    """The workers of one configuration: started, woken (in-process only), stopped."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """Tell the runners a job was committed; only an in-process worker can hear it."""
+
+    def cpu_seconds(self) -> float:
+        """CPU time the runners have used so far."""
+        raise NotImplementedError
+
+    async def stop(self) -> WorkerStats:
+        raise NotImplementedError
+
+
+class InProcess(Runners):
+    def __init__(self, database: Database, concurrency: int) -> None:
+        self.worker = Worker(database, {KIND: noop}, concurrency=concurrency)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.worker.run(self._stop))
+
+    def wake(self) -> None:
+        self.worker.wake()
+
+    def cpu_seconds(self) -> float:
+        """This whole process: the worker, and the benchmark polling for the count."""
+        return time.process_time()
+
+    async def stop(self) -> WorkerStats:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        return self.worker.stats
+
+
+class Processes(Runners):
+    def __init__(self, database_url: str, count: int, concurrency: int, logs: Path) -> None:
+        self.database_url = database_url
+        self.count = count
+        self.concurrency = concurrency
+        self.logs = logs
+        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    async def start(self) -> None:
+        for number in range(self.count):
+            log = self.logs / f"worker-{uuid.uuid4().hex[:6]}-{number}.log"
+            self.processes.append((spawn_worker(self.database_url, self.concurrency, log), log))
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self.all_ready():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"worker processes not ready after {STARTUP_SECONDS:.0f} s")
+            await asyncio.sleep(0.1)
+
+    def all_ready(self) -> bool:
+        return all(READY in log.read_text(errors="replace") for _process, log in self.processes)
+
+    def cpu_seconds(self) -> float:
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for process, _log in self.processes:
+            stat = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(stat[11]) + int(stat[12])) / ticks
+        return total
+
+    def check_alive(self) -> None:
+        for process, log in self.processes:
+            if process.poll() is not None:
+                raise BenchError(f"worker process exited {process.returncode}:\n{tail(log)}")
+
+    async def stop(self) -> WorkerStats:
+        total = WorkerStats()
+        for process, _log in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process, log in self.processes:
+            try:
+                await asyncio.to_thread(process.wait, STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise BenchError(f"worker process did not stop on SIGTERM:\n{tail(log)}") from None
+            if process.returncode != 0:
+                raise BenchError(f"worker process exited {process.returncode}:\n{tail(log)}")
+            stats = json.loads(log.read_text().strip().splitlines()[-1])
+            for name in (entry.name for entry in fields(WorkerStats)):
+                setattr(total, name, getattr(total, name) + stats[name])
+        return total
+
+    def kill(self) -> None:
+        """Stop whatever is still running (after a failure)."""
+        for process, _log in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def spawn_worker(database_url: str, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
+    """This script as a worker process (``--run-worker``), its output in ``log``."""
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--run-worker",
+                database_url,
+                "--concurrency",
+                str(concurrency),
+            ],
+            cwd=PROJECT,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
+
+
+# Measurements ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Throughput:
+    jobs: int
+    enqueue_seconds: float
+    drain_seconds: float
+    cpu_seconds: float
+    done: int
+    not_done: int
+    rerun: int
+
+    @property
+    def jobs_per_second(self) -> float:
+        return self.jobs / self.drain_seconds
+
+    @property
+    def enqueued_per_second(self) -> float:
+        return self.jobs / self.enqueue_seconds
+
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return 1000.0 * self.cpu_seconds / self.jobs
+
+
+@dataclass(frozen=True)
+class Delays:
+    label: str
+    probes: int
+    delays_ms: list[float]
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.delays_ms)
+        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+@dataclass
+class Config:
+    label: str
+    backend: str
+    runners: int
+    in_process: bool
+    throughput: Throughput | None = None
+    delays: list[Delays] | None = None
+    stats: WorkerStats | None = None
+
+
+async def enqueue_all(database: Database, count: int) -> float:
+    """Enqueue ``count`` no-op jobs in one transaction; the seconds it took."""
+    started = time.perf_counter()
+    async with database.session() as session, session.begin():
+        for _ in range(count):
+            enqueue(session, KIND, {})
+    return time.perf_counter() - started
+
+
+async def count_in_states(database: Database, states: Sequence[JobState]) -> int:
+    statement = select(sa.func.count()).where(col(Job.kind) == KIND, col(Job.state).in_(states))
+    async with database.read_session() as session:
+        return int((await session.exec(statement)).one())
+
+
+async def wait_for_jobs(
+    database: Database, expected: int, runners: Runners, within_seconds: float
+) -> None:
+    """Wait until ``expected`` jobs of the benchmark kind are DONE or DEAD."""
+    deadline = time.monotonic() + within_seconds
+    while time.monotonic() < deadline:
+        if isinstance(runners, Processes):
+            runners.check_alive()
+        finished = await count_in_states(database, [JobState.DONE, JobState.DEAD])
+        if finished >= expected:
+            return
+        await asyncio.sleep(STATE_POLL_SECONDS)
+    raise BenchError(f"jobs still outstanding after {within_seconds:.0f} s")
+
+
+async def drain_span(database: Database) -> tuple[float, int, int, int]:
+    """Seconds from the first claim to the last finish, jobs DONE, not DONE, run more than once."""
+    statement = sa.select(
+        sa.func.min(col(Job.started_at)),
+        sa.func.max(col(Job.finished_at)),
+        sa.func.count(),
+        sa.func.sum(sa.case((col(Job.state) == JobState.DONE, 1), else_=0)),
+        sa.func.sum(sa.case((col(Job.attempts) > 1, 1), else_=0)),
+    ).where(col(Job.kind) == KIND)
+    async with database.read_engine.connect() as connection:
+        first, last, total, done, rerun = (await connection.execute(statement)).one()
+    if not isinstance(first, datetime) or not isinstance(last, datetime):
+        raise BenchError("no job was started or finished")
+    return (last - first).total_seconds(), int(done), int(total) - int(done), int(rerun or 0)
+
+
+async def measure_throughput(database: Database, runners: Runners, options: Options) -> Throughput:
+    """Start the runners, commit all the jobs at once, wait until they are done."""
+    await runners.start()
+    await asyncio.sleep(SETTLE_SECONDS)
+    enqueue_seconds = await enqueue_all(database, options.jobs)
+    cpu_before = runners.cpu_seconds()
+    await wait_for_jobs(database, options.jobs, runners, STARTUP_SECONDS + options.jobs / 10)
+    cpu = runners.cpu_seconds() - cpu_before
+    span, done, not_done, rerun = await drain_span(database)
+    return Throughput(options.jobs, enqueue_seconds, span, cpu, done, not_done, rerun)
+
+
+async def measure_delays(
+    database: Database, runners: Runners, options: Options, label: str, *, wake: bool
+) -> Delays:
+    """Enqueue probes one at a time with the runners idle; their commit-to-start delays."""
+    await asyncio.sleep(SETTLE_SECONDS)
+    committed: dict[str, float] = {}
+    rng = random.Random(len(label))
+    for number in range(options.probes):
+        async with database.session() as session, session.begin():
+            job = enqueue(session, KIND, {"probe": True, "number": number})
+        committed[str(job.id)] = time.time()
+        if wake:
+            runners.wake()
+        await asyncio.sleep(rng.uniform(0.5, 1.5) / options.rate)
+    started = await wait_for_starts(database, committed, runners)
+    delays = [1000.0 * (started[job_id] - at) for job_id, at in committed.items()]
+    return Delays(label, options.probes, delays)
+
+
+async def wait_for_starts(
+    database: Database, committed: dict[str, float], runners: Runners
+) -> dict[str, float]:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if isinstance(runners, Processes):
+            runners.check_alive()
+        async with database.read_engine.connect() as connection:
+            rows = await connection.execute(sa.text("SELECT job_id, started FROM bench_start"))
+            started = {str(job_id): float(at) for job_id, at in rows}
+        if set(committed) <= set(started):
+            async with database.write_engine.begin() as connection:
+                await connection.execute(sa.text("DELETE FROM bench_start"))
+            return started
+        await asyncio.sleep(STATE_POLL_SECONDS)
+    raise BenchError(f"probe jobs not started after {STARTUP_SECONDS:.0f} s")
+
+
+@asynccontextmanager
+async def runners_for(
+    config: Config, database: Database, url: str, options: Options, logs: Path
+) -> AsyncIterator[Runners]:
+    runners: Runners
+    if config.in_process:
+        runners = InProcess(database, options.concurrency)
+    else:
+        runners = Processes(url, config.runners, options.concurrency, logs)
+    try:
+        yield runners
+    finally:
+        if isinstance(runners, Processes):
+            runners.kill()
+
+
+async def run_config(config: Config, url: str, options: Options, logs: Path) -> None:
+    database = Database(url)
+    try:
+        async with runners_for(config, database, url, options, logs) as runners:
+            progress(f"{config.label}: {options.jobs} jobs committed at once, then drained")
+            config.throughput = await measure_throughput(database, runners, options)
+            config.delays = []
+            modes = [("poll only", False), ("wake()", True)] if config.in_process else [("", False)]
+            for mode, wake in modes:
+                label = f"{config.label}, {mode}" if mode else config.label
+                progress(f"{label}: {options.probes} probes at ~{options.rate:g}/s")
+                config.delays.append(
+                    await measure_delays(database, runners, options, label, wake=wake)
+                )
+            config.stats = await runners.stop()
+    finally:
+        await database.dispose()
+
+
+# Output ---------------------------------------------------------------------------------------
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print rows under a header: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    for line in [header, *rows]:
+        cells = [line[0].ljust(widths[0])]
+        cells += [line[i].rjust(widths[i]) for i in range(1, len(header))]
+        print("  ".join(cells))
+
+
+def print_header(options: Options) -> None:
+    poll_interval = next(entry.default for entry in fields(Worker) if entry.name == "poll_interval")
+    print("Job queue benchmark: no-op jobs through core.jobs.worker.Worker.")
+    print(
+        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} "
+        f"{platform.release()}"
+    )
+    print(f"python:  {platform.python_implementation()} {platform.python_version()}")
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"load:    {load} (1, 5, 15 min) at the start")
+    print(
+        f"run:     {options.jobs} jobs committed at once then drained per configuration; "
+        f"concurrency {options.concurrency} per runner; poll interval {poll_interval} s; "
+        f"{options.probes} probes at ~{options.rate:g}/s for the delay"
+    )
+    print()
+
+
+def print_results(configs: Sequence[Config]) -> None:
+    measured = [config for config in configs if config.throughput and config.stats]
+    print("Throughput (first claim to last finish, from job.started_at / job.finished_at)")
+    table(
+        (
+            "configuration",
+            "jobs/s",
+            "drain s",
+            "runner CPU ms/job",
+            "enqueue jobs/s",
+            "done",
+            "not done",
+            "rerun",
+        ),
+        [
+            (
+                c.label,
+                f"{c.throughput.jobs_per_second:.1f}",
+                f"{c.throughput.drain_seconds:.2f}",
+                f"{c.throughput.cpu_ms_per_job:.2f}",
+                f"{c.throughput.enqueued_per_second:.0f}",
+                str(c.throughput.done),
+                str(c.throughput.not_done),
+                str(c.throughput.rerun),
+            )
+            for c in measured
+            if c.throughput
+        ],
+    )
+    print()
+    print("Commit to job start (probes one at a time, runners idle)")
+    table(
+        ("configuration", "p50 ms", "p99 ms", "max ms", "mean ms", "probes"),
+        [
+            (
+                d.label,
+                f"{d.percentile(0.50):.1f}",
+                f"{d.percentile(0.99):.1f}",
+                f"{max(d.delays_ms):.1f}",
+                f"{statistics.fmean(d.delays_ms):.1f}",
+                str(d.probes),
+            )
+            for c in measured
+            for d in c.delays or []
+        ],
+    )
+    print()
+    print("Worker stats (all runners of a configuration, at stop)")
+    table(
+        ("configuration", *(entry.name for entry in fields(WorkerStats))),
+        [
+            (c.label, *(str(getattr(c.stats, entry.name)) for entry in fields(WorkerStats)))
+            for c in measured
+        ],
+    )
+    for c in measured:
+        expected = c.throughput.jobs + sum(d.probes for d in c.delays or []) if c.throughput else 0
+        if c.stats and c.stats.done != expected:
+            print(
+                f"warning: {c.label}: the workers report {c.stats.done} jobs done, not {expected}"
+            )
+        if c.throughput and (c.throughput.not_done or c.throughput.rerun):
+            print(
+                f"warning: {c.label}: {c.throughput.not_done} jobs not DONE, "
+                f"{c.throughput.rerun} run more than once"
+            )
+
+
+# Entry point ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    jobs: int
+    concurrency: int
+    probes: int
+    rate: float
+    postgres_url: str
+    sqlite_only: bool
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return number
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--jobs", type=positive, default=1000, help="jobs drained per configuration (1000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=positive, default=4, help="jobs at once per runner (4)"
+    )
+    parser.add_argument("--probes", type=positive, default=100, help="delay probes (100)")
+    parser.add_argument("--rate", type=positive_float, default=20.0, help="probes a second (20)")
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help=f"PostgreSQL server for the throwaway databases ({DEFAULT_POSTGRES_URL})",
+    )
+    parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument("--run-worker", metavar="URL", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    if arguments.run_worker:
+        return run_worker_process(arguments.run_worker, arguments.concurrency)
+    options = Options(
+        arguments.jobs,
+        arguments.concurrency,
+        arguments.probes,
+        arguments.rate,
+        arguments.postgres_url,
+        arguments.sqlite_only,
+    )
+    quiet_logs()
+    configs = [Config("sqlite, 1 in-process runner", "sqlite", 1, in_process=True)]
+    try:
+        print_header(options)
+        if options.sqlite_only:
+            print("[postgres] skipped: --sqlite-only\n")
+        elif reason := postgres_unreachable(options.postgres_url):
+            print(f"[postgres] skipped: {reason}\n")
+        else:
+            configs += [
+                Config("postgres, 1 worker process", "postgres", 1, in_process=False),
+                Config("postgres, 4 worker processes", "postgres", 4, in_process=False),
+            ]
+        with tempfile.TemporaryDirectory(prefix="rma-jobs-bench-") as name:
+            directory = Path(name)
+            for config in configs:
+                with fresh_database(config.backend, options, directory) as url:
+                    asyncio.run(run_config(config, url, options, directory))
+        print_results(configs)
+    except BenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
