@@ -123,7 +123,7 @@ async def _refund_through(
 ) -> None:
     resolution_id = attempt.resolution_id
     refund = None
-    if attempt.attempts > 1 or utcnow() - attempt.first_attempted_at > KEY_TRUST:
+    if attempt.attempts > 1 or utcnow() - attempt.key_created_at > KEY_TRUST:
         # An earlier attempt may have made the refund without us hearing back.
         refund = await provider.find_refund(payment_reference, str(resolution_id))
     if refund is None:

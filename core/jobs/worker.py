@@ -41,6 +41,10 @@ from core.jobs.timing import retry_delay, slot_start
 log = structlog.get_logger()
 
 
+# How often a worker makes sure this period's runs of the periodic jobs exist.
+SCHEDULE_EVERY_SECONDS = 5.0
+
+
 class PermanentJobError(Exception):
     """A failure that retrying cannot fix: the job is dead-lettered at once with this reason."""
 
@@ -93,6 +97,7 @@ class Worker:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _running: set[asyncio.Task[None]] = field(default_factory=set)
     _last_reap: float = 0.0
+    _last_schedule: float = float("-inf")
     _claim_sql: Any = None
     _fatal: BaseException | None = None
 
@@ -164,8 +169,10 @@ class Worker:
                     asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
                 )
             )
+        # Jitter keeps workers started together from polling in step.
+        timeout = self.poll_interval * random.uniform(0.5, 1.5)
         _done, pending = await asyncio.wait(
-            waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
         for waiter in pending:
             waiter.cancel()
@@ -175,7 +182,8 @@ class Worker:
         if loop.time() - self._last_reap >= self.lease.total_seconds() / 4:
             self._last_reap = loop.time()
             self.stats.reaped += await reap_expired_leases(self.database)
-        if self.periodic:
+        if self.periodic and loop.time() - self._last_schedule >= SCHEDULE_EVERY_SECONDS:
+            self._last_schedule = loop.time()
             await schedule_periodic(self.database, self.periodic, utcnow())
 
     async def _fill(self) -> bool:

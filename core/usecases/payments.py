@@ -33,7 +33,7 @@ class RefundAttempt:
     currency: str
     idempotency_key: str
     attempts: int
-    first_attempted_at: datetime
+    key_created_at: datetime
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -103,7 +103,7 @@ async def begin_refund_attempt(
             currency=claimed.currency,
             idempotency_key=claimed.idempotency_key,
             attempts=claimed.attempts,
-            first_attempted_at=claimed.created_at,
+            key_created_at=claimed.created_at,
         )
 
 
