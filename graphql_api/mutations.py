@@ -19,6 +19,7 @@ from core.usecases import (
     logistics,
     lookup,
     orders,
+    payments,
     policies,
     requests,
     resolutions,
@@ -446,6 +447,31 @@ class Mutation:
         return ResolveRmaPayload(
             rma=Rma.from_row(done.rma),
             resolution=Resolution.from_row(done.resolution),
+            user_errors=[],
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Send a refund that needed review back to the provider, once checked; it "
+        "looks for an existing refund before sending anything.",
+    )
+    async def retry_resolution(self, info: Info, resolution_id: strawberry.ID) -> ResolveRmaPayload:
+        try:
+            resolution = await _run(
+                info,
+                lambda session: payments.retry_resolution(
+                    session,
+                    info.context.merchant_id,
+                    expect_id(resolution_id, "Resolution", field="resolutionId"),
+                    actor=info.context.actor,
+                ),
+            )
+        except DomainError as error:
+            return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
+        rma = await info.context.loaders.rma.load(resolution.rma_id)
+        return ResolveRmaPayload(
+            rma=Rma.from_row(rma) if rma else None,
+            resolution=Resolution.from_row(resolution),
             user_errors=[],
         )
 

@@ -84,6 +84,6 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url, pool_size=20)
+    database = Database(database_url, pool_size=8)
     yield database
     await database.dispose()

@@ -84,12 +84,22 @@ class InboxWriter:
                     break
             try:
                 duplicates = await self._write([pending.delivery for pending in batch])
-            except Exception as error:  # every request of the batch learns it was not stored
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(error)
+            except Exception:
+                # One bad row must not cost the others: store them one by one instead.
+                await self._write_each(batch)
                 continue
             for pending, duplicate in zip(batch, duplicates, strict=True):
+                if not pending.done.done():
+                    pending.done.set_result(duplicate)
+
+    async def _write_each(self, batch: list[_Pending]) -> None:
+        for pending in batch:
+            try:
+                [duplicate] = await self._write([pending.delivery])
+            except Exception as error:  # this request learns its delivery was not stored
+                if not pending.done.done():
+                    pending.done.set_exception(error)
+            else:
                 if not pending.done.done():
                     pending.done.set_result(duplicate)
 

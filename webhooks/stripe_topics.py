@@ -6,6 +6,7 @@ from typing import Any
 
 from core.database import Database
 from core.entities import WebhookDelivery
+from core.enums import ResolutionStatus
 from core.usecases.resolutions import PROVIDER_REFUND_STATUSES, record_provider_refund
 
 
@@ -31,6 +32,12 @@ async def refund_event(database: Database, delivery: WebhookDelivery, event: Any
         )
     if resolution is None:
         return f"no resolution matches refund {refund['id']}"
+    reported = PROVIDER_REFUND_STATUSES[status]
+    if resolution.status is not reported and reported is not ResolutionStatus.PROCESSING:
+        return (
+            f"Stripe reports {status} but the resolution is {resolution.status.value}; "
+            "noted on the RMA's timeline"
+        )
     return None
 
 

@@ -47,6 +47,9 @@ class Resolution(TenantRow, table=True):
     idempotency_key: str = Field(max_length=255, nullable=False, unique=True)
     # The key the API caller sent, so that a repeated call returns this same resolution.
     request_key: str | None = Field(default=None, max_length=255)
+    # The payment the refund goes back to, fixed when the resolution is chosen: a later sync of
+    # the order cannot send an attempt to another payment.
+    payment_reference: str | None = Field(default=None, max_length=100)
     provider_reference: str | None = Field(default=None, max_length=255, index=True)
     failure_reason: str | None = Field(default=None, max_length=2000)
     attempts: int = Field(default=0, nullable=False)

@@ -12,7 +12,7 @@ import structlog
 from sqlmodel import col, select
 
 from core.database import Database
-from core.entities import OrderPayment, Resolution, Rma, utcnow
+from core.entities import Resolution, Rma, utcnow
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
 from core.errors import DomainError
 from core.jobs import failpoints
@@ -109,7 +109,16 @@ async def execute_refund(context: JobContext) -> None:
         return
     async with _provider_for(context, attempt.merchant_id, provider_name) as provider:
         if provider is None:
-            await _fail(context, attempt, f"the merchant has no {provider_name.value} connection")
+            reason = f"the merchant has no {provider_name.value} connection"
+            if attempt.attempts > 1:
+                # An earlier attempt may have reached the provider: failing now could let a
+                # second refund through later. A person checks instead.
+                async with context.database.session() as session:
+                    await mark_requires_review(
+                        session, attempt.merchant_id, attempt.resolution_id, reason
+                    )
+                return
+            await _fail(context, attempt, reason)
             return
         await _refund_through(context, provider, attempt, attempt.payment_reference, provider_name)
 
@@ -164,26 +173,21 @@ async def _refund_through(
 
 
 async def refresh_refund(context: JobContext) -> None:
-    """Ask the provider where a pending refund stands (when its webhooks did not say)."""
+    """Ask the provider where a refund stands when its webhooks did not say (pending), or
+    after an attempt needed review: a refund found there is recorded, nothing is sent."""
     resolution_id = uuid.UUID(context.job.payload["resolutionId"])
     async with context.database.read_session() as session:
         resolution = await session.get(Resolution, resolution_id)
-        payment = None
-        if resolution is not None and resolution.status is ResolutionStatus.PROCESSING:
-            payment = (
-                await session.exec(
-                    select(OrderPayment).where(
-                        OrderPayment.order_id == resolution.order_id,
-                        OrderPayment.provider == resolution.provider,
-                    )
-                )
-            ).first()
-    if resolution is None or payment is None:
+    if (
+        resolution is None
+        or resolution.payment_reference is None
+        or resolution.status not in (ResolutionStatus.PROCESSING, ResolutionStatus.REQUIRES_REVIEW)
+    ):
         return
     async with _provider_for(context, resolution.merchant_id, resolution.provider) as provider:
         if provider is None:
             return
-        refund = await provider.find_refund(payment.reference, str(resolution_id))
+        refund = await provider.find_refund(resolution.payment_reference, str(resolution_id))
     if refund is not None:
         await _record(context, resolution.merchant_id, refund, resolution_id)
 
@@ -267,6 +271,7 @@ async def reconcile(context: JobContext) -> None:
                             ResolutionStatus.SUBMITTING.value,
                             ResolutionStatus.PROCESSING.value,
                             ResolutionStatus.PENDING.value,
+                            ResolutionStatus.REQUIRES_REVIEW.value,
                         ]
                     ),
                     col(Resolution.provider) == PaymentProviderName.STRIPE,
@@ -278,11 +283,9 @@ async def reconcile(context: JobContext) -> None:
             )
         ).all()
         for resolution in stuck:
-            kind = (
-                REFRESH_REFUND
-                if resolution.status is ResolutionStatus.PROCESSING
-                else EXECUTE_REFUND
-            )
+            # Pending at the provider, or waiting for review: only look, never send.
+            looks_only = (ResolutionStatus.PROCESSING, ResolutionStatus.REQUIRES_REVIEW)
+            kind = REFRESH_REFUND if resolution.status in looks_only else EXECUTE_REFUND
             await enqueue_once(
                 session,
                 kind,

@@ -99,6 +99,7 @@ class Worker:
     _last_reap: float = 0.0
     _last_schedule: float = float("-inf")
     _claim_sql: Any = None
+    _claim_kinds: frozenset[str] = frozenset()
     _fatal: BaseException | None = None
 
     def wake(self) -> None:
@@ -200,9 +201,11 @@ class Worker:
         return claimed_any
 
     def _claim_statement(self) -> Any:
-        """The claim, built once per worker (its times are bound per call)."""
-        if self._claim_sql is not None:
+        """The claim, built once per set of handlers (its times are bound per call)."""
+        kinds = frozenset(self.handlers)
+        if self._claim_sql is not None and self._claim_kinds == kinds:
             return self._claim_sql
+        self._claim_kinds = kinds
         running = aliased(Job)
         key_busy = (
             sa.select(col(running.id))
@@ -220,7 +223,7 @@ class Worker:
                 col(Job.run_at) <= sa.bindparam("now", type_=UtcDateTime()),
                 # A worker takes only the kinds it can run, so workers of different versions
                 # or with different plugins can share one queue.
-                col(Job.kind).in_(list(self.handlers)),
+                col(Job.kind).in_(sorted(kinds)),
                 sa.or_(col(Job.lock_key).is_(None), ~key_busy),
             )
             .order_by(col(Job.run_at))
@@ -247,6 +250,8 @@ class Worker:
         if task.cancelled():
             return
         error = task.exception()
+        if isinstance(error, Exception):
+            log.error("job task failed outside its handler", error=repr(error)[:300])
         if error is not None and not isinstance(error, Exception):
             # SystemExit, KeyboardInterrupt or a simulated crash: the worker itself must die,
             # leaving its jobs to the reaper like any dead worker.
@@ -271,8 +276,14 @@ class Worker:
             return None
 
     async def _execute(self, job: Job) -> None:
-        handler = self.handlers[job.kind]
-        heartbeat = asyncio.create_task(self._heartbeat(job))
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            # The handlers changed since the claim: leave the job to a worker that has one.
+            await _shielded(self._release(job))
+            return
+        running = asyncio.current_task()
+        assert running is not None
+        heartbeat = asyncio.create_task(self._heartbeat(job, running))
         try:
             await handler(JobContext(job, self.database, self.services))
         except asyncio.CancelledError:
@@ -286,16 +297,27 @@ class Worker:
         finally:
             heartbeat.cancel()
 
-    async def _heartbeat(self, job: Job) -> None:
+    async def _heartbeat(self, job: Job, running: asyncio.Task[None]) -> None:
+        """Renew the lease; once it is lost (or about to run out unrenewed), stop the handler.
+
+        Another worker may have the job by then, so this one must not go on running it.
+        """
         interval = self.lease.total_seconds() / 3
+        loop = asyncio.get_running_loop()
+        renewed_at = loop.time()
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(SQLAlchemyError, OSError):
-                renewed = await self._update_own(job, locked_until=utcnow() + self.lease)
-                if not renewed:
-                    self.stats.lost_leases += 1
-                    log.warning("job lease lost", job_id=str(job.id), kind=job.kind)
-                    return
+            try:
+                held = await self._update_own(job, locked_until=utcnow() + self.lease)
+            except (SQLAlchemyError, OSError):
+                held = loop.time() - renewed_at < self.lease.total_seconds() * 0.8
+            else:
+                renewed_at = loop.time() if held else renewed_at
+            if not held:
+                self.stats.lost_leases += 1
+                log.warning("job lease lost; stopping it", job_id=str(job.id), kind=job.kind)
+                running.cancel()
+                return
 
     async def _update_own(self, job: Job, **values: Any) -> bool:
         """Change a job this worker holds; False when it no longer holds it."""

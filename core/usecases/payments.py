@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Customer, Order, OrderPayment, Resolution, Rma
+from core.entities import Customer, Order, Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
-from core.usecases.common import lock_rma, now_or, record_event
+from core.errors import Conflict
+from core.jobs.kinds import EXECUTE_REFUND
+from core.jobs.queue import enqueue
+from core.usecases.common import get_owned, lock_rma, now_or, record_event
 
 _ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
 
@@ -83,28 +86,70 @@ async def begin_refund_attempt(
         if claimed is None:
             return None
         rma = await session.get(Rma, claimed.rma_id)
-        payment = (
-            await session.exec(
-                select(OrderPayment)
-                .where(
-                    OrderPayment.order_id == claimed.order_id,
-                    OrderPayment.provider == provider,
-                    col(OrderPayment.captured_minor) > 0,
-                )
-                .order_by(col(OrderPayment.captured_minor).desc())
-            )
-        ).first()
         return RefundAttempt(
             merchant_id=claimed.merchant_id,
             resolution_id=claimed.id,
             rma_number=rma.number if rma else "",
-            payment_reference=payment.reference if payment else None,
+            payment_reference=claimed.payment_reference,
             amount_minor=claimed.amount_minor,
             currency=claimed.currency,
             idempotency_key=claimed.idempotency_key,
             attempts=claimed.attempts,
             key_created_at=claimed.created_at,
         )
+
+
+async def retry_resolution(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    resolution_id: uuid.UUID | str,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> Resolution:
+    """Staff send a refund that needed review back to work, once they checked the provider.
+
+    The next attempt looks the refund up before sending anything, so a refund that was made
+    after all is recorded, not repeated.
+    """
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await get_owned(
+            session, Resolution, merchant_id, resolution_id, field="resolutionId"
+        )
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        if resolution.status is not ResolutionStatus.REQUIRES_REVIEW:
+            raise Conflict(
+                f"only a resolution that needs review can be retried; this one is "
+                f"{resolution.status.value}",
+                field="resolutionId",
+            )
+        resolution.status = ResolutionStatus.SUBMITTING
+        resolution.attempts = 1  # so the next attempt looks first, with a fresh budget
+        resolution.updated_at = moment
+        session.add(resolution)
+        enqueue(
+            session,
+            EXECUTE_REFUND,
+            {
+                "resolutionId": str(resolution.id),
+                "merchantId": str(merchant_id),
+                "provider": resolution.provider.value,
+            },
+            merchant_id=merchant_id,
+            lock_key=f"rma:{rma.id}",
+        )
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="RESOLUTION_RETRIED",
+            now=moment,
+            message="sent back to the provider after review",
+            data={"resolutionId": str(resolution.id)},
+        )
+    return resolution
 
 
 async def mark_requires_review(
@@ -119,12 +164,14 @@ async def mark_requires_review(
     """Stop automatic handling: a person must look before any money moves again."""
     moment = now_or(now)
     async with session.begin():
-        resolution = await session.get(Resolution, resolution_id, with_for_update=True)
+        resolution = await session.get(Resolution, resolution_id)
         if resolution is None or resolution.merchant_id != merchant_id:
             return
+        # The RMA first, then the resolution: the order every path takes, so none deadlock.
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
         if resolution.status not in (*_ATTEMPTABLE, ResolutionStatus.PROCESSING):
             return
-        rma = await lock_rma(session, merchant_id, resolution.rma_id)
         resolution.status = ResolutionStatus.REQUIRES_REVIEW
         resolution.failure_reason = reason[:2000]
         resolution.updated_at = moment
@@ -189,10 +236,13 @@ async def record_credit_mirrored(
     """Note on the resolution and the timeline that the provider's balance was credited."""
     moment = now_or(now)
     async with session.begin():
-        resolution = await session.get(Resolution, resolution_id, with_for_update=True)
-        if resolution is None or resolution.breakdown.get("mirroredAs"):
+        resolution = await session.get(Resolution, resolution_id)
+        if resolution is None:
             return
         rma = await lock_rma(session, resolution.merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        if resolution.breakdown.get("mirroredAs"):
+            return
         resolution.breakdown = {**resolution.breakdown, "mirroredAs": transaction_reference}
         resolution.updated_at = moment
         session.add(resolution)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Inspection, Order, Resolution, Rma, StoreCreditEntry
+from core.entities import Inspection, Order, OrderPayment, Resolution, Rma, StoreCreditEntry
 from core.enums import (
     DEAD_RESOLUTION_STATUSES,
     PaymentProviderName,
@@ -54,6 +54,12 @@ _FINAL = frozenset({ResolutionStatus.SUCCEEDED}) | DEAD_RESOLUTION_STATUSES
 class ChosenResolution:
     rma: Rma
     resolution: Resolution
+
+
+def refund_payment(order: Order, provider: PaymentProviderName) -> OrderPayment | None:
+    """The payment a refund through ``provider`` goes back to: its largest capture."""
+    payments = [p for p in order.payments if p.provider is provider and p.captured_minor > 0]
+    return max(payments, key=lambda payment: payment.captured_minor, default=None)
 
 
 def refund_provider(order: Order) -> PaymentProviderName:
@@ -214,6 +220,12 @@ async def resolve_rma(
             shipping_minor=quote.shipping_minor,
             bonus_minor=bonus,
             idempotency_key=f"rma-resolution-{resolution_id}",
+            payment_reference=(
+                payment.reference
+                if chosen is ResolutionKind.REFUND
+                and (payment := refund_payment(order, provider)) is not None
+                else None
+            ),
             request_key=key,
             breakdown={
                 "lines": [
@@ -472,6 +484,24 @@ async def record_provider_refund(
             return None
         rma = await lock_rma(session, merchant_id, resolution.rma_id)
         await session.refresh(resolution, with_for_update=True)
+        if resolution.status in _FINAL and mapped in _FINAL and resolution.status is not mapped:
+            # Never backwards (a card refund can fail after it succeeded, or a failed one turn
+            # out paid): the money disagrees with the RMA, so staff must see it.
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="PROVIDER_DISAGREES",
+                now=moment,
+                message=f"provider now reports {status} for a resolution that is "
+                f"{resolution.status.value}; check the money by hand",
+                data={
+                    "resolutionId": str(resolution.id),
+                    "providerReference": provider_reference,
+                    "reported": status,
+                },
+            )
+            return resolution
         if resolution.status in _FINAL or resolution.status is mapped:
             return resolution
         if mapped is ResolutionStatus.PROCESSING:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.database import Database
 from core.entities import Connection
@@ -50,11 +50,13 @@ class StripePlugin:
             async with database.read_session() as session:
                 connection = (
                     await session.exec(
-                        select(Connection).where(
+                        select(Connection)
+                        .where(
                             Connection.merchant_id == merchant_id,
                             Connection.platform == Platform.STRIPE,
                             Connection.disabled_at == None,  # noqa: E711 (SQL IS NULL)
                         )
+                        .order_by(col(Connection.created_at))
                     )
                 ).first()
             if connection is None:

@@ -93,7 +93,8 @@ class StripeProvider:
                 params["starting_after"] = page.data[-1].id
         except stripe.StripeError as error:
             raise _translate(error) from error
-        return None
+        # Not having looked at every refund is not knowing: never a licence to send again.
+        raise ProviderAmbiguous(f"more than {LOOKUP_LIMIT} refunds on {payment_reference}")
 
     async def credit_customer_balance(
         self,

@@ -32,6 +32,7 @@ from core.rules.numbers import RANDOM_BITS, rma_number_from_bits
 from core.usecases.inspection import InspectedLine, inspect_rma
 from core.usecases.logistics import ReceivedLine, receive_rma, record_shipment
 from core.usecases.merchants import API_KEY_PREFIX, create_api_key, hash_api_key
+from core.usecases.payments import mark_requires_review
 from core.usecases.policies import PolicyChanges, update_return_policy
 from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import record_resolution_outcome, resolve_rma
@@ -159,6 +160,7 @@ class Stages:
     rmas: dict[str, Rma]
     spare: Order
     manual_resolution: uuid.UUID
+    review_resolution: uuid.UUID
 
     def rma_id(self, stage: str) -> str:
         return gid("Rma", self.rmas[stage].id)
@@ -265,6 +267,14 @@ async def stage_rmas(
         manual_resolution = (
             await resolve_rma(session, merchant_id, manual.id, kind="REFUND", actor=staff)
         ).resolution
+    # A Stripe refund that stopped for review: staff may send it back to Stripe.
+    stuck = await f.inspected_rma(db, merchant_id, await f.order(db, merchant_id))
+    async with db.session() as session:
+        stuck_resolution = (
+            await resolve_rma(session, merchant_id, stuck.id, kind="REFUND", actor=staff)
+        ).resolution
+    async with db.session() as session:
+        await mark_requires_review(session, merchant_id, stuck_resolution.id, "checked by test")
     async with db.session() as session:
         await update_return_policy(session, merchant_id, PolicyChanges(auto_authorize=False))
     rmas = {
@@ -286,7 +296,7 @@ async def stage_rmas(
         "to_cancel": RmaStatus.REQUESTED,
     }
     assert {stage: rma.status for stage, rma in rmas.items()} == expected
-    return Stages(rmas, await new_order(), manual_resolution.id)
+    return Stages(rmas, await new_order(), manual_resolution.id, stuck_resolution.id)
 
 
 async def shop_with_stages(db: Database) -> tuple[Shop, Stages]:
@@ -319,6 +329,8 @@ MUTATIONS = {
     "closeRma": 'mutation($id: ID!) { closeRma(id: $id, note: "done") { %s } }',
     "recordManualRefund": "mutation($id: ID!) { recordManualRefund(resolutionId: $id,"
     ' reference: "bank-123") { resolution { id status } %s } }',
+    "retryResolution": "mutation($id: ID!) { retryResolution(resolutionId: $id) {"
+    " resolution { id status } %s } }",
     "updateReturnPolicy": "mutation($input: ReturnPolicyInput!) { updateReturnPolicy(input:"
     " $input) { returnPolicy { version specialInstructions } userErrors { code field message } } }",
     "upsertOrder": "mutation($input: UpsertOrderInput!) { upsertOrder(input: $input) {"
@@ -337,6 +349,7 @@ OPERATOR_OUTCOME = {
     "resolveRma": "RESOLVING",
     "closeRma": "CLOSED",
     "recordManualRefund": "RESOLVED",
+    "retryResolution": "RESOLVING",
 }
 BEA_STATE = (
     "query($id: ID) { rma(id: $id) { status events { sequence } shipments { trackingNumber } } }"
@@ -382,6 +395,7 @@ def mutation_calls(stages: Stages) -> dict[str, tuple[str, dict[str, Any]]]:
         "resolveRma": {"id": stages.rma_id("inspected"), "key": f"k-{external}"},
         "closeRma": {"id": stages.rma_id("resolved")},
         "recordManualRefund": {"id": gid("Resolution", stages.manual_resolution)},
+        "retryResolution": {"id": gid("Resolution", stages.review_resolution)},
         "updateReturnPolicy": {"input": {"specialInstructions": "Pack it well."}},
         "upsertOrder": {
             "input": {
@@ -576,7 +590,10 @@ async def test_without_valid_credentials_every_operation_is_unauthenticated(
         gid("Order", order.id), gid("Rma", rma.id), gid("Customer", order.customer_id)
     )
     stages = Stages(
-        dict.fromkeys(("to_authorize", "to_reject", "to_cancel"), rma), order, uuid.uuid4()
+        dict.fromkeys(("to_authorize", "to_reject", "to_cancel"), rma),
+        order,
+        uuid.uuid4(),
+        uuid.uuid4(),
     )
     stages.rmas.update(dict.fromkeys(("authorized", "received", "inspected", "resolved"), rma))
     for name, (document, variables) in {**queries, **mutation_calls(stages)}.items():
@@ -891,6 +908,7 @@ async def test_customers_cannot_run_staff_mutations_even_on_their_own_returns(
         "resolveRma",
         "closeRma",
         "recordManualRefund",
+        "retryResolution",
         "updateReturnPolicy",
         "upsertOrder",
     }

@@ -75,6 +75,7 @@ class Tenant:
             raw |= {("RmaLine", line.id) for line in rma.lines}
             raw |= {("OrderLine", line.order_line_id) for line in rma.lines}
         raw.add(("Resolution", self.stages.manual_resolution))
+        raw.add(("Resolution", self.stages.review_resolution))
         return {str(row_id) for _, row_id in raw} | {gid(kind, row_id) for kind, row_id in raw}
 
 
@@ -288,7 +289,7 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
     api: Api, db: Database
 ) -> None:
     a, b = await tenant_a(db), await tenant_b(db)
-    u = [random_id() for _ in range(13)]
+    u = [random_id() for _ in range(14)]
     spare_line = gid("OrderLine", b.stages.spare.lines[0].id)
     # (mutation, B's ids (True) or A's own target with B's ids (False), B's vars, made-up vars)
     cases: list[tuple[str, bool, dict[str, Any], dict[str, Any]]] = [
@@ -339,6 +340,12 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
             True,
             {"id": gid("Resolution", b.stages.manual_resolution)},
             {"id": gid("Resolution", u[12])},
+        ),
+        (
+            "retryResolution",
+            True,
+            {"id": gid("Resolution", b.stages.review_resolution)},
+            {"id": gid("Resolution", u[13])},
         ),
     ]
     b_ids = b.ids()

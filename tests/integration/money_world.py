@@ -6,13 +6,16 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
+from sqlmodel import col, select
 
 from core.database import Database
-from core.entities import Customer, Order, Rma, utcnow
-from core.enums import PaymentProviderName
+from core.entities import Customer, Job, Order, Rma, utcnow
+from core.enums import JobState, PaymentProviderName
 from core.jobs import failpoints
 from core.jobs.worker import Worker, reap_expired_leases
 from core.migrate import upgrade
@@ -62,7 +65,7 @@ def money_url(
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def money_db(money_url: str) -> AsyncIterator[Database]:
-    database = Database(money_url, pool_size=20)
+    database = Database(money_url, pool_size=8)
     yield database
     await database.dispose()
 
@@ -83,7 +86,22 @@ class World:
         return worker
 
     async def run_jobs(self) -> None:
-        await self.worker().run_until_idle(within_seconds=120)
+        """Run jobs until none is due or about to be (retries wait a few milliseconds here)."""
+        for _ in range(200):
+            await self.worker().run_until_idle(within_seconds=120)
+            async with self.db.read_session() as session:
+                soon = (
+                    await session.exec(
+                        select(sa.func.count()).where(
+                            col(Job.state) == JobState.QUEUED,
+                            col(Job.run_at) < utcnow() + timedelta(seconds=5),
+                        )
+                    )
+                ).one()
+            if not soon:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("jobs kept coming back")
 
     async def restart_after_crash(self) -> None:
         """What a restarted worker finds: leases of the dead one expired, jobs back in line."""

@@ -14,7 +14,9 @@ from core.entities import Customer, Job, Resolution, Rma, RmaEvent
 from core.enums import JobState, ResolutionStatus, RmaStatus
 from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
-from core.usecases.resolutions import resolve_rma
+from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
+from core.usecases.payments import retry_resolution
+from core.usecases.resolutions import record_provider_refund, resolve_rma
 from tests.fakes import FakeStripe
 from tests.integration.money_world import World, fake_stripe, make_world, money_db, money_url
 
@@ -254,3 +256,93 @@ async def test_store_credit_is_mirrored_to_the_stripe_customer_balance_once(
     assert stored.breakdown["mirroredAs"] == transaction["id"]
     assert stored.amount_minor == chosen.resolution.amount_minor == 2200
     assert fake_stripe.refunds(world.account) == []
+
+
+async def test_a_refund_sent_back_after_review_is_made_once_stripe_forgot_the_key(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe)
+    rma = await world.inspected()
+    async with world.db.session() as session:
+        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    fake_stripe.inject("500", times=1, account=world.account, should_retry=False)
+    for _ in range(30):
+        await world.run_jobs()
+        if (await resolution_of(world, rma.id)).status is ResolutionStatus.REQUIRES_REVIEW:
+            break
+    stored = await resolution_of(world, rma.id)
+    assert stored.status is ResolutionStatus.REQUIRES_REVIEW
+    # Staff see in Stripe that nothing was refunded; a day later Stripe has forgotten the key.
+    fake_stripe.expire_idempotency_keys(older_than=0, account=world.account)
+    async with world.db.session() as session:
+        await retry_resolution(session, world.merchant_id, stored.id, actor="staff:ops")
+    await world.run_jobs()
+    assert len(fake_stripe.refunds(world.account)) == 1
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+    assert await status_of(world, rma.id) is RmaStatus.RESOLVED
+
+
+async def test_a_refund_that_fails_after_it_succeeded_is_flagged_not_reversed(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe)
+    rma = await world.inspected()
+    async with world.db.session() as session:
+        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    await world.run_jobs()
+    [refund] = fake_stripe.refunds(world.account)
+    async with world.db.session() as session:
+        await record_provider_refund(
+            session,
+            world.merchant_id,
+            provider_reference=refund["id"],
+            status="failed",
+            failure_reason="expired_or_canceled_card",
+        )
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+    async with world.db.read_session() as session:
+        flagged = (
+            await session.exec(
+                select(RmaEvent).where(
+                    RmaEvent.rma_id == rma.id, RmaEvent.kind == "PROVIDER_DISAGREES"
+                )
+            )
+        ).all()
+    assert len(flagged) == 1
+    assert flagged[0].data["reported"] == "failed"
+
+
+async def test_a_resync_that_drops_the_payment_cannot_turn_an_unclear_refund_into_two(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe)
+    order = await world.paid_order(amount_minor=10_000, lines=2)
+    rma = await world.inspected_one_line(order, order.lines[0].id)
+    async with world.db.session() as session:
+        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    # The refund is made but the answer is lost; then the storefront pushes the order without
+    # its payment. The resolution still knows where its money goes.
+    fake_stripe.inject("drop_after_execute", times=3, account=world.account)
+    first = world.worker(concurrency=1)
+    await first.run_until_idle(within_seconds=60)
+    async with world.db.session() as session:
+        await upsert_order(
+            session,
+            world.merchant_id,
+            OrderInput(
+                platform="storefront",
+                external_id=order.external_id,
+                order_number=order.order_number,
+                currency="USD",
+                placed_at=order.placed_at,
+                delivered_at=order.delivered_at,
+                customer=CustomerInput(email=await world.email_of(order)),
+                lines=[
+                    OrderLineInput(line.external_id, line.title, 1, line.unit_price_minor)
+                    for line in order.lines
+                ],
+            ),
+        )
+    await world.run_jobs()
+    assert len(fake_stripe.refunds(world.account)) == 1
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED

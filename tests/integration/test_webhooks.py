@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -307,3 +308,19 @@ async def test_a_failed_stripe_refund_sends_the_rma_back_to_inspected(inbox: Inb
     assert stored.failure_reason == "expired_or_canceled_card"
     assert moved.status is RmaStatus.INSPECTED
     assert processed.state is WebhookState.PROCESSED
+
+
+async def test_an_overlong_event_id_is_stored_under_a_hash_and_harms_no_other_delivery(
+    inbox: Inbox,
+) -> None:
+    long_id = "evt_" + "x" * 400
+    odd = stripe_event(long_id, "refund.updated", {"id": "re_x", "status": "pending"})
+    normal = stripe_event("evt_normal", "refund.updated", {"id": "re_y", "status": "pending"})
+    responses = await asyncio.gather(
+        inbox.post("stripe", odd, stripe_headers(odd, SECRET)),
+        inbox.post("stripe", normal, stripe_headers(normal, SECRET)),
+    )
+    assert [r.status_code for r in responses] == [200, 200]
+    keys = sorted(d.dedupe_key for d in await inbox.deliveries())
+    assert keys[0] == "event#sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
+    assert keys[1] == "event:evt_normal"
