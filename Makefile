@@ -38,6 +38,10 @@ unit: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/lifecycle.py
 	$(BIN)/python benchmarks/graphql.py
+	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/refunds.py
+	$(BIN)/python benchmarks/jobs_chaos.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis rma.db rma.db-wal rma.db-shm
