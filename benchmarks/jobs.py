@@ -45,13 +45,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import os
-import platform
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,9 +58,22 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 import sqlalchemy as sa
-import structlog
+from bench_support import (
+    DEFAULT_POSTGRES_URL,
+    PROJECT,
+    BenchError,
+    PostgresServer,
+    WorkerProcesses,
+    exit_status,
+    percentile,
+    positive,
+    postgres_skip_reason,
+    print_banner,
+    progress,
+    quiet_logs,
+    table,
+)
 from sqlmodel import col, select
 
 from core.database import Database
@@ -75,8 +84,6 @@ from core.jobs.worker import JobContext, Worker, WorkerStats
 from core.migrate import upgrade
 
 SCRIPT = Path(__file__).resolve()
-PROJECT = SCRIPT.parent.parent
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 KIND = "bench.noop"
 STATE_POLL_SECONDS = 0.2
 SETTLE_SECONDS = 1.0
@@ -88,20 +95,6 @@ BENCH_TABLE = """CREATE TABLE bench_start (
     started DOUBLE PRECISION NOT NULL
 )"""
 INSERT_START = sa.text("INSERT INTO bench_start (job_id, started) VALUES (:job_id, :started)")
-
-
-class BenchError(RuntimeError):
-    """Something the benchmark needs failed; the message says what."""
-
-
-def progress(message: str) -> None:
-    sys.stdout.flush()
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def quiet_logs() -> None:
-    """Keep the worker's info lines ("worker started") out of the report; warnings still show."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 # The handler and the worker process -----------------------------------------------------------
@@ -143,36 +136,6 @@ def run_worker_process(database_url: str, concurrency: int) -> int:
 # Databases ------------------------------------------------------------------------------------
 
 
-def safe_url(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
-
-
-def asyncpg_dsn(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin_execute(server_url: str, statement: str | None) -> None:
-    """Run ``statement`` on the server (just connect when it is None)."""
-    try:
-        connection = await asyncpg.connect(asyncpg_dsn(server_url), timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise BenchError(f"PostgreSQL {safe_url(server_url)}: {error}") from error
-    try:
-        if statement is not None:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def postgres_unreachable(server_url: str) -> str | None:
-    """Why the server cannot be used, or None when it answers."""
-    try:
-        asyncio.run(_admin_execute(server_url, None))
-    except BenchError as error:
-        return str(error)
-    return None
-
-
 @contextmanager
 def fresh_database(backend: str, options: Options, directory: Path) -> Iterator[str]:
     """A migrated database with the ``bench_start`` table; a PostgreSQL one is dropped after."""
@@ -181,20 +144,9 @@ def fresh_database(backend: str, options: Options, directory: Path) -> Iterator[
         prepare(url)
         yield url
         return
-    name = f"rma_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin_execute(options.postgres_url, f'CREATE DATABASE "{name}"'))
-    try:
-        created = (
-            sa.make_url(options.postgres_url)
-            .set(database=name)
-            .render_as_string(hide_password=False)
-        )
+    with PostgresServer(options.postgres_url).throwaway() as created:
         prepare(created)
         yield created
-    finally:
-        asyncio.run(
-            _admin_execute(options.postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        )
 
 
 def prepare(url: str) -> None:
@@ -255,54 +207,42 @@ class InProcess(Runners):
 
 
 class Processes(Runners):
+    """Worker processes: this script again with ``--run-worker``, each printing its
+    ``WorkerStats`` as JSON when it stops."""
+
     def __init__(self, database_url: str, count: int, concurrency: int, logs: Path) -> None:
-        self.database_url = database_url
-        self.count = count
-        self.concurrency = concurrency
-        self.logs = logs
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
+        command = [
+            sys.executable,
+            str(SCRIPT),
+            "--run-worker",
+            database_url,
+            "--concurrency",
+            str(concurrency),
+        ]
+        self.workers = WorkerProcesses(
+            command,
+            count,
+            logs=logs,
+            cwd=PROJECT,
+            env=None,
+            ready=READY,
+            startup_seconds=STARTUP_SECONDS,
+            stop_seconds=STOP_SECONDS,
+        )
 
     async def start(self) -> None:
-        for number in range(self.count):
-            log = self.logs / f"worker-{uuid.uuid4().hex[:6]}-{number}.log"
-            self.processes.append((spawn_worker(self.database_url, self.concurrency, log), log))
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not self.all_ready():
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise BenchError(f"worker processes not ready after {STARTUP_SECONDS:.0f} s")
-            await asyncio.sleep(0.1)
-
-    def all_ready(self) -> bool:
-        return all(READY in log.read_text(errors="replace") for _process, log in self.processes)
+        await self.workers.start()
 
     def cpu_seconds(self) -> float:
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for process, _log in self.processes:
-            stat = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(stat[11]) + int(stat[12])) / ticks
-        return total
+        return self.workers.cpu_seconds()
 
     def check_alive(self) -> None:
-        for process, log in self.processes:
-            if process.poll() is not None:
-                raise BenchError(f"worker process exited {process.returncode}:\n{tail(log)}")
+        self.workers.check_alive()
 
     async def stop(self) -> WorkerStats:
+        await self.workers.stop()
         total = WorkerStats()
-        for process, _log in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process, log in self.processes:
-            try:
-                await asyncio.to_thread(process.wait, STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise BenchError(f"worker process did not stop on SIGTERM:\n{tail(log)}") from None
-            if process.returncode != 0:
-                raise BenchError(f"worker process exited {process.returncode}:\n{tail(log)}")
+        for log in self.workers.log_files:
             stats = json.loads(log.read_text().strip().splitlines()[-1])
             for name in (entry.name for entry in fields(WorkerStats)):
                 setattr(total, name, getattr(total, name) + stats[name])
@@ -310,34 +250,7 @@ class Processes(Runners):
 
     def kill(self) -> None:
         """Stop whatever is still running (after a failure)."""
-        for process, _log in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
-def spawn_worker(database_url: str, concurrency: int, log: Path) -> subprocess.Popen[bytes]:
-    """This script as a worker process (``--run-worker``), its output in ``log``."""
-    with log.open("wb") as sink:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                str(SCRIPT),
-                "--run-worker",
-                database_url,
-                "--concurrency",
-                str(concurrency),
-            ],
-            cwd=PROJECT,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def tail(log: Path, lines: int = 15) -> str:
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
+        self.workers.kill()
 
 
 # Measurements ---------------------------------------------------------------------------------
@@ -373,8 +286,7 @@ class Delays:
     delays_ms: list[float]
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.delays_ms)
-        return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+        return percentile(self.delays_ms, fraction)
 
 
 @dataclass
@@ -521,31 +433,14 @@ async def run_config(config: Config, url: str, options: Options, logs: Path) -> 
 # Output ---------------------------------------------------------------------------------------
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Print rows under a header: the first column left-aligned, the others right-aligned."""
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-    for line in [header, *rows]:
-        cells = [line[0].ljust(widths[0])]
-        cells += [line[i].rjust(widths[i]) for i in range(1, len(header))]
-        print("  ".join(cells))
-
-
 def print_header(options: Options) -> None:
     poll_interval = next(entry.default for entry in fields(Worker) if entry.name == "poll_interval")
-    print("Job queue benchmark: no-op jobs through core.jobs.worker.Worker.")
-    print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}"
-    )
-    print(f"python:  {platform.python_implementation()} {platform.python_version()}")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"load:    {load} (1, 5, 15 min) at the start")
-    print(
+    print_banner(
+        "Job queue benchmark: no-op jobs through core.jobs.worker.Worker.",
         f"run:     {options.jobs} jobs committed at once then drained per configuration; "
         f"concurrency {options.concurrency} per runner; poll interval {poll_interval} s; "
-        f"{options.probes} probes at ~{options.rate:g}/s for the delay"
+        f"{options.probes} probes at ~{options.rate:g}/s for the delay",
     )
-    print()
 
 
 def print_results(configs: Sequence[Config]) -> None:
@@ -629,13 +524,6 @@ class Options:
     sqlite_only: bool
 
 
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
-
-
 def positive_float(value: str) -> float:
     number = float(value)
     if number <= 0:
@@ -663,6 +551,24 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def bench(options: Options) -> None:
+    configs = [Config("sqlite, 1 in-process runner", "sqlite", 1, in_process=True)]
+    print_header(options)
+    if reason := postgres_skip_reason(options.sqlite_only, options.postgres_url):
+        print(f"[postgres] skipped: {reason}\n")
+    else:
+        configs += [
+            Config("postgres, 1 worker process", "postgres", 1, in_process=False),
+            Config("postgres, 4 worker processes", "postgres", 4, in_process=False),
+        ]
+    with tempfile.TemporaryDirectory(prefix="rma-jobs-bench-") as name:
+        directory = Path(name)
+        for config in configs:
+            with fresh_database(config.backend, options, directory) as url:
+                asyncio.run(run_config(config, url, options, directory))
+    print_results(configs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     if arguments.run_worker:
@@ -676,28 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.sqlite_only,
     )
     quiet_logs()
-    configs = [Config("sqlite, 1 in-process runner", "sqlite", 1, in_process=True)]
-    try:
-        print_header(options)
-        if options.sqlite_only:
-            print("[postgres] skipped: --sqlite-only\n")
-        elif reason := postgres_unreachable(options.postgres_url):
-            print(f"[postgres] skipped: {reason}\n")
-        else:
-            configs += [
-                Config("postgres, 1 worker process", "postgres", 1, in_process=False),
-                Config("postgres, 4 worker processes", "postgres", 4, in_process=False),
-            ]
-        with tempfile.TemporaryDirectory(prefix="rma-jobs-bench-") as name:
-            directory = Path(name)
-            for config in configs:
-                with fresh_database(config.backend, options, directory) as url:
-                    asyncio.run(run_config(config, url, options, directory))
-        print_results(configs)
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: bench(options))
 
 
 if __name__ == "__main__":

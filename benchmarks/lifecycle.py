@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import sys
 import tempfile
 import time
 import uuid
@@ -38,8 +35,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import sqlalchemy as sa
+from bench_support import (
+    PostgresServer,
+    PostgresUnavailable,
+    add_postgres_url_option,
+    positive,
+    print_banner,
+    progress,
+    run_rma,
+    safe_url,
+    table,
+)
 from sqlmodel import select
 
 from core.database import Database
@@ -59,7 +66,6 @@ from core.usecases.orders import (
 from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import close_rma, record_resolution_outcome, resolve_rma
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgres")
 TRANSACTIONS_PER_RMA = 7
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -271,52 +277,6 @@ async def measure_throughput(url: str, backend: str, count: int, concurrency: in
 # Databases ----------------------------------------------------------------------------------
 
 
-def render(url: sa.URL) -> str:
-    return url.render_as_string(hide_password=False)
-
-
-def asyncpg_dsn(url: sa.URL) -> str:
-    return render(url.set(drivername="postgresql"))
-
-
-class PostgresUnavailable(Exception):
-    """The PostgreSQL server could not be reached or refused us."""
-
-
-class PostgresServer:
-    """Creates and drops throwaway databases, connecting to the admin database of ``url``."""
-
-    def __init__(self, url: str) -> None:
-        self.url = sa.make_url(url)
-
-    async def _admin(self) -> asyncpg.Connection:
-        try:
-            return await asyncpg.connect(asyncpg_dsn(self.url), timeout=5)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise PostgresUnavailable(f"{type(error).__name__}: {error}") from error
-
-    async def check(self) -> None:
-        connection = await self._admin()
-        await connection.close()
-
-    async def create(self) -> str:
-        name = f"rma_bench_{uuid.uuid4().hex[:12]}"
-        connection = await self._admin()
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-        return render(self.url.set(database=name))
-
-    async def drop(self, url: str) -> None:
-        name = sa.make_url(url).database
-        connection = await self._admin()
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-
 @asynccontextmanager
 async def sqlite_file() -> AsyncIterator[str]:
     """The URL of an empty SQLite file in a temporary directory, removed afterwards."""
@@ -325,60 +285,23 @@ async def sqlite_file() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def postgres_database(server: PostgresServer) -> AsyncIterator[str]:
-    """The URL of an empty throwaway database, dropped afterwards even on failure."""
-    url = await server.create()
-    try:
-        yield url
-    finally:
-        await server.drop(url)
-
-
-@asynccontextmanager
 async def empty_database(backend: str, server: PostgresServer) -> AsyncIterator[str]:
     if backend == "sqlite":
         async with sqlite_file() as url:
             yield url
     else:
-        async with postgres_database(server) as url:
+        async with server.throwaway_async() as url:
             yield url
 
 
 # The demo command ---------------------------------------------------------------------------
 
 
-def rma_command() -> list[str]:
-    """The ``rma`` console script next to this interpreter, else the module behind it."""
-    script = Path(sys.executable).with_name("rma")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "graphql_api.cli"]
-
-
 async def run_cli(arguments: Sequence[str], database_url: str) -> float:
     """Run ``rma ARGUMENTS`` against ``database_url``; its wall time in seconds."""
-    env = {**os.environ, "RMA_DATABASE_URL": database_url}
     started = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        *rma_command(),
-        *arguments,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _stdout, stderr = await asyncio.wait_for(process.communicate(), DEMO_TIMEOUT_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise RuntimeError(
-            f"rma {' '.join(arguments)} took over {DEMO_TIMEOUT_SECONDS} s"
-        ) from None
-    seconds = time.perf_counter() - started
-    if process.returncode != 0:
-        tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"rma {' '.join(arguments)} exited {process.returncode}: {tail[0]}")
-    return seconds
+    await asyncio.to_thread(run_rma, arguments, database_url, timeout=DEMO_TIMEOUT_SECONDS)
+    return time.perf_counter() - started
 
 
 async def time_demo(backend: str, server: PostgresServer) -> DemoTiming:
@@ -411,9 +334,15 @@ async def bench_backend(
     server = PostgresServer(options.postgres_url)
     if backend == "postgres":
         try:
-            await server.check()
-        except PostgresUnavailable as error:
-            return [], None, f"PostgreSQL skipped: {safe_url(options.postgres_url)} ({error})"
+            await server.execute()
+        except PostgresUnavailable as unavailable:
+            error = unavailable.error
+            return (
+                [],
+                None,
+                f"PostgreSQL skipped: {safe_url(options.postgres_url)} "
+                f"({type(error).__name__}: {error})",
+            )
     progress(f"{backend}: {options.rmas} RMAs sequential, then {options.concurrency} at a time")
     async with empty_database(backend, server) as url:
         await upgrade_async(url)
@@ -428,26 +357,13 @@ async def bench_backend(
 # Output -------------------------------------------------------------------------------------
 
 
-def safe_url(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
-
-
-def progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
 def print_header(options: Options) -> None:
-    print("RMA lifecycle benchmark: the baseline later work compares against.")
-    print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}"
-    )
-    print(f"python:  {platform.python_implementation()} {platform.python_version()}")
-    print(
+    print_banner(
+        "RMA lifecycle benchmark: the baseline later work compares against.",
         f"run:     {options.rmas} RMAs per mode, concurrency {options.concurrency}, "
-        f"{TRANSACTIONS_PER_RMA} transactions per RMA, backends {','.join(options.backends)}"
+        f"{TRANSACTIONS_PER_RMA} transactions per RMA, backends {','.join(options.backends)}",
+        load=False,
     )
-    print()
 
 
 def print_table(rows: Sequence[Row]) -> None:
@@ -463,11 +379,7 @@ def print_table(rows: Sequence[Row]) -> None:
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
-    for line in [header, *cells]:
-        left = [line[i].ljust(widths[i]) for i in range(2)]
-        right = [line[i].rjust(widths[i]) for i in range(2, len(header))]
-        print("  ".join(left + right))
+    table(header, cells, left=2)
 
 
 def print_demo(timings: Sequence[DemoTiming]) -> None:
@@ -492,23 +404,12 @@ def parse_backends(value: str) -> tuple[str, ...]:
     return chosen
 
 
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
-
-
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rmas", type=positive, default=200, help="RMAs per mode (200)")
     parser.add_argument("--concurrency", type=positive, default=8, help="RMAs in flight (8)")
     parser.add_argument("--skip-demo", action="store_true", help="do not time `rma demo`")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("RMA_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="server to create throwaway databases on (env RMA_BENCH_POSTGRES_URL)",
-    )
+    add_postgres_url_option(parser)
     parser.add_argument(
         "--backends",
         type=parse_backends,

@@ -48,12 +48,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -65,18 +62,30 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import sqlalchemy as sa
-import structlog
+from bench_support import (
+    PROJECT,
+    BenchError,
+    PostgresServer,
+    WorkerProcesses,
+    add_postgres_url_option,
+    percentile,
+    positive,
+    print_banner,
+    progress,
+    quiet_logs,
+    rma_command,
+    safe_url,
+    table,
+)
 from sqlmodel import col
 
-PROJECT = Path(__file__).resolve().parent.parent
 # The fake Stripe server lives with the tests (it is their instrument); import it from there.
 sys.path.insert(0, str(PROJECT))
 
-from core.database import Database  # noqa: E402
-from core.entities import Job, OrderPayment, Resolution, Rma  # noqa: E402
-from core.enums import (  # noqa: E402
+from core.database import Database
+from core.entities import Job, OrderPayment, Resolution, Rma
+from core.enums import (
     ItemCondition,
     JobState,
     PaymentProviderName,
@@ -85,27 +94,26 @@ from core.enums import (  # noqa: E402
     ReturnReason,
     RmaStatus,
 )
-from core.jobs.kinds import AUTO_RESOLVE, EXECUTE_REFUND  # noqa: E402
-from core.jobs.worker import Worker  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
-from core.secrets import Vault  # noqa: E402
-from core.settings import DEVELOPMENT_ENCRYPTION_KEY  # noqa: E402
-from core.usecases.connections import connect_platform  # noqa: E402
-from core.usecases.inspection import InspectedLine, inspect_rma  # noqa: E402
-from core.usecases.logistics import ReceivedLine, receive_rma  # noqa: E402
-from core.usecases.merchants import create_merchant  # noqa: E402
-from core.usecases.orders import (  # noqa: E402
+from core.jobs.kinds import AUTO_RESOLVE, EXECUTE_REFUND
+from core.jobs.worker import Worker
+from core.migrate import upgrade
+from core.secrets import Vault
+from core.settings import DEVELOPMENT_ENCRYPTION_KEY
+from core.usecases.connections import connect_platform
+from core.usecases.inspection import InspectedLine, inspect_rma
+from core.usecases.logistics import ReceivedLine, receive_rma
+from core.usecases.merchants import create_merchant
+from core.usecases.orders import (
     CustomerInput,
     OrderInput,
     OrderLineInput,
     PaymentInput,
     upsert_order,
 )
-from core.usecases.policies import PolicyChanges, update_return_policy  # noqa: E402
-from core.usecases.requests import ReturnLineInput, request_rma  # noqa: E402
-from tests.fakes import FakeAccount, FakeStripe  # noqa: E402
+from core.usecases.policies import PolicyChanges, update_return_policy
+from core.usecases.requests import ReturnLineInput, request_rma
+from tests.fakes import FakeAccount, FakeStripe
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 UNIT_PRICE_MINOR = 2500
 SETUP_CONCURRENCY = 8
 STATE_POLL_SECONDS = 0.2
@@ -121,20 +129,6 @@ JOB_KINDS = (AUTO_RESOLVE, EXECUTE_REFUND)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class BenchError(RuntimeError):
-    """Something the benchmark needs failed; the message says what."""
-
-
-def progress(message: str) -> None:
-    sys.stdout.flush()
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def quiet_logs() -> None:
-    """Keep the use cases' info lines out of the report; warnings still show."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
-
-
 def poll_interval() -> float:
     default = next(entry.default for entry in fields(Worker) if entry.name == "poll_interval")
     return float(default)  # type: ignore[arg-type]
@@ -143,46 +137,12 @@ def poll_interval() -> float:
 # Databases ------------------------------------------------------------------------------------
 
 
-def safe_url(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
-
-
-def asyncpg_dsn(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin_execute(server_url: str, statement: str | None) -> None:
-    """Run ``statement`` on the server (just connect when it is None)."""
-    try:
-        connection = await asyncpg.connect(asyncpg_dsn(server_url), timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise BenchError(f"PostgreSQL {safe_url(server_url)}: {error}") from error
-    try:
-        if statement is not None:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def postgres_unreachable(server_url: str) -> str | None:
-    try:
-        asyncio.run(_admin_execute(server_url, None))
-    except BenchError as error:
-        return str(error)
-    return None
-
-
 @contextmanager
 def fresh_database(server_url: str) -> Iterator[str]:
     """A migrated throwaway database on the server, dropped afterwards even on failure."""
-    name = f"rma_bench_refunds_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    with PostgresServer(server_url).throwaway("rma_bench_refunds_") as url:
         upgrade(url)
         yield url
-    finally:
-        asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # Setup (untimed) ------------------------------------------------------------------------------
@@ -289,14 +249,6 @@ async def prepare_shop(db: Database, fake: FakeStripe, count: int) -> Shop:
 # Worker processes -----------------------------------------------------------------------------
 
 
-def rma_command() -> list[str]:
-    """The ``rma`` console script next to this interpreter, else the module behind it."""
-    script = Path(sys.executable).with_name("rma")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "graphql_api.cli"]
-
-
 def worker_environment(database_url: str, stripe_api_base: str) -> dict[str, str]:
     """This environment without any ``RMA_`` variable, plus the worker's configuration."""
     variables = {name: value for name, value in os.environ.items() if not name.startswith("RMA_")}
@@ -310,90 +262,31 @@ def worker_environment(database_url: str, stripe_api_base: str) -> dict[str, str
     return variables
 
 
-class Workers:
-    """``rma worker`` processes: started, watched, CPU-metered, stopped, killed after failure."""
+class Workers(WorkerProcesses):
+    """``rma worker`` processes, and the warnings and errors they logged."""
 
     def __init__(self, count: int, concurrency: int, env: dict[str, str], logs: Path) -> None:
-        self.count = count
-        self.concurrency = concurrency
-        self.env = env
-        self.logs = logs
-        self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    async def start(self) -> None:
-        for number in range(self.count):
-            self.processes.append(self.spawn(number))
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not all(READY in log.read_text(errors="replace") for _p, log in self.processes):
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise BenchError(f"worker processes not ready after {STARTUP_SECONDS:.0f} s")
-            await asyncio.sleep(0.1)
-
-    def spawn(self, number: int) -> tuple[subprocess.Popen[bytes], Path]:
-        """One ``rma worker`` process, its output (stdout and stderr) in its own log file."""
-        log = self.logs / f"worker-{uuid.uuid4().hex[:6]}-{number}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [*rma_command(), "worker", "--concurrency", str(self.concurrency)],
-                cwd=self.logs,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        return process, log
-
-    def check_alive(self) -> None:
-        for process, log in self.processes:
-            if process.poll() is not None:
-                raise BenchError(f"worker process exited {process.returncode}:\n{tail(log)}")
-
-    def cpu_seconds(self) -> float:
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for process, _log in self.processes:
-            stat = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(stat[11]) + int(stat[12])) / ticks
-        return total
-
-    async def stop(self) -> None:
-        """SIGTERM each, wait; a worker that does not stop or exits non-zero is an error."""
-        for process, _log in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, log in self.processes:
-            try:
-                await asyncio.to_thread(process.wait, STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                raise BenchError(f"worker process ignored SIGTERM:\n{tail(log)}") from None
-            if process.returncode != 0:
-                raise BenchError(f"worker process exited {process.returncode}:\n{tail(log)}")
-
-    def kill(self) -> None:
-        """Stop whatever still runs (after a failure); only the processes started here."""
-        for process, _log in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        super().__init__(
+            [*rma_command(), "worker", "--concurrency", str(concurrency)],
+            count,
+            logs=logs,
+            cwd=logs,
+            env=env,
+            ready=READY,
+            startup_seconds=STARTUP_SECONDS,
+            stop_seconds=STOP_SECONDS,
+        )
 
     def complaints(self) -> list[str]:
         """Warning and error lines the workers logged (structlog's console format)."""
         pattern = re.compile(r"\[(warning|error|critical)\s*\]|Traceback", re.IGNORECASE)
         found = []
-        for _process, log in self.processes:
+        for log in self.log_files:
             for line in log.read_text(errors="replace").splitlines():
                 plain = ANSI.sub("", line)
                 if pattern.search(plain):
                     found.append(plain.strip())
         return found
-
-
-def tail(log: Path, lines: int = 15) -> str:
-    text = log.read_text(errors="replace") if log.exists() else ""
-    return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
 
 
 # Timed phases ---------------------------------------------------------------------------------
@@ -478,11 +371,6 @@ async def wait_resolved(
 
 
 # Results and checks ---------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 STAGES = (
@@ -787,32 +675,15 @@ async def run_config(
 # Output ---------------------------------------------------------------------------------------
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Print rows under a header: the first column left-aligned, the others right-aligned."""
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-    for line in [header, *rows]:
-        cells = [line[0].ljust(widths[0])]
-        cells += [line[i].rjust(widths[i]) for i in range(1, len(header))]
-        print("  ".join(cells))
-
-
 def print_header(options: Options) -> None:
-    print("Refund benchmark: inspected RMAs to Stripe refunds, rma worker processes, fake Stripe.")
-    print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}"
-    )
-    print(f"python:  {platform.python_implementation()} {platform.python_version()}")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"load:    {load} (1, 5, 15 min) at the start")
-    print(f"db:      PostgreSQL at {safe_url(options.postgres_url)} (throwaway databases)")
-    print(
+    print_banner(
+        "Refund benchmark: inspected RMAs to Stripe refunds, rma worker processes, fake Stripe.",
+        f"db:      PostgreSQL at {safe_url(options.postgres_url)} (throwaway databases)",
         f"run:     {options.rmas} RMAs inspected at once ({options.inspectors} inspectors), then "
         f"{options.probes} idle probes one at a time; worker processes "
         f"{','.join(str(n) for n in options.workers)}, rma worker --concurrency "
-        f"{options.concurrency}; poll interval {poll_interval():g} s"
+        f"{options.concurrency}; poll interval {poll_interval():g} s",
     )
-    print()
 
 
 def print_results(results: Sequence[Result], options: Options) -> None:
@@ -924,13 +795,6 @@ def notes(interval: float) -> list[str]:
 # Entry point ----------------------------------------------------------------------------------
 
 
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
-
-
 def not_negative(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -963,11 +827,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--probes", type=not_negative, default=30, help="idle probes after the burst (30)"
     )
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("RMA_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="server to create throwaway databases on (env RMA_BENCH_POSTGRES_URL)",
-    )
+    add_postgres_url_option(parser)
     parsed = parser.parse_args(argv)
     return Options(
         rmas=parsed.rmas,
@@ -983,7 +843,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     quiet_logs()
     print_header(options)
-    if reason := postgres_unreachable(options.postgres_url):
+    if reason := PostgresServer(options.postgres_url).unreachable():
         print(f"error: PostgreSQL is needed: {reason}", file=sys.stderr)
         return 1
     fake = FakeStripe(refund_mode="succeeded")

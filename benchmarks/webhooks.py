@@ -49,45 +49,61 @@ import asyncio
 import importlib.util
 import json
 import os
-import platform
 import re
-import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import asyncpg
 import httpx
 import sqlalchemy as sa
+from bench_support import (
+    DEFAULT_POSTGRES_URL,
+    NOISY_PERCENT,
+    PROJECT,
+    SERVER_CPU,
+    WARMUP_SECONDS,
+    BenchError,
+    Measurement,
+    Server,
+    WrkRun,
+    check_cpus,
+    empty_database,
+    exit_status,
+    noisy_cases,
+    parse_wrk,
+    pinned_server,
+    positive,
+    postgres_skip_reason,
+    print_banner,
+    print_load_table,
+    progress,
+    rma_command,
+    rma_serve_command,
+    run_rma,
+    run_wrk,
+    under_load,
+    uvicorn_command,
+    wrk_match,
+    wrk_run_line,
+)
 
 from core.database import Database
 
-PROJECT = Path(__file__).resolve().parent.parent
 SUPPORT_DIR = Path(__file__).resolve().parent / "webhook_support"
 LUA_SCRIPT = SUPPORT_DIR / "deliveries.lua"
 FIXTURE = PROJECT / "tests" / "fixtures" / "shopify_orders_create.json"
 SIGNING = PROJECT / "tests" / "webhook_signing.py"
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-SERVER_CPU = "1"
-LOAD_CPU = "0"
-HOST = "127.0.0.1"
-WARMUP_SECONDS = 1
-WRK_TIMEOUT = "10s"
-STARTUP_SECONDS = 30.0
 RMA_TIMEOUT_SECONDS = 300.0
 SETTLE_SECONDS = 30.0
 TARGET_RATIO = 0.40
-NOISY_PERCENT = 10.0
 
 SHOP = "bench-shop.myshopify.com"
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789"  # noqa: S105 (a throwaway database's)
@@ -97,16 +113,7 @@ ORDER_ID_MARKER = 987_654_321_987_654_321
 FIRST_ORDER_ID = 5_000_000_000_000
 
 
-class BenchError(RuntimeError):
-    """Something the benchmark needs failed; the message says what."""
-
-
 # Tools ----------------------------------------------------------------------------------------
-
-
-def progress(message: str) -> None:
-    sys.stdout.flush()
-    print(f"... {message}", file=sys.stderr, flush=True)
 
 
 def find_wrk() -> str:
@@ -114,28 +121,6 @@ def find_wrk() -> str:
     if not found:
         raise BenchError("wrk is not installed (apt-get install wrk)")
     return found
-
-
-def check_cpus() -> None:
-    allowed = os.sched_getaffinity(0)
-    if not {int(SERVER_CPU), int(LOAD_CPU)} <= allowed:
-        raise BenchError(f"needs CPUs {LOAD_CPU} and {SERVER_CPU}; allowed: {sorted(allowed)}")
-    if shutil.which("taskset") is None:
-        raise BenchError("taskset (util-linux) is missing")
-
-
-def rma_command() -> list[str]:
-    """The ``rma`` console script next to this interpreter, else the module behind it."""
-    script = Path(sys.executable).with_name("rma")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "graphql_api.cli"]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def load_signing() -> ModuleType:
@@ -150,56 +135,6 @@ def load_signing() -> ModuleType:
 
 
 # Databases ------------------------------------------------------------------------------------
-
-
-def safe_url(url: str) -> str:
-    return sa.make_url(url).render_as_string(hide_password=True)
-
-
-def asyncpg_dsn(url: str) -> str:
-    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _admin_execute(server_url: str, statement: str | None) -> None:
-    """Run ``statement`` on the server (just connect when it is None)."""
-    try:
-        connection = await asyncpg.connect(asyncpg_dsn(server_url), timeout=5)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise BenchError(f"PostgreSQL {safe_url(server_url)}: {error}") from error
-    try:
-        if statement is not None:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-def postgres_unreachable(server_url: str) -> str | None:
-    """Why the server cannot be used, or None when it answers."""
-    try:
-        asyncio.run(_admin_execute(server_url, None))
-    except BenchError as error:
-        return str(error)
-    return None
-
-
-@contextmanager
-def postgres_database(server_url: str) -> Iterator[str]:
-    """A throwaway database on ``server_url``'s server, dropped afterwards even on failure."""
-    name = f"rma_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin_execute(server_url, f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@contextmanager
-def database_for(backend: str, options: Options, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'rma.db'}"
-    else:
-        with postgres_database(options.postgres_url) as url:
-            yield url
 
 
 @dataclass(frozen=True)
@@ -236,24 +171,10 @@ def settled_counts(database_url: str) -> Counts:
     raise BenchError(f"rows still being added {SETTLE_SECONDS} s after wrk stopped")
 
 
-def run_rma(arguments: Sequence[str], database_url: str) -> str:
+def rma_last_line(arguments: Sequence[str], database_url: str) -> str:
     """Run ``rma ARGUMENTS`` against ``database_url``; the last line of its standard output."""
-    env = {**os.environ, "RMA_DATABASE_URL": database_url}
-    try:
-        done = subprocess.run(
-            [*rma_command(), *arguments],
-            env=env,
-            cwd=PROJECT,
-            capture_output=True,
-            text=True,
-            timeout=RMA_TIMEOUT_SECONDS,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"rma {' '.join(arguments)} took over {RMA_TIMEOUT_SECONDS} s") from None
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise BenchError(f"rma {' '.join(arguments)} exited {done.returncode}: {tail[0]}")
-    lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    output = run_rma(arguments, database_url, timeout=RMA_TIMEOUT_SECONDS)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
     if not lines:
         raise BenchError(f"rma {' '.join(arguments)} printed nothing")
     return lines[-1]
@@ -261,9 +182,9 @@ def run_rma(arguments: Sequence[str], database_url: str) -> str:
 
 def prepare(database_url: str) -> str:
     """Migrate, create a merchant and connect a Shopify shop; the webhook path."""
-    run_rma(["db", "upgrade"], database_url)
-    merchant = run_rma(["merchant", "create", "--name", "Webhook bench"], database_url)
-    path = run_rma(
+    rma_last_line(["db", "upgrade"], database_url)
+    merchant = rma_last_line(["merchant", "create", "--name", "Webhook bench"], database_url)
+    path = rma_last_line(
         [
             "connect",
             "shopify",
@@ -354,58 +275,8 @@ def write_pool(directory: Path, size: int) -> Pool:
 # Servers --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """A server process pinned to ``SERVER_CPU``, its output in a log file."""
-
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def log_tail(self, lines: int = 15) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
-
-    def cpu_seconds(self) -> float:
-        """User plus system CPU time of the server process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
 def bare_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bare_post:app",
-        "--app-dir",
-        str(SUPPORT_DIR),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    return uvicorn_command("bare_post:app", port, app_dir=SUPPORT_DIR)
 
 
 def serve_has_no_worker_flag() -> bool:
@@ -423,213 +294,48 @@ def serve_has_no_worker_flag() -> bool:
 
 def inbox_command(no_worker_flag: bool) -> Callable[[int], list[str]]:
     def command(port: int) -> list[str]:
-        flag = ["--no-worker"] if no_worker_flag else []
-        return [*rma_command(), "serve", "--host", HOST, "--port", str(port), *flag]
+        return rma_serve_command(port, *(["--no-worker"] if no_worker_flag else []))
 
     return command
-
-
-@contextmanager
-def server(
-    name: str, command: Callable[[int], list[str]], env: dict[str, str], logs: Path
-) -> Iterator[Server]:
-    """Start ``command`` on a free port pinned to ``SERVER_CPU``; stopped on the way out."""
-    port = free_port()
-    log = logs / f"{name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *command(port)],
-            env=env,
-            cwd=PROJECT,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    running = Server(name, port, process, log)
-    try:
-        wait_until_up(running)
-        yield running
-    finally:
-        running.stop()
-
-
-def wait_until_up(running: Server) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            raise BenchError(
-                f"{running.name} server exited {running.process.returncode}:\n" + running.log_tail()
-            )
-        try:
-            if httpx.get(f"{running.base}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(
-        f"{running.name} server not up after {STARTUP_SECONDS} s:\n{running.log_tail()}"
-    )
-
-
-# CPU accounting -------------------------------------------------------------------------------
-
-
-def cpu_busy_seconds() -> dict[int, float]:
-    """Busy (non-idle, non-iowait) seconds of every CPU since boot, from /proc/stat."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    busy = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        name, *values = line.split()
-        if name.startswith("cpu") and name != "cpu":
-            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, values[:8])
-            busy[int(name[3:])] = (user + nice + system + irq + softirq + steal) / ticks
-    return busy
-
-
-def children_cpu_seconds() -> float:
-    """CPU time of the waited-for child processes so far (wrk among them)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-@dataclass(frozen=True)
-class CpuUse:
-    """CPU seconds spent during one measurement: the server, wrk, and everything else."""
-
-    elapsed: float
-    server: float
-    wrk: float
-    others_on_server_cpu: float
-    others_on_load_cpu: float
-
-    def percent(self, seconds: float) -> float:
-        """``seconds`` as a percentage of one CPU over the measurement."""
-        return 100.0 * seconds / self.elapsed
-
-
-@contextmanager
-def cpu_use(running: Server, into: list[CpuUse]) -> Iterator[None]:
-    """Account the CPU time spent while the block runs; appends one ``CpuUse`` to ``into``."""
-    server_before, wrk_before = running.cpu_seconds(), children_cpu_seconds()
-    busy_before, started = cpu_busy_seconds(), time.perf_counter()
-    yield
-    elapsed = time.perf_counter() - started
-    busy_after = cpu_busy_seconds()
-    server = running.cpu_seconds() - server_before
-    wrk = children_cpu_seconds() - wrk_before
-    server_cpu, load_cpu = int(SERVER_CPU), int(LOAD_CPU)
-    into.append(
-        CpuUse(
-            elapsed=elapsed,
-            server=server,
-            wrk=wrk,
-            others_on_server_cpu=max(
-                0.0, busy_after[server_cpu] - busy_before[server_cpu] - server
-            ),
-            others_on_load_cpu=max(0.0, busy_after[load_cpu] - busy_before[load_cpu] - wrk),
-        )
-    )
 
 
 # wrk ------------------------------------------------------------------------------------------
 
 
-TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
-def parse_time_ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if match is None:
-        raise BenchError(f"cannot read wrk time {text!r}")
-    return float(match.group(1)) * TIME_UNITS_MS[match.group(2)]
-
-
 @dataclass(frozen=True)
-class WrkRun:
-    requests: int
-    per_second: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx_3xx: int
-    socket_errors: dict[str, int]
-    pool_taken: int
-    pool_next: int
+class PoolRun:
+    """A wrk run through the Lua pool script: what wrk reported, and the pool entries it took
+    (``next`` is where a run that sends only new deliveries starts)."""
+
+    run: WrkRun
+    taken: int
+    next: int
 
 
-def parse_wrk(output: str) -> WrkRun:
-    def find(pattern: str) -> re.Match[str]:
-        match = re.search(pattern, output, re.MULTILINE)
-        if match is None:
-            raise BenchError(f"wrk output lacks {pattern!r}:\n{output}")
-        return match
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    return WrkRun(
-        requests=int(find(r"^\s*(\d+) requests in ").group(1)),
-        per_second=float(find(r"^Requests/sec:\s*([\d.]+)").group(1)),
-        p50_ms=parse_time_ms(find(r"^\s*50%\s+(\S+)").group(1)),
-        p99_ms=parse_time_ms(find(r"^\s*99%\s+(\S+)").group(1)),
-        non_2xx_3xx=int(non_2xx.group(1)) if non_2xx else 0,
-        socket_errors=(
-            dict(
-                zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True)
-            )
-            if errors
-            else {}
-        ),
-        pool_taken=int(find(r"^pool-taken: (\d+)").group(1)),
-        pool_next=int(find(r"^pool-next: (\d+)").group(1)),
-    )
-
-
-def run_wrk(
+def run_pool_wrk(
     wrk: str, url: str, pool: Pool, *, offset: int, mode: str, seconds: int, connections: int
-) -> WrkRun:
-    command = [
-        "taskset",
-        "-c",
-        LOAD_CPU,
+) -> PoolRun:
+    output = run_wrk(
         wrk,
-        "--threads",
-        "1",
-        "--connections",
-        str(connections),
-        "--duration",
-        f"{seconds}s",
-        "--timeout",
-        WRK_TIMEOUT,
-        "--latency",
-        "--script",
-        str(LUA_SCRIPT),
         url,
-        "--",
-        str(pool.pool_file),
-        str(pool.template_file),
-        SHOP,
-        str(offset),
-        mode,
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"wrk on {url} did not finish") from None
-    if done.returncode != 0 or "PANIC" in done.stderr:
-        raise BenchError(f"wrk on {url} exited {done.returncode}: {done.stderr}{done.stdout}")
-    return parse_wrk(done.stdout)
+        LUA_SCRIPT,
+        seconds=seconds,
+        connections=connections,
+        script_arguments=[str(pool.pool_file), str(pool.template_file), SHOP, str(offset), mode],
+    )
+    return PoolRun(
+        parse_wrk(output),
+        taken=int(wrk_match(output, r"^pool-taken: (\d+)").group(1)),
+        next=int(wrk_match(output, r"^pool-next: (\d+)").group(1)),
+    )
 
 
 # Cases ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Result:
-    key: str
-    label: str
-    run: WrkRun
-    cpu: CpuUse
+class Result(Measurement):
+    pool_taken: int
     offset: int
     before: Counts | None
     after: Counts | None
@@ -675,7 +381,7 @@ def measure(
     With ``database_url``, the rows are counted (once the server is done with the requests in
     flight) after the warm-up and after the measured run.
     """
-    warm = run_wrk(
+    warm = run_pool_wrk(
         wrk,
         url,
         pool,
@@ -684,11 +390,11 @@ def measure(
         seconds=WARMUP_SECONDS,
         connections=options.connections,
     )
-    start = warm.pool_next if mode == "unique" else offset
+    start = warm.next if mode == "unique" else offset
     before = settled_counts(database_url) if database_url else None
-    used: list[CpuUse] = []
-    with cpu_use(target, used):
-        run = run_wrk(
+    loaded, cpu = under_load(
+        target,
+        lambda: run_pool_wrk(
             wrk,
             url,
             pool,
@@ -696,11 +402,10 @@ def measure(
             mode=mode,
             seconds=options.duration,
             connections=options.connections,
-        )
-    if target.process.poll() is not None:
-        raise BenchError(f"{target.name} server died under load:\n{target.log_tail()}")
+        ),
+    )
     after = settled_counts(database_url) if database_url else None
-    return Result(key, label, run, used[0], start, before, after)
+    return Result(key, label, loaded.run, cpu, loaded.taken, start, before, after)
 
 
 @dataclass(frozen=True)
@@ -713,15 +418,15 @@ class Suite:
 
 def bench_backend(backend: str, wrk: str, pool: Pool, options: Options, directory: Path) -> Suite:
     """Prepare a fresh database, start both servers, check and load the three cases."""
-    with database_for(backend, options, directory) as url, ExitStack() as stack:
+    with empty_database(backend, directory, options.postgres_url) as url, ExitStack() as stack:
         progress(f"{backend}: rma db upgrade, merchant create, connect shopify")
         path = prepare(url)
         no_worker_flag = serve_has_no_worker_flag()
         env = {**os.environ, "RMA_DATABASE_URL": url, "RMA_RUN_WORKER": "false"}
         progress(f"{backend}: starting servers on CPU {SERVER_CPU}")
-        bare = stack.enter_context(server(f"{backend}-bare", bare_command, env, directory))
+        bare = stack.enter_context(pinned_server(f"{backend}-bare", bare_command, env, directory))
         inbox = stack.enter_context(
-            server(f"{backend}-inbox", inbox_command(no_worker_flag), env, directory)
+            pinned_server(f"{backend}-inbox", inbox_command(no_worker_flag), env, directory)
         )
         bare_url, inbox_url = f"{bare.base}{path}", f"{inbox.base}{path}"
         new, seen = {"received": True, "duplicate": False}, {"received": True, "duplicate": True}
@@ -767,82 +472,21 @@ def bench_backend(backend: str, wrk: str, pool: Pool, options: Options, director
 # Output ---------------------------------------------------------------------------------------
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Print rows under a header: the first column left-aligned, the others right-aligned."""
-    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
-    for line in [header, *rows]:
-        cells = [line[0].ljust(widths[0])]
-        cells += [line[i].rjust(widths[i]) for i in range(1, len(header))]
-        print("  ".join(cells))
-
-
 def print_header(options: Options, wrk: str, pool: Pool, directory: Path) -> None:
-    version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout
-    print("Webhook intake benchmark: signed Shopify deliveries into the inbox against a bare POST.")
-    print(
-        f"machine: {os.cpu_count()} CPUs, {platform.machine()}, {platform.system()} "
-        f"{platform.release()}"
-    )
-    print(f"python:  {platform.python_implementation()} {platform.python_version()}")
-    print(f"wrk:     {(version.strip().splitlines() or ['?'])[0]}")
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"load:    {load} (1, 5, 15 min) at the start")
-    print(
-        f"run:     servers on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU} (1 thread, "
-        f"{options.connections} connections), {WARMUP_SECONDS} s warm-up then "
-        f"{options.duration} s per case"
-    )
-    print(
+    print_banner(
+        "Webhook intake benchmark: signed Shopify deliveries into the inbox against a bare POST.",
+        wrk_run_line(options.connections, options.duration),
         f"pool:    {pool.size} distinct signed deliveries, {pool.body_bytes} B body each "
-        f"(topic {TOPIC}); SQLite files under {directory}"
+        f"(topic {TOPIC}); SQLite files under {directory}",
+        wrk=wrk,
     )
-    print()
 
 
 def print_suite(suite: Suite) -> None:
     flag = "--no-worker" if suite.no_worker_flag else "RMA_RUN_WORKER=false (no --no-worker flag)"
     print(f"[{suite.backend}] intake: rma serve, worker off via {flag}")
-    table(
-        (
-            "case",
-            "deliveries/s",
-            "p50 ms",
-            "p99 ms",
-            "requests",
-            "non-2xx",
-            "server CPU ms/req",
-            "server CPU",
-            "wrk CPU",
-            f"others CPU{SERVER_CPU}",
-            f"others CPU{LOAD_CPU}",
-        ),
-        [
-            (
-                f"({r.key}) {r.label}",
-                f"{r.run.per_second:.1f}",
-                f"{r.run.p50_ms:.2f}",
-                f"{r.run.p99_ms:.2f}",
-                str(r.run.requests),
-                str(r.run.non_2xx_3xx),
-                f"{1000.0 * r.cpu.server / max(r.run.requests, 1):.2f}",
-                f"{r.cpu.percent(r.cpu.server):.0f}%",
-                f"{r.cpu.percent(r.cpu.wrk):.0f}%",
-                f"{r.cpu.percent(r.cpu.others_on_server_cpu):.0f}%",
-                f"{r.cpu.percent(r.cpu.others_on_load_cpu):.0f}%",
-            )
-            for r in suite.results
-        ],
-    )
-    for r in suite.results:
-        if any(r.run.socket_errors.values()):
-            detail = ", ".join(f"{name} {count}" for name, count in r.run.socket_errors.items())
-            print(f"socket errors in ({r.key}): {detail}")
-    noisy = [
-        f"({r.key})"
-        for r in suite.results
-        if max(r.cpu.percent(r.cpu.others_on_server_cpu), r.cpu.percent(r.cpu.others_on_load_cpu))
-        > NOISY_PERCENT
-    ]
+    print_load_table("deliveries/s", suite.results)
+    noisy = noisy_cases(suite.results)
     if noisy:
         print(
             f"note: other processes (PostgreSQL among them) used over {NOISY_PERCENT:.0f}% of a "
@@ -855,13 +499,9 @@ def print_suite(suite: Suite) -> None:
         f"(b)/(a) = {ratio:.3f}   (c)/(a) = "
         f"{duplicate.run.per_second / bare.run.per_second:.3f}   (deliveries/s)"
     )
-
-    def cpu_per_request(result: Result) -> float:
-        return result.cpu.server / max(result.run.requests, 1)
-
     print(
-        f"(b)/(a) = {cpu_per_request(bare) / cpu_per_request(inbox):.3f}   (c)/(a) = "
-        f"{cpu_per_request(bare) / cpu_per_request(duplicate):.3f}   "
+        f"(b)/(a) = {bare.server_cpu_per_request / inbox.server_cpu_per_request:.3f}   (c)/(a) = "
+        f"{bare.server_cpu_per_request / duplicate.server_cpu_per_request:.3f}   "
         "(inverse server CPU per request; the server process only, not PostgreSQL)"
     )
     verdict = "MET" if ratio >= TARGET_RATIO else "NOT MET"
@@ -877,11 +517,11 @@ def print_stored(suite: Suite, inbox: Result, duplicate: Result) -> None:
     """Rows stored during the measured inbox run against what wrk sent and completed."""
     stored = inbox.added()
     completed_2xx = inbox.run.requests - inbox.run.non_2xx_3xx
-    wrapped = max(0, inbox.offset + inbox.run.pool_taken - suite.pool_size)
-    in_flight = inbox.run.pool_taken - inbox.run.requests
+    wrapped = max(0, inbox.offset + inbox.pool_taken - suite.pool_size)
+    in_flight = inbox.pool_taken - inbox.run.requests
     print(
         f"stored: {stored.deliveries} deliveries and {stored.jobs} jobs during (b), for "
-        f"{completed_2xx} 2xx responses; {inbox.run.pool_taken} requests sent, {in_flight} of "
+        f"{completed_2xx} 2xx responses; {inbox.pool_taken} requests sent, {in_flight} of "
         "them unanswered when wrk stopped (the server may still have stored them)"
     )
     if wrapped:
@@ -894,7 +534,7 @@ def print_stored(suite: Suite, inbox: Result, duplicate: Result) -> None:
             f"warning: {stored.deliveries} deliveries but {stored.jobs} jobs: every delivery "
             "should have one job"
         )
-    if not completed_2xx <= stored.deliveries <= inbox.run.pool_taken:
+    if not completed_2xx <= stored.deliveries <= inbox.pool_taken:
         print("warning: stored deliveries are outside [2xx responses, requests sent]")
     added = duplicate.added()
     print(
@@ -916,13 +556,6 @@ class Options:
     sqlite_only: bool
 
 
-def positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
-
-
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=positive, default=10, help="seconds per case (10)")
@@ -942,31 +575,28 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     )
 
 
+def bench(options: Options) -> None:
+    check_cpus()
+    wrk = find_wrk()
+    with tempfile.TemporaryDirectory(prefix="rma-webhook-bench-") as name:
+        directory = Path(name)
+        progress(f"signing {options.pool} deliveries")
+        pool = write_pool(directory, options.pool)
+        print_header(options, wrk, pool, directory)
+        backends = ["sqlite"]
+        if reason := postgres_skip_reason(options.sqlite_only, options.postgres_url):
+            print(f"[postgres] skipped: {reason}\n")
+        else:
+            backends.append("postgres")
+        for backend in backends:
+            backend_directory = directory / backend
+            backend_directory.mkdir()
+            print_suite(bench_backend(backend, wrk, pool, options, backend_directory))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
-    try:
-        check_cpus()
-        wrk = find_wrk()
-        with tempfile.TemporaryDirectory(prefix="rma-webhook-bench-") as name:
-            directory = Path(name)
-            progress(f"signing {options.pool} deliveries")
-            pool = write_pool(directory, options.pool)
-            print_header(options, wrk, pool, directory)
-            backends = ["sqlite"]
-            if options.sqlite_only:
-                print("[postgres] skipped: --sqlite-only\n")
-            elif reason := postgres_unreachable(options.postgres_url):
-                print(f"[postgres] skipped: {reason}\n")
-            else:
-                backends.append("postgres")
-            for backend in backends:
-                backend_directory = directory / backend
-                backend_directory.mkdir()
-                print_suite(bench_backend(backend, wrk, pool, options, backend_directory))
-    except BenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: bench(options))
 
 
 if __name__ == "__main__":
