@@ -195,6 +195,24 @@ async def _rma_payload(
     return RmaPayload(rma=Rma.from_row(result), user_errors=[])
 
 
+async def _resolution_payload(
+    info: Info, work: Callable[[AsyncSession], Awaitable[resolutions.ChosenResolution]]
+) -> ResolveRmaPayload:
+    try:
+        chosen = await _run(info, work)
+    except DomainError as error:
+        return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
+    return ResolveRmaPayload(
+        rma=Rma.from_row(chosen.rma),
+        resolution=Resolution.from_row(chosen.resolution),
+        user_errors=[],
+    )
+
+
+def _rma_line_id(global_id: str, index: int) -> uuid.UUID:
+    return expect_id(global_id, "RmaLine", field=f"lines[{index}].rmaLineId")
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
@@ -348,10 +366,7 @@ class Mutation:
     ) -> RmaPayload:
         def received() -> list[logistics.ReceivedLine]:
             return [
-                logistics.ReceivedLine(
-                    expect_id(line.rma_line_id, "RmaLine", field=f"lines[{index}].rmaLineId"),
-                    line.quantity,
-                )
+                logistics.ReceivedLine(_rma_line_id(line.rma_line_id, index), line.quantity)
                 for index, line in enumerate(lines)
             ]
 
@@ -373,7 +388,7 @@ class Mutation:
         def inspected() -> list[inspection.InspectedLine]:
             return [
                 inspection.InspectedLine(
-                    expect_id(line.rma_line_id, "RmaLine", field=f"lines[{index}].rmaLineId"),
+                    _rma_line_id(line.rma_line_id, index),
                     line.condition.value,
                     line.disposition.value,
                     line.note,
@@ -404,24 +419,16 @@ class Mutation:
         resolution: ResolutionKind,
         idempotency_key: str | None = None,
     ) -> ResolveRmaPayload:
-        try:
-            chosen = await _run(
-                info,
-                lambda session: resolutions.resolve_rma(
-                    session,
-                    info.context.merchant_id,
-                    expect_id(id, "Rma"),
-                    kind=CoreResolutionKind(resolution.value),
-                    actor=info.context.actor,
-                    request_key=idempotency_key,
-                ),
-            )
-        except DomainError as error:
-            return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
-        return ResolveRmaPayload(
-            rma=Rma.from_row(chosen.rma),
-            resolution=Resolution.from_row(chosen.resolution),
-            user_errors=[],
+        return await _resolution_payload(
+            info,
+            lambda session: resolutions.resolve_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                kind=CoreResolutionKind(resolution.value),
+                actor=info.context.actor,
+                request_key=idempotency_key,
+            ),
         )
 
     @strawberry.mutation(
@@ -431,23 +438,15 @@ class Mutation:
     async def record_manual_refund(
         self, info: Info, resolution_id: strawberry.ID, reference: str
     ) -> ResolveRmaPayload:
-        try:
-            done = await _run(
-                info,
-                lambda session: resolutions.complete_manual_refund(
-                    session,
-                    info.context.merchant_id,
-                    expect_id(resolution_id, "Resolution", field="resolutionId"),
-                    reference=reference,
-                    actor=info.context.actor,
-                ),
-            )
-        except DomainError as error:
-            return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
-        return ResolveRmaPayload(
-            rma=Rma.from_row(done.rma),
-            resolution=Resolution.from_row(done.resolution),
-            user_errors=[],
+        return await _resolution_payload(
+            info,
+            lambda session: resolutions.complete_manual_refund(
+                session,
+                info.context.merchant_id,
+                expect_id(resolution_id, "Resolution", field="resolutionId"),
+                reference=reference,
+                actor=info.context.actor,
+            ),
         )
 
     @strawberry.mutation(
@@ -456,23 +455,14 @@ class Mutation:
         "looks for an existing refund before sending anything.",
     )
     async def retry_resolution(self, info: Info, resolution_id: strawberry.ID) -> ResolveRmaPayload:
-        try:
-            resolution = await _run(
-                info,
-                lambda session: payments.retry_resolution(
-                    session,
-                    info.context.merchant_id,
-                    expect_id(resolution_id, "Resolution", field="resolutionId"),
-                    actor=info.context.actor,
-                ),
-            )
-        except DomainError as error:
-            return ResolveRmaPayload(rma=None, resolution=None, user_errors=[user_error(error)])
-        rma = await info.context.loaders.rma.load(resolution.rma_id)
-        return ResolveRmaPayload(
-            rma=Rma.from_row(rma) if rma else None,
-            resolution=Resolution.from_row(resolution),
-            user_errors=[],
+        return await _resolution_payload(
+            info,
+            lambda session: payments.retry_resolution(
+                session,
+                info.context.merchant_id,
+                expect_id(resolution_id, "Resolution", field="resolutionId"),
+                actor=info.context.actor,
+            ),
         )
 
     @strawberry.mutation(permission_classes=[StaffWrite])

@@ -22,6 +22,7 @@ from core.errors import Conflict
 from core.jobs.kinds import EXECUTE_REFUND
 from core.jobs.queue import enqueue
 from core.usecases.common import get_owned, lock_rma, now_or, record_event
+from core.usecases.resolutions import ChosenResolution
 
 _ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
 
@@ -106,7 +107,7 @@ async def retry_resolution(
     *,
     actor: str,
     now: datetime | None = None,
-) -> Resolution:
+) -> ChosenResolution:
     """Staff send a refund that needed review back to work, once they checked the provider.
 
     The next attempt looks the refund up before sending anything, so a refund that was made
@@ -149,7 +150,7 @@ async def retry_resolution(
             message="sent back to the provider after review",
             data={"resolutionId": str(resolution.id)},
         )
-    return resolution
+    return ChosenResolution(rma, resolution)
 
 
 async def mark_requires_review(
