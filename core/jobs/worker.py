@@ -35,6 +35,7 @@ from core.database import Database
 from core.entities import Job, utcnow
 from core.entities.columns import UtcDateTime
 from core.enums import JobState
+from core.jobs.notify import listen_for_jobs
 from core.jobs.queue import enqueue_once
 from core.jobs.timing import retry_delay, slot_start
 
@@ -109,6 +110,11 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set, then finish or release the jobs in hand."""
         log.info("worker started", worker=self.name, concurrency=self.concurrency)
+        listener = (
+            asyncio.create_task(listen_for_jobs(self.database.url, self.wake, stop))
+            if self.database.is_postgres
+            else None
+        )
         failures = 0
         while not stop.is_set():
             self._raise_if_dead()
@@ -125,6 +131,8 @@ class Worker:
             if not claimed:
                 await self._idle(stop)
         await self._drain()
+        if listener is not None:
+            await listener
         log.info("worker stopped", worker=self.name)
 
     async def run_until_idle(self, *, within_seconds: float = 60.0) -> WorkerStats:
