@@ -50,15 +50,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     chosen = settings or Settings()
     owned = database is None
     db = database or Database.from_settings(chosen)
+    worker = build_worker(chosen, db) if chosen.run_worker else None
     graphql = GraphQLView(
         build_schema(production=chosen.is_production),
         settings=chosen,
         database=db,
         tokens=CustomerTokens(chosen.secret_key),
         limiter=FailureLimiter(),
+        on_write=worker.wake if worker else None,
     )
 
-    worker = build_worker(chosen, db) if chosen.run_worker else None
     intake = WebhookIntake(
         db, Vault(chosen.encryption_keys), on_enqueued=worker.wake if worker else None
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -23,6 +24,7 @@ class Context:
     tokens: CustomerTokens
     limiter: FailureLimiter
     principal: Principal | None
+    on_write: Callable[[], None] | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _loaders: Loaders | None = None
 

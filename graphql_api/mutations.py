@@ -176,7 +176,11 @@ class UpsertOrderInput:
 
 async def _run(info: Info, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async with info.context.database.session() as session:
-        return await work(session)
+        result = await work(session)
+    # A write may have queued jobs: let the in-process worker look now, not at its next poll.
+    if info.context.on_write is not None:
+        info.context.on_write()
+    return result
 
 
 def _check_text(**fields: str | None) -> None:

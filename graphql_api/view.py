@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from cross_web import HTTPException
@@ -64,6 +65,7 @@ class GraphQLView(GraphQL[Context, None]):
         database: Database,
         tokens: CustomerTokens,
         limiter: FailureLimiter,
+        on_write: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -75,6 +77,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.database = database
         self.tokens = tokens
         self.limiter = limiter
+        self.on_write = on_write
         self.persisted = PersistedQueries()
 
     async def get_context(self, request: Request, response: Any) -> Context:  # type: ignore[override]
@@ -88,6 +91,7 @@ class GraphQLView(GraphQL[Context, None]):
             tokens=self.tokens,
             limiter=self.limiter,
             principal=principal,
+            on_write=self.on_write,
         )
 
     def parse_json(self, data: str | bytes) -> Any:
