@@ -208,6 +208,17 @@ class Worker:
             task.add_done_callback(self._finished)
         return claimed_any
 
+    def _lease_end(self, *, bound: bool = True) -> Any:
+        """When a lease taken now ends. On PostgreSQL the database's clock decides, so workers on
+        hosts whose clocks drift never reap each other's live leases; SQLite runs on one host."""
+        if self.database.is_postgres:
+            return sa.func.now() + sa.func.make_interval(
+                0, 0, 0, 0, 0, 0, self.lease.total_seconds()
+            )
+        if bound:
+            return sa.bindparam("until", type_=UtcDateTime())
+        return utcnow() + self.lease
+
     def _claim_statement(self) -> Any:
         """The claim, built once per set of handlers (its times are bound per call)."""
         kinds = frozenset(self.handlers)
@@ -245,7 +256,7 @@ class Worker:
             .values(
                 state=JobState.RUNNING,
                 locked_by=self.name,
-                locked_until=sa.bindparam("until", type_=UtcDateTime()),
+                locked_until=self._lease_end(),
                 attempts=Job.attempts + 1,
                 started_at=sa.bindparam("now", type_=UtcDateTime()),
             )
@@ -316,7 +327,7 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             try:
-                held = await self._update_own(job, locked_until=utcnow() + self.lease)
+                held = await self._update_own(job, locked_until=self._lease_end(bound=False))
             except (SQLAlchemyError, OSError):
                 held = loop.time() - renewed_at < self.lease.total_seconds() * 0.8
             else:
@@ -409,8 +420,12 @@ class Worker:
 
 
 async def reap_expired_leases(database: Database, now: datetime | None = None) -> int:
-    """Requeue (or dead-letter, when out of attempts) jobs whose worker stopped renewing."""
-    moment = now or utcnow()
+    """Requeue (or dead-letter, when out of attempts) jobs whose worker stopped renewing.
+
+    Leases are compared with the database's clock on PostgreSQL (the clock that set them),
+    unless a test passes ``now``.
+    """
+    moment: Any = now or (sa.func.now() if database.is_postgres else utcnow())
     exhausted = col(Job.attempts) >= col(Job.max_attempts)
     statement = (
         sa.update(Job)
