@@ -140,7 +140,7 @@ async def test_a_forged_delivery_gets_401_and_nothing_is_stored(
     assert await inbox.jobs() == 0
 
 
-@pytest.mark.parametrize("offset", [-301, 301])
+@pytest.mark.parametrize("offset", [-400, 400])
 async def test_stale_or_future_stripe_timestamps_are_refused(inbox: Inbox, offset: int) -> None:
     import time
 
