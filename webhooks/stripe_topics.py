@@ -7,7 +7,7 @@ from typing import Any
 from core.database import Database
 from core.entities import WebhookDelivery
 from core.enums import ResolutionStatus
-from core.usecases.resolutions import PROVIDER_REFUND_STATUSES, record_provider_refund
+from core.usecases.provider_reports import PROVIDER_REFUND_STATUSES, record_provider_refund
 
 
 async def refund_event(database: Database, delivery: WebhookDelivery, event: Any) -> str | None:

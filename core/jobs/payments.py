@@ -33,8 +33,8 @@ from core.usecases.payments import (
     record_credit_mirrored,
     store_credit_mirror,
 )
+from core.usecases.provider_reports import record_provider_refund
 from core.usecases.resolutions import (
-    record_provider_refund,
     record_resolution_outcome,
     resolve_rma,
 )

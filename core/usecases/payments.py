@@ -2,7 +2,7 @@
 
 Phase A marks an attempt (``SUBMITTING``, attempts + 1) before any provider call; the provider is
 then called outside any transaction with the resolution's stored idempotency key; phase B
-records what the provider said (:func:`core.usecases.resolutions.record_provider_refund`). A
+records what the provider said (:func:`core.usecases.provider_reports.record_provider_refund`). A
 crash anywhere leaves a state from which the next attempt continues without paying twice.
 """
 

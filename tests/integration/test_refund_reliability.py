@@ -16,7 +16,8 @@ from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
 from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
 from core.usecases.payments import retry_resolution
-from core.usecases.resolutions import record_provider_refund, resolve_rma
+from core.usecases.provider_reports import record_provider_refund
+from core.usecases.resolutions import resolve_rma
 from tests.fakes import FakeStripe
 from tests.integration.money_world import World, fake_stripe, make_world, money_db, money_url
 

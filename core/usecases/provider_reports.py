@@ -1,0 +1,139 @@
+"""What providers report about refunds, applied to resolutions without ever going backwards.
+
+Reports arrive from webhooks and from lookups, twice, late or out of order. A resolution's
+status only moves forward; a report that contradicts a settled resolution is flagged for staff
+on the RMA's timeline instead of being applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Resolution
+from core.enums import ResolutionStatus
+from core.errors import InvalidInput
+from core.usecases.common import clean_text, lock_rma, now_or, record_event
+from core.usecases.resolutions import FINAL_RESOLUTION_STATUSES, settle_resolution
+
+# What a provider's refund status means for a resolution, and how far along it is: a status
+# never moves back to a lower rank, so late or repeated events change nothing.
+PROVIDER_REFUND_STATUSES: dict[str, ResolutionStatus] = {
+    "pending": ResolutionStatus.PROCESSING,
+    "requires_action": ResolutionStatus.PROCESSING,
+    "succeeded": ResolutionStatus.SUCCEEDED,
+    "failed": ResolutionStatus.FAILED,
+    "canceled": ResolutionStatus.CANCELED,
+}
+
+
+async def record_provider_refund(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    *,
+    provider_reference: str,
+    status: str,
+    resolution_id: str | None = None,
+    failure_reason: str | None = None,
+    actor: str = "provider",
+    now: datetime | None = None,
+) -> Resolution | None:
+    """Apply a provider's report on a refund to the matching resolution, monotonically.
+
+    The resolution is found by the provider's refund id, or by the resolution id the refund
+    carries in its metadata. Returns ``None`` when no resolution of this merchant matches.
+    """
+    mapped = PROVIDER_REFUND_STATUSES.get(status)
+    if mapped is None:
+        raise InvalidInput("status", f"unknown refund status {status!r}")
+    moment = now_or(now)
+    async with session.begin():
+        resolution = await _find_by_reference(
+            session, merchant_id, provider_reference, resolution_id
+        )
+        if resolution is None:
+            return None
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        if (
+            resolution.status in FINAL_RESOLUTION_STATUSES
+            and mapped in FINAL_RESOLUTION_STATUSES
+            and resolution.status is not mapped
+        ):
+            # Never backwards (a card refund can fail after it succeeded, or a failed one turn
+            # out paid): the money disagrees with the RMA, so staff must see it.
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="PROVIDER_DISAGREES",
+                now=moment,
+                message=f"provider now reports {status} for a resolution that is "
+                f"{resolution.status.value}; check the money by hand",
+                data={
+                    "resolutionId": str(resolution.id),
+                    "providerReference": provider_reference,
+                    "reported": status,
+                },
+            )
+            return resolution
+        if resolution.status in FINAL_RESOLUTION_STATUSES or resolution.status is mapped:
+            return resolution
+        if mapped is ResolutionStatus.PROCESSING:
+            resolution.status = mapped
+            resolution.provider_reference = provider_reference
+            resolution.updated_at = moment
+            session.add(resolution)
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="REFUND_PENDING",
+                now=moment,
+                message=f"provider reports {status}",
+                data={"resolutionId": str(resolution.id), "providerReference": provider_reference},
+            )
+            return resolution
+        await settle_resolution(
+            session,
+            rma,
+            resolution,
+            mapped,
+            actor=actor,
+            now=moment,
+            provider_reference=provider_reference,
+            reason=clean_text(failure_reason or status, "failureReason"),
+        )
+    return resolution
+
+
+async def _find_by_reference(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    provider_reference: str,
+    resolution_id: str | None,
+) -> Resolution | None:
+    by_reference = (
+        await session.exec(
+            select(Resolution).where(
+                Resolution.merchant_id == merchant_id,
+                Resolution.provider_reference == provider_reference,
+            )
+        )
+    ).first()
+    if by_reference is not None or resolution_id is None:
+        return by_reference
+    try:
+        identifier = uuid.UUID(resolution_id)
+    except ValueError:
+        return None
+    return (
+        await session.exec(
+            select(Resolution).where(
+                Resolution.merchant_id == merchant_id, Resolution.id == identifier
+            )
+        )
+    ).first()
