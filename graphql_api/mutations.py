@@ -33,145 +33,25 @@ from graphql_api.permissions import Admin, CustomerOrStaffWrite, Public, StaffWr
 from graphql_api.types.commerce import Customer, Order
 from graphql_api.types.common import (
     Carrier,
-    Disposition,
-    ItemCondition,
-    PaymentProvider,
-    Platform,
     ResolutionKind,
-    ReturnReason,
+)
+from graphql_api.types.mutation_io import (
+    CustomerSessionPayload,
+    InspectRmaLineInput,
+    ReceiveRmaLineInput,
+    RequestRmaInput,
+    ResolveRmaPayload,
+    ReturnPolicyInput,
+    ReturnPolicyPayload,
+    RmaPayload,
+    UpsertOrderInput,
+    UpsertOrderPayload,
 )
 from graphql_api.types.policy import ReturnPolicy
 from graphql_api.types.returns import Resolution, Rma
 
 T = TypeVar("T")
 MAX_TEXT = 2000
-
-
-@strawberry.type
-class RmaPayload:
-    rma: Rma | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class ResolveRmaPayload:
-    rma: Rma | None
-    resolution: Resolution | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class ReturnPolicyPayload:
-    return_policy: ReturnPolicy | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class UpsertOrderPayload:
-    order: Order | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class CustomerSessionPayload:
-    token: str | None = strawberry.field(description="Send as Authorization: Bearer <token>.")
-    expires_at: datetime | None
-    customer: Customer | None
-    user_errors: list[UserError]
-
-
-@strawberry.input
-class RequestRmaLineInput:
-    order_line_id: strawberry.ID
-    quantity: int
-    reason: ReturnReason
-    condition: ItemCondition = ItemCondition.UNOPENED
-    comment: str = ""
-    troubleshooting_completed: bool = False
-
-
-@strawberry.input
-class RequestRmaInput:
-    order_id: strawberry.ID
-    lines: list[RequestRmaLineInput]
-    preferred_resolution: ResolutionKind | None = None
-    customer_note: str = ""
-
-
-@strawberry.input
-class ReceiveRmaLineInput:
-    rma_line_id: strawberry.ID
-    quantity: int
-
-
-@strawberry.input
-class InspectRmaLineInput:
-    rma_line_id: strawberry.ID
-    condition: ItemCondition
-    disposition: Disposition
-    note: str = ""
-
-
-@strawberry.input
-class ReturnPolicyInput:
-    return_window_days: int | None = None
-    warranty_days: int | None = None
-    unopened_only_categories: list[str] | None = None
-    final_sale_tags: list[str] | None = None
-    restocking_fee_percent: int | None = None
-    shipping_refund_reasons: list[ReturnReason] | None = None
-    allowed_resolutions: list[ResolutionKind] | None = None
-    store_credit_bonus_percent: int | None = None
-    auto_authorize: bool | None = None
-    auto_authorize_max_risk: int | None = None
-    auto_resolve: bool | None = None
-    authorization_valid_days: int | None = None
-    troubleshooting_required_reasons: list[ReturnReason] | None = None
-    troubleshooting_steps: list[str] | None = None
-    special_instructions: str | None = None
-
-
-@strawberry.input
-class OrderCustomerInput:
-    email: str
-    name: str = ""
-    external_id: str | None = None
-    stripe_customer_id: str | None = None
-
-
-@strawberry.input
-class OrderLineInput:
-    external_id: str
-    title: str
-    quantity: int
-    unit_price_minor: int
-    discount_minor: int = 0
-    tax_minor: int = 0
-    sku: str = ""
-    category: str | None = None
-    tags: list[str] = strawberry.field(default_factory=list)
-
-
-@strawberry.input
-class OrderPaymentInput:
-    provider: PaymentProvider
-    reference: str
-    captured_minor: int
-    currency: str
-
-
-@strawberry.input
-class UpsertOrderInput:
-    external_id: str
-    order_number: str
-    currency: str
-    placed_at: datetime
-    customer: OrderCustomerInput
-    lines: list[OrderLineInput]
-    platform: Platform = Platform.STOREFRONT
-    delivered_at: datetime | None = None
-    shipping_minor: int = 0
-    payments: list[OrderPaymentInput] = strawberry.field(default_factory=list)
 
 
 async def _run(info: Info, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
