@@ -52,6 +52,20 @@ class PostgresServer:
             await connection.close()
 
 
+async def terminate_backends(admin_url: str, database_name: str) -> int:
+    """Terminate every connection to ``database_name``, as a server restart would; how many."""
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        terminated = await connection.fetchval(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database_name,
+        )
+    finally:
+        await connection.close()
+    return int(terminated)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> PostgresServer:
     if not POSTGRES_URL:

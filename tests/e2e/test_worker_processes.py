@@ -32,7 +32,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -57,7 +56,7 @@ from core.usecases.connections import connect_platform
 from core.usecases.orders import CustomerInput, OrderInput, PaymentInput, upsert_order
 from core.usecases.resolutions import resolve_rma
 from tests import factories as f
-from tests.conftest import POSTGRES_URL, PostgresServer
+from tests.conftest import POSTGRES_URL, PostgresServer, terminate_backends
 from tests.fakes import FakeAccount, FakeStripe
 from tests.webhook_signing import stripe_event, stripe_headers
 
@@ -426,20 +425,6 @@ async def test_a_worker_process_refunds_through_stripe_and_settles_from_the_webh
     assert worker_status == 0, worker.output()
     assert server_status in (0, -signal.SIGTERM), server.output()
     assert "Traceback" not in worker.output() + server.output()
-
-
-async def terminate_backends(admin_url: str, database_name: str) -> int:
-    """Terminate every connection to ``database_name``; how many there were."""
-    connection = await asyncpg.connect(admin_url)
-    try:
-        terminated = await connection.fetchval(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            database_name,
-        )
-    finally:
-        await connection.close()
-    return int(terminated)
 
 
 @on_postgres

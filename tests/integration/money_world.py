@@ -32,6 +32,7 @@ from core.usecases.orders import (
     upsert_order,
 )
 from core.usecases.requests import ReturnLineInput, request_rma
+from core.usecases.resolutions import ChosenResolution, resolve_rma
 from graphql_api.runtime import build_worker
 from tests import factories as f
 from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
@@ -151,6 +152,12 @@ class World:
 
     async def inspected(self, order: Order | None = None) -> Rma:
         return await f.inspected_rma(self.db, self.merchant_id, order or await self.paid_order())
+
+    async def choose_refund(self, order: Order | None = None) -> ChosenResolution:
+        """An inspected RMA on a Stripe-paid order, with a refund chosen (its job queued)."""
+        rma = await self.inspected(order)
+        async with self.db.session() as session:
+            return await resolve_rma(session, self.merchant_id, rma.id, kind="REFUND", actor="s")
 
     async def inspected_one_line(self, order: Order, order_line_id: uuid.UUID) -> Rma:
         """An inspected RMA for one unit of one line of ``order``."""

@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-import asyncpg
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
@@ -43,7 +42,7 @@ from tests.chaos_worker import (
     enqueue_jobs,
     run_chaos,
 )
-from tests.conftest import POSTGRES_URL, PostgresServer
+from tests.conftest import POSTGRES_URL, PostgresServer, terminate_backends
 
 JOBS = 1500
 KEYED_SHARE = 0.3  # 450 jobs over 45 lock keys, 10 jobs a key
@@ -230,20 +229,6 @@ async def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
     assert handed_back.attempts == 0
     assert (handed_back.locked_by, handed_back.locked_until) == (None, None)
     assert not await has_effect(chaos_db, job.id)
-
-
-async def terminate_backends(server_url: str, database_name: str) -> int:
-    """Terminate every connection to ``database_name``; how many there were."""
-    connection = await asyncpg.connect(server_url)
-    try:
-        terminated = await connection.fetchval(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            database_name,
-        )
-    finally:
-        await connection.close()
-    return int(terminated)
 
 
 @on_postgres

@@ -49,9 +49,8 @@ async def test_a_refund_is_made_once_with_the_stored_key_and_settles_the_rma(
     money_db: Database, fake_stripe: FakeStripe
 ) -> None:
     world = await make_world(money_db, fake_stripe)
-    rma = await world.inspected()
-    async with world.db.session() as session:
-        chosen = await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    chosen = await world.choose_refund()
+    rma = chosen.rma
     await world.run_jobs()
 
     [refund] = fake_stripe.refunds(world.account)
@@ -150,9 +149,7 @@ async def test_a_worker_dying_at_any_step_never_refunds_twice(
     world = await make_world(money_db, fake_stripe)
     rmas = []
     for _ in range(25):
-        rma = await world.inspected()
-        async with world.db.session() as session:
-            await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+        rma = (await world.choose_refund()).rma
         rmas.append(rma)
         failpoints.arm(point)
         with pytest.raises(failpoints.Crash):
@@ -171,9 +168,8 @@ async def test_a_connection_dropped_after_the_refund_three_times_still_makes_one
     money_db: Database, fake_stripe: FakeStripe
 ) -> None:
     world = await make_world(money_db, fake_stripe)
-    rma = await world.inspected()
-    async with world.db.session() as session:
-        chosen = await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    chosen = await world.choose_refund()
+    rma = chosen.rma
     fake_stripe.clear_requests()
     fake_stripe.inject("drop_after_execute", times=3, account=world.account)
     await world.run_jobs()
@@ -194,9 +190,7 @@ async def test_a_key_stripe_rejects_fails_the_resolution_readably_and_moves_no_m
     money_db: Database, fake_stripe: FakeStripe
 ) -> None:
     world = await make_world(money_db, fake_stripe)
-    rma = await world.inspected()
-    async with world.db.session() as session:
-        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    rma = (await world.choose_refund()).rma
     fake_stripe.inject("401", times=10, account=world.account)
     await world.run_jobs()
     stored = await resolution_of(world, rma.id)
@@ -210,9 +204,7 @@ async def test_a_replayed_server_error_ends_in_review_never_in_a_second_refund(
     money_db: Database, fake_stripe: FakeStripe
 ) -> None:
     world = await make_world(money_db, fake_stripe)
-    rma = await world.inspected()
-    async with world.db.session() as session:
-        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    rma = (await world.choose_refund()).rma
     # Stripe saves the 500 under the key and replays it on every retry with that key.
     fake_stripe.inject("500", times=1, account=world.account, should_retry=False)
     for _ in range(20):
@@ -263,9 +255,7 @@ async def test_a_refund_sent_back_after_review_is_made_once_stripe_forgot_the_ke
     money_db: Database, fake_stripe: FakeStripe
 ) -> None:
     world = await make_world(money_db, fake_stripe)
-    rma = await world.inspected()
-    async with world.db.session() as session:
-        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    rma = (await world.choose_refund()).rma
     fake_stripe.inject("500", times=1, account=world.account, should_retry=False)
     for _ in range(30):
         await world.run_jobs()
@@ -287,9 +277,7 @@ async def test_a_refund_that_fails_after_it_succeeded_is_flagged_not_reversed(
     money_db: Database, fake_stripe: FakeStripe
 ) -> None:
     world = await make_world(money_db, fake_stripe)
-    rma = await world.inspected()
-    async with world.db.session() as session:
-        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+    rma = (await world.choose_refund()).rma
     await world.run_jobs()
     [refund] = fake_stripe.refunds(world.account)
     async with world.db.session() as session:
