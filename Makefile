@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint unit bench schema clean
+.PHONY: run test test-shifted lint unit bench schema clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed") if sys.version_info < (3, 11) else None'
@@ -20,9 +20,20 @@ run: $(BIN)/.installed
 	$(BIN)/rma demo --if-empty
 	$(BIN)/rma serve --host $(HOST) --port $(PORT)
 
-## Lint, type-check, check the dependency direction, then run every test.
+## Lint, type-check, check the dependency direction, run every test, then run them again with the
+## clock moved ahead.
 test: lint
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-shifted
+
+## Every test that needs no PostgreSQL, under a wall clock SHIFT ahead (Debian's faketime), so that
+## none depends on the day it runs. PostgreSQL keeps its own clock, which faketime cannot move, so
+## this pass runs on SQLite only. Monotonic time stays real: Python's timed waits hang without it.
+SHIFT ?= +400d
+test-shifted: $(BIN)/.installed
+	@command -v faketime >/dev/null || { echo "faketime is missing: apt-get install faketime"; exit 1; }
+	env -u RMA_TEST_POSTGRES_URL FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '$(SHIFT)' \
+		$(BIN)/pytest -p no:cacheprovider
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

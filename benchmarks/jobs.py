@@ -76,6 +76,7 @@ from bench_support import (
 )
 from sqlmodel import col, select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
 from core.enums import JobState
@@ -103,7 +104,7 @@ INSERT_START = sa.text("INSERT INTO bench_start (job_id, started) VALUES (:job_i
 async def noop(context: JobContext) -> None:
     """Do nothing; a probe job first records when it started."""
     if context.job.payload.get("probe"):
-        started = time.time()
+        started = SYSTEM_CLOCK.now().timestamp()
         async with context.database.write_engine.begin() as connection:
             await connection.execute(
                 INSERT_START, {"job_id": str(context.job.id), "started": started}
@@ -305,7 +306,7 @@ async def enqueue_all(database: Database, count: int) -> float:
     started = time.perf_counter()
     async with database.session() as session, session.begin():
         for _ in range(count):
-            enqueue(session, KIND, {})
+            enqueue(session, KIND, {}, now=SYSTEM_CLOCK.now())
     return time.perf_counter() - started
 
 
@@ -367,8 +368,8 @@ async def measure_delays(
     rng = random.Random(len(label))
     for number in range(options.probes):
         async with database.session() as session, session.begin():
-            job = enqueue(session, KIND, {"probe": True, "number": number})
-        committed[str(job.id)] = time.time()
+            job = enqueue(session, KIND, {"probe": True, "number": number}, now=SYSTEM_CLOCK.now())
+        committed[str(job.id)] = SYSTEM_CLOCK.now().timestamp()
         if wake:
             runners.wake()
         await asyncio.sleep(rng.uniform(0.5, 1.5) / options.rate)

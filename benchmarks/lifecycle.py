@@ -32,7 +32,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,6 +49,7 @@ from bench_support import (
 )
 from sqlmodel import select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Order, Rma
 from core.enums import ItemCondition, PaymentProviderName, ResolutionKind, ReturnReason, RmaStatus
@@ -68,7 +69,7 @@ from core.usecases.resolutions import close_rma, record_resolution_outcome, reso
 
 BACKENDS = ("sqlite", "postgres")
 TRANSACTIONS_PER_RMA = 7
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+NOW = SYSTEM_CLOCK.now().replace(microsecond=0)  # dates relative to the day it runs
 PLACED = NOW - timedelta(days=10)
 STAFF = "staff:bench"
 CUSTOMER = "customer:bench"

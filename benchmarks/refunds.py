@@ -59,7 +59,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -79,6 +79,8 @@ from bench_support import (
     table,
 )
 from sqlmodel import col
+
+from core.clock import SYSTEM_CLOCK
 
 # The fake Stripe server lives with the tests (it is their instrument); import it from there.
 sys.path.insert(0, str(PROJECT))
@@ -168,7 +170,7 @@ async def prepare_rma(
     db: Database, fake: FakeStripe, account: FakeAccount, merchant_id: uuid.UUID, number: int
 ) -> Received:
     payment_intent, _charge = fake.create_payment(account, UNIT_PRICE_MINOR, "usd")
-    placed = datetime.now(UTC) - timedelta(days=10)
+    placed = SYSTEM_CLOCK.now() - timedelta(days=10)
     tag = f"{number:06d}-{uuid.uuid4().hex[:8]}"
     async with db.session() as session:
         order = await upsert_order(
@@ -189,6 +191,7 @@ async def prepare_rma(
                     )
                 ],
             ),
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
         rma = await request_rma(
@@ -202,13 +205,19 @@ async def prepare_rma(
             ],
             actor=CUSTOMER,
             preferred_resolution="REFUND",
+            now=SYSTEM_CLOCK.now(),
         )
     if rma.status is not RmaStatus.AUTHORIZED:
         raise BenchError(f"RMA {rma.number} was not authorized at once: {rma.status.value}")
     line_id = rma.lines[0].id
     async with db.session() as session:
         rma = await receive_rma(
-            session, merchant_id, rma.id, lines=[ReceivedLine(line_id, 1)], actor=STAFF
+            session,
+            merchant_id,
+            rma.id,
+            lines=[ReceivedLine(line_id, 1)],
+            actor=STAFF,
+            now=SYSTEM_CLOCK.now(),
         )
     if rma.status is not RmaStatus.RECEIVED:
         raise BenchError(f"RMA {rma.number} is {rma.status.value} after receipt")
@@ -219,12 +228,13 @@ async def prepare_shop(db: Database, fake: FakeStripe, count: int) -> Shop:
     """A merchant that settles passed inspections by itself, on Stripe, and ``count`` RMAs."""
     account = fake.add_account()
     async with db.session() as session:
-        merchant = await create_merchant(session, name="Refund bench")
+        merchant = await create_merchant(session, name="Refund bench", now=SYSTEM_CLOCK.now())
     async with db.session() as session:
         await update_return_policy(
             session,
             merchant.id,
             PolicyChanges(auto_resolve=True, return_window_days=3650, auto_authorize_max_risk=100),
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
         await connect_platform(
@@ -235,6 +245,7 @@ async def prepare_shop(db: Database, fake: FakeStripe, count: int) -> Shop:
             account=account.id,
             credentials={"secret_key": account.secret_key},
             webhook_secret=WEBHOOK_SECRET,
+            now=SYSTEM_CLOCK.now(),
         )
     gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
@@ -301,8 +312,9 @@ async def inspect_one(db: Database, merchant_id: uuid.UUID, rma: Received) -> fl
             rma.rma_id,
             lines=[InspectedLine(rma.line_id, ItemCondition.UNOPENED, "RESTOCK")],
             actor=STAFF,
+            now=SYSTEM_CLOCK.now(),
         )
-    committed = time.time()
+    committed = SYSTEM_CLOCK.now().timestamp()
     if inspected.status is not RmaStatus.INSPECTED:
         raise BenchError(f"RMA {inspected.number} is {inspected.status.value} after inspection")
     return committed

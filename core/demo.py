@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from core.database import Database
-from core.entities import Merchant, Order, Rma, utcnow
+from core.entities import Merchant, Order, Rma
 from core.enums import (
     ApiKeyRole,
     Disposition,
@@ -181,7 +181,7 @@ class _Walker:
 
     async def walk(self, rma: Rma, target: RmaStatus, at: datetime, now: datetime) -> None:
         """Move a requested RMA along the happy path until it reaches ``target``."""
-        clock = _Clock(at, now)
+        clock = _StepTimes(at, now)
         if target is RmaStatus.REJECTED:
             await self.run(reject_rma, rma.id, actor=STAFF, reason="Worn and washed", now=clock())
         if target in (RmaStatus.REJECTED, RmaStatus.NEEDS_REVIEW, RmaStatus.REQUESTED):
@@ -212,7 +212,7 @@ class _Walker:
         if target is not RmaStatus.RECEIVED:
             await self.settle(rma, target, clock)
 
-    async def settle(self, rma: Rma, target: RmaStatus, clock: _Clock) -> None:
+    async def settle(self, rma: Rma, target: RmaStatus, clock: _StepTimes) -> None:
         """Inspect a received RMA and take it as far as ``target`` on the money side."""
         dispositions = [
             Disposition.RESTOCK,
@@ -249,7 +249,7 @@ class _Walker:
             await self.run(close_rma, rma.id, actor=STAFF, now=clock())
 
 
-class _Clock:
+class _StepTimes:
     """Hands out the times of successive steps: a day or two apart, never in the future."""
 
     def __init__(self, start: datetime, now: datetime) -> None:
@@ -287,12 +287,15 @@ async def seed_demo(
     rmas: int = 140,
     seed: int = 7,
     progress: Progress | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> DemoResult:
-    """Fill an empty database with a demo merchant and print-ready data; returns its API key."""
+    """Fill an empty database with a demo merchant and print-ready data; returns its API key.
+
+    Every date is relative to ``now``, so the demo shows the same situations on any day.
+    """
     await _ensure_empty(database)
     advance = progress or (lambda _steps: None)
-    moment = now or utcnow()
+    moment = now
     rng = random.Random(seed)
 
     async with database.session() as session:
@@ -422,4 +425,4 @@ async def _unauthorized_returns(
             continue
         made += 1
         if made % 2 == 0:
-            await walker.settle(rma, RmaStatus.CLOSED, _Clock(now - timedelta(days=3), now))
+            await walker.settle(rma, RmaStatus.CLOSED, _StepTimes(now - timedelta(days=3), now))

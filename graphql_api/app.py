@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from core.clock import Clock, SystemClock
 from core.database import Database
 from core.migrate import current_revision
 from core.secrets import Vault
@@ -45,23 +46,36 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok", "schemaRevision": revision})
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> ASGIApp:
-    """Build the ASGI app; nothing is connected until the first request."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> ASGIApp:
+    """Build the ASGI app; nothing is connected until the first request.
+
+    ``clock`` is the one source of "now" for the API, the webhooks and the in-process worker.
+    """
     chosen = settings or Settings()
     owned = database is None
     db = database or Database.from_settings(chosen)
-    worker = build_worker(chosen, db) if chosen.run_worker else None
+    time = clock or SystemClock()
+    worker = build_worker(chosen, db, clock=time) if chosen.run_worker else None
     graphql = GraphQLView(
         build_schema(production=chosen.is_production),
         settings=chosen,
         database=db,
         tokens=CustomerTokens(chosen.secret_key),
         limiter=FailureLimiter(),
+        clock=time,
         on_write=worker.wake if worker else None,
     )
 
     intake = WebhookIntake(
-        db, Vault(chosen.encryption_keys), on_enqueued=worker.wake if worker else None
+        db,
+        Vault(chosen.encryption_keys),
+        clock=time,
+        on_enqueued=worker.wake if worker else None,
     )
 
     @asynccontextmanager

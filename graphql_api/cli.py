@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.demo import DatabaseNotEmpty, DemoResult, seed_demo
 from core.enums import Platform
@@ -111,7 +112,9 @@ def merchant_create(
 
     async def work(database: Database) -> str:
         async with database.session() as session:
-            merchant = await create_merchant(session, name=name, default_currency=currency)
+            merchant = await create_merchant(
+                session, name=name, default_currency=currency, now=SYSTEM_CLOCK.now()
+            )
         return str(merchant.id)
 
     merchant_id = run_with_database(work)
@@ -129,7 +132,9 @@ def apikey_create(
 
     async def work(database: Database) -> str:
         async with database.session() as session:
-            issued = await create_api_key(session, merchant_id=merchant, role=role, label=label)
+            issued = await create_api_key(
+                session, merchant_id=merchant, role=role, label=label, now=SYSTEM_CLOCK.now()
+            )
         return issued.plaintext
 
     key = run_with_database(work)
@@ -169,6 +174,7 @@ def demo(
                     orders=orders,
                     rmas=rmas,
                     progress=lambda steps: progress.advance(task, steps),
+                    now=SYSTEM_CLOCK.now(),
                 )
             except DatabaseNotEmpty:
                 if if_empty:
@@ -237,7 +243,9 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await build_worker(settings, database, concurrency=concurrency).run(stop)
+        await build_worker(settings, database, clock=SYSTEM_CLOCK, concurrency=concurrency).run(
+            stop
+        )
 
     run_with_database(work)
 
@@ -269,7 +277,7 @@ def jobs_retry(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> 
 
     async def work(database: Database) -> str:
         async with database.session() as session:
-            job = await operations.retry_job(session, job_id)
+            job = await operations.retry_job(session, job_id, now=SYSTEM_CLOCK.now())
         return f"job {job.id} queued again"
 
     print(run_with_database(work))
@@ -297,7 +305,7 @@ def webhooks_replay(delivery_id: Annotated[str, typer.Argument(help="The deliver
 
     async def work(database: Database) -> str:
         async with database.session() as session:
-            job = await operations.replay_delivery(session, delivery_id)
+            job = await operations.replay_delivery(session, delivery_id, now=SYSTEM_CLOCK.now())
         return f"delivery {delivery_id} queued for processing (job {job.id})"
 
     print(run_with_database(work))
@@ -322,6 +330,7 @@ def _connect(
                 account=account,
                 credentials=credentials,
                 webhook_secret=webhook_secret,
+                now=SYSTEM_CLOCK.now(),
             )
         return f"/webhooks/{platform.value}/{connection.id}"
 

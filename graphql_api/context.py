@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from strawberry.types import Info as StrawberryInfo
 
+from core.clock import Clock
 from core.database import Database
 from core.settings import Settings
 from graphql_api.auth import CustomerSession, CustomerTokens, FailureLimiter, Principal, Staff
@@ -24,6 +25,7 @@ class Context:
     tokens: CustomerTokens
     limiter: FailureLimiter
     principal: Principal | None
+    clock: Clock
     on_write: Callable[[], None] | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _loaders: Loaders | None = None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import entities
-from core.entities import utcnow
 from core.enums import ResolutionKind as CoreResolutionKind
 from core.errors import DomainError, InvalidInput
 from core.usecases import (
@@ -148,7 +147,7 @@ class Mutation:
         session_principal = CustomerSession(customer.merchant_id, customer.id)
         return CustomerSessionPayload(
             token=context.tokens.issue(session_principal),
-            expires_at=_expiry(context.tokens.max_age),
+            expires_at=context.clock.now() + timedelta(seconds=context.tokens.max_age),
             customer=Customer.from_row(customer),
             user_errors=[],
         )
@@ -178,6 +177,7 @@ class Mutation:
                 order_id=expect_id(input.order_id, "Order", field="orderId"),
                 lines=lines,
                 actor=context.actor,
+                now=context.clock.now(),
                 customer_id=context.customer_id,
                 preferred_resolution=(
                     input.preferred_resolution.value if input.preferred_resolution else None
@@ -196,6 +196,7 @@ class Mutation:
                 info.context.merchant_id,
                 expect_id(id, "Rma"),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
                 note=note,
             ),
         )
@@ -209,6 +210,7 @@ class Mutation:
                 info.context.merchant_id,
                 expect_id(id, "Rma"),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
                 reason=reason,
             ),
         )
@@ -222,6 +224,7 @@ class Mutation:
                 info.context.merchant_id,
                 expect_id(id, "Rma"),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
                 reason=reason,
                 customer_id=info.context.customer_id,
             ),
@@ -240,6 +243,7 @@ class Mutation:
                 carrier=carrier.value,
                 tracking_number=tracking_number,
                 actor=info.context.actor,
+                now=info.context.clock.now(),
                 customer_id=info.context.customer_id,
             ),
         )
@@ -262,6 +266,7 @@ class Mutation:
                 expect_id(id, "Rma"),
                 lines=received(),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
             ),
         )
 
@@ -288,6 +293,7 @@ class Mutation:
                 expect_id(id, "Rma"),
                 lines=inspected(),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
             ),
         )
 
@@ -311,6 +317,7 @@ class Mutation:
                 expect_id(id, "Rma"),
                 kind=CoreResolutionKind(resolution.value),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
                 request_key=idempotency_key,
             ),
         )
@@ -330,6 +337,7 @@ class Mutation:
                 expect_id(resolution_id, "Resolution", field="resolutionId"),
                 reference=reference,
                 actor=info.context.actor,
+                now=info.context.clock.now(),
             ),
         )
 
@@ -346,6 +354,7 @@ class Mutation:
                 info.context.merchant_id,
                 expect_id(resolution_id, "Resolution", field="resolutionId"),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
             ),
         )
 
@@ -358,6 +367,7 @@ class Mutation:
                 info.context.merchant_id,
                 expect_id(id, "Rma"),
                 actor=info.context.actor,
+                now=info.context.clock.now(),
                 note=note,
             ),
         )
@@ -378,7 +388,7 @@ class Mutation:
             policy = await _run(
                 info,
                 lambda session: policies.update_return_policy(
-                    session, info.context.merchant_id, changes
+                    session, info.context.merchant_id, changes, now=info.context.clock.now()
                 ),
             )
         except DomainError as error:
@@ -412,7 +422,10 @@ class Mutation:
         )
         try:
             order = await _run(
-                info, lambda session: orders.upsert_order(session, info.context.merchant_id, data)
+                info,
+                lambda session: orders.upsert_order(
+                    session, info.context.merchant_id, data, now=info.context.clock.now()
+                ),
             )
         except DomainError as error:
             return UpsertOrderPayload(order=None, user_errors=[user_error(error)])
@@ -424,7 +437,3 @@ def expect_id_or_none(global_id: str, type_name: str) -> uuid.UUID | None:
         return expect_id(global_id, type_name)
     except DomainError:
         return None
-
-
-def _expiry(seconds: int) -> datetime:
-    return utcnow() + timedelta(seconds=seconds)

@@ -250,6 +250,7 @@ class Query:
                     session,
                     info.context.merchant_id,
                     parsed[1],
+                    now=info.context.clock.now(),
                     customer_id=info.context.customer_id,
                 )
             except NotFound:

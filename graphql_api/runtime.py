@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 
+from core.clock import Clock
 from core.database import Database
 from core.enums import PaymentProviderName
 from core.jobs.builtin import CORE_HANDLERS, CORE_PERIODIC
@@ -62,7 +63,7 @@ def payment_providers(plugins: list[Any], settings: Settings) -> ProviderLookup:
 
 
 def build_worker(
-    settings: Settings, database: Database, *, concurrency: int | None = None
+    settings: Settings, database: Database, *, clock: Clock, concurrency: int | None = None
 ) -> Worker:
     plugins = load_plugins()
     return Worker(
@@ -70,6 +71,7 @@ def build_worker(
         job_handlers(plugins),
         concurrency=concurrency or settings.worker_concurrency,
         periodic=CORE_PERIODIC,
+        clock=clock,
         services={
             "vault": Vault(settings.encryption_keys),
             "settings": settings,

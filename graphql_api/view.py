@@ -16,6 +16,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLRequestData
 from strawberry.schema import BaseSchema
 
+from core.clock import Clock
 from core.database import Database
 from core.settings import Settings
 from graphql_api.auth import CustomerTokens, FailureLimiter, authenticate
@@ -65,6 +66,7 @@ class GraphQLView(GraphQL[Context, None]):
         database: Database,
         tokens: CustomerTokens,
         limiter: FailureLimiter,
+        clock: Clock,
         on_write: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
@@ -77,6 +79,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.database = database
         self.tokens = tokens
         self.limiter = limiter
+        self.clock = clock
         self.on_write = on_write
         self.persisted = PersistedQueries()
 
@@ -91,6 +94,7 @@ class GraphQLView(GraphQL[Context, None]):
             tokens=self.tokens,
             limiter=self.limiter,
             principal=principal,
+            clock=self.clock,
             on_write=self.on_write,
         )
 

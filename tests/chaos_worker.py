@@ -41,6 +41,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.jobs.queue import enqueue
 from core.jobs.worker import Handler, JobContext, Worker
@@ -202,7 +203,7 @@ async def enqueue_jobs(
     for start in range(0, count, batch):
         async with database.session() as session, session.begin():
             for lock_key in lock_keys[start : start + batch]:
-                job = enqueue(session, KIND, {}, lock_key=lock_key)
+                job = enqueue(session, KIND, {}, lock_key=lock_key, now=SYSTEM_CLOCK.now())
                 created[job.id] = lock_key
     return created
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Merchant, Order, Rma
 from core.enums import ItemCondition, PaymentProviderName, ReturnReason
@@ -23,17 +24,24 @@ from core.usecases.orders import (
 from core.usecases.policies import PolicyChanges, update_return_policy
 from core.usecases.requests import ReturnLineInput, request_rma
 
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# "Now" for the tests: the real time when the suite starts, so data built here agrees with a
+# running app's clock on any day (and under a clock moved years ahead). Tests that need an exact
+# instant pass it to the use cases, or give the app a FixedClock.
+NOW = SYSTEM_CLOCK.now().replace(microsecond=0)
 STAFF = "staff:test"
 _counter = itertools.count(1)
 
 
 async def merchant(db: Database, **policy: object) -> Merchant:
     async with db.session() as session:
-        created = await create_merchant(session, name=f"Shop {next(_counter)}")
+        created = await create_merchant(
+            session, name=f"Shop {next(_counter)}", now=SYSTEM_CLOCK.now()
+        )
     if policy:
         async with db.session() as session:
-            await update_return_policy(session, created.id, PolicyChanges(**policy))  # type: ignore[arg-type]
+            await update_return_policy(
+                session, created.id, PolicyChanges(**policy), now=SYSTEM_CLOCK.now()
+            )  # type: ignore[arg-type]
     return created
 
 
@@ -106,6 +114,7 @@ async def order(
                 shipping_minor=shipping_minor,
                 payments=payments,
             ),
+            now=SYSTEM_CLOCK.now(),
         )
 
 

@@ -6,9 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from pathlib import Path
 from typing import Any
+
+from core.clock import SYSTEM_CLOCK
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -52,7 +53,7 @@ def woocommerce_headers(
 
 
 def stripe_headers(body: bytes, secret: str, *, timestamp: int | None = None) -> dict[str, str]:
-    moment = int(time.time()) if timestamp is None else timestamp
+    moment = int(SYSTEM_CLOCK.now().timestamp()) if timestamp is None else timestamp
     signed = f"{moment}.".encode() + body
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     return {"content-type": "application/json", "stripe-signature": f"t={moment},v1={digest}"}
@@ -64,7 +65,7 @@ def stripe_event(event_id: str, event_type: str, data_object: dict[str, Any]) ->
             "id": event_id,
             "object": "event",
             "type": event_type,
-            "created": int(time.time()),
+            "created": int(SYSTEM_CLOCK.now().timestamp()),
             "data": {"object": data_object},
         }
     ).encode()

@@ -17,8 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.clock import Clock, SystemClock
 from core.database import Database
-from core.entities import Job, WebhookDelivery, utcnow
+from core.entities import Job, WebhookDelivery
 from core.enums import JobState, Platform, WebhookState
 from core.jobs.kinds import PROCESS_DELIVERY
 from core.jobs.queue import DEFAULT_MAX_ATTEMPTS
@@ -47,9 +48,15 @@ class InboxWriter:
     """Batches deliveries into shared transactions; :meth:`store` tells a duplicate."""
 
     def __init__(
-        self, database: Database, *, max_batch: int = 128, max_wait_seconds: float = 0.002
+        self,
+        database: Database,
+        *,
+        clock: Clock | None = None,
+        max_batch: int = 128,
+        max_wait_seconds: float = 0.002,
     ) -> None:
         self.database = database
+        self.clock = clock or SystemClock()
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
         self._queue: asyncio.Queue[_Pending] | None = None
@@ -104,7 +111,7 @@ class InboxWriter:
                     pending.done.set_result(duplicate)
 
     async def _write(self, deliveries: list[NewDelivery]) -> list[bool]:
-        now = utcnow()
+        now = self.clock.now()
         first_of: dict[tuple[uuid.UUID, str], int] = {}
         rows: list[dict[str, Any]] = []
         for index, delivery in enumerate(deliveries):

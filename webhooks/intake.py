@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from core.clock import Clock, SystemClock
 from core.database import Database
 from core.entities import Connection
 from core.enums import Platform
@@ -108,10 +109,8 @@ def verify_woocommerce(
     return Verified(topic[:100], _header_key(f"{webhook}:{delivery}", _sha256(body)))
 
 
-def verify_stripe(request: Request, body: bytes, secrets: list[str]) -> Verified:
-    if not stripe_signature_valid(
-        body, request.headers.get("stripe-signature"), secrets, now=time.time()
-    ):
+def verify_stripe(request: Request, body: bytes, secrets: list[str], now: float) -> Verified:
+    if not stripe_signature_valid(body, request.headers.get("stripe-signature"), secrets, now=now):
         raise Refused(401, "signature does not match or is too old or too new")
     try:
         event = json.loads(body)
@@ -132,12 +131,18 @@ class WebhookIntake:
     CACHE_SECONDS = 30.0
 
     def __init__(
-        self, database: Database, vault: Vault, *, on_enqueued: Callable[[], None] | None = None
+        self,
+        database: Database,
+        vault: Vault,
+        *,
+        clock: Clock | None = None,
+        on_enqueued: Callable[[], None] | None = None,
     ) -> None:
         self.database = database
         self.vault = vault
+        self.clock = clock or SystemClock()
         self.on_enqueued = on_enqueued
-        self.inbox = InboxWriter(database)
+        self.inbox = InboxWriter(database, clock=self.clock)
         self._cache: dict[uuid.UUID, tuple[float, Connection, list[str]]] = {}
 
     def routes(self) -> list[Route]:
@@ -205,8 +210,8 @@ class WebhookIntake:
             raise Refused(404, "unknown webhook URL")
         return connection, secrets
 
-    @staticmethod
     def _verify(
+        self,
         platform: Platform,
         request: Request,
         body: bytes,
@@ -218,7 +223,7 @@ class WebhookIntake:
         if platform is Platform.WOOCOMMERCE:
             return verify_woocommerce(request, body, connection, secrets)
         if platform is Platform.STRIPE:
-            return verify_stripe(request, body, secrets)
+            return verify_stripe(request, body, secrets, now=self.clock.now().timestamp())
         raise Refused(404, "unknown webhook URL")
 
 

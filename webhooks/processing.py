@@ -7,7 +7,7 @@ import uuid
 
 import structlog
 
-from core.entities import WebhookDelivery, utcnow
+from core.entities import WebhookDelivery
 from core.enums import WebhookState
 from core.jobs.worker import Handler, JobContext, PermanentJobError
 from webhooks.topics import TopicTable
@@ -31,7 +31,7 @@ def delivery_processor(topics: TopicTable) -> Handler:
             return
         try:
             payload = json.loads(delivery.body)
-            note = await handler(database, delivery, payload)
+            note = await handler(database, delivery, payload, context.clock.now())
         except (ValueError, KeyError, TypeError) as error:
             # A body we cannot read will not read better next time.
             await _mark(context, delivery_id, WebhookState.FAILED, f"unreadable payload: {error}")
@@ -59,5 +59,5 @@ async def _mark(
             return
         delivery.state = state
         delivery.error = (note or None) and note[:2000]
-        delivery.processed_at = utcnow() if state is not WebhookState.RECEIVED else None
+        delivery.processed_at = context.clock.now() if state is not WebhookState.RECEIVED else None
         session.add(delivery)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from core.database import Database
@@ -10,7 +11,9 @@ from core.enums import ResolutionStatus
 from core.usecases.provider_reports import PROVIDER_REFUND_STATUSES, record_provider_refund
 
 
-async def refund_event(database: Database, delivery: WebhookDelivery, event: Any) -> str | None:
+async def refund_event(
+    database: Database, delivery: WebhookDelivery, event: Any, now: datetime
+) -> str | None:
     """``refund.created`` / ``refund.updated`` / ``refund.failed``: the object is the refund.
 
     Events may arrive twice or out of order; the resolution's status only moves forward.
@@ -29,6 +32,7 @@ async def refund_event(database: Database, delivery: WebhookDelivery, event: Any
             resolution_id=metadata.get("resolution_id"),
             failure_reason=refund.get("failure_reason"),
             actor="stripe",
+            now=now,
         )
     if resolution is None:
         return f"no resolution matches refund {refund['id']}"
@@ -41,7 +45,9 @@ async def refund_event(database: Database, delivery: WebhookDelivery, event: Any
     return None
 
 
-async def charge_refunded(database: Database, delivery: WebhookDelivery, event: Any) -> str | None:
+async def charge_refunded(
+    database: Database, delivery: WebhookDelivery, event: Any, now: datetime
+) -> str | None:
     """``charge.refunded`` carries the charge, not the refund, so it cannot say which refund
     moved: each refund's own ``refund.*`` events (and reconciliation) settle resolutions."""
     charge = event["data"]["object"]

@@ -1,13 +1,14 @@
 """Topic handlers, registered per platform in one table.
 
-A handler gets the database, the stored delivery and its parsed JSON body. Plugins add their
-platforms' topics through the ``rma.plugins`` entry point; unknown topics are acknowledged and
-marked ignored.
+A handler gets the database, the stored delivery, its parsed JSON body and the worker's "now".
+Plugins add their platforms' topics through the ``rma.plugins`` entry point; unknown topics are
+acknowledged and marked ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from core.database import Database
@@ -15,7 +16,7 @@ from core.entities import WebhookDelivery
 from core.enums import Platform
 from webhooks.stripe_topics import STRIPE_TOPICS
 
-TopicHandler = Callable[[Database, WebhookDelivery, Any], Awaitable[str | None]]
+TopicHandler = Callable[[Database, WebhookDelivery, Any, datetime], Awaitable[str | None]]
 TopicTable = Mapping[Platform, Mapping[str, TopicHandler]]
 
 

@@ -1,7 +1,6 @@
 """The tables of the service, one SQLModel class each."""
 
 from core.entities.base import metadata
-from core.entities.columns import utcnow
 from core.entities.inbox import Job, WebhookDelivery
 from core.entities.merchants import ApiKey, Connection, Merchant
 from core.entities.money import Resolution, StoreCreditEntry
@@ -29,5 +28,4 @@ __all__ = [
     "StoreCreditEntry",
     "WebhookDelivery",
     "metadata",
-    "utcnow",
 ]

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from core.entities.columns import UtcDateTime, new_id, utcnow
+from core.clock import utcnow
+from core.entities.columns import UtcDateTime, new_id
 
 # Every constraint gets a predictable name, so migrations can drop and alter them (SQLite batch
 # mode needs the names).

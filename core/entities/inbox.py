@@ -9,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from core.clock import utcnow
 from core.entities.base import created_field, id_field, json_dict_field, timestamp_field
-from core.entities.columns import StrEnumType, UtcDateTime, utcnow
+from core.entities.columns import StrEnumType, UtcDateTime
 from core.enums import JobState, Platform, WebhookState
 
 

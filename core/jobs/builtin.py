@@ -21,7 +21,7 @@ async def run_expire_authorizations(context: JobContext) -> None:
     """Expire every authorization not shipped in time, in batches, across merchants."""
     while True:
         async with context.database.session() as session:
-            if await expire_authorizations(session, limit=500) < 500:
+            if await expire_authorizations(session, now=context.clock.now(), limit=500) < 500:
                 return
 
 

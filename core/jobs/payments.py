@@ -12,7 +12,7 @@ import structlog
 from sqlmodel import col, select
 
 from core.database import Database
-from core.entities import Resolution, Rma, utcnow
+from core.entities import Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
 from core.errors import DomainError
 from core.jobs import failpoints
@@ -76,6 +76,7 @@ async def _fail(context: JobContext, attempt: RefundAttempt, reason: str) -> Non
             succeeded=False,
             actor="system",
             failure_reason=reason,
+            now=context.clock.now(),
         )
 
 
@@ -91,6 +92,7 @@ async def _record(
             resolution_id=str(resolution_id),
             failure_reason=refund.failure_reason,
             actor="system",
+            now=context.clock.now(),
         )
 
 
@@ -100,7 +102,9 @@ async def execute_refund(context: JobContext) -> None:
     provider_name = PaymentProviderName(context.job.payload["provider"])
     failpoints.reached("refund.after_claim")
     async with context.database.session() as session:
-        attempt = await begin_refund_attempt(session, resolution_id, provider_name)
+        attempt = await begin_refund_attempt(
+            session, resolution_id, provider_name, now=context.clock.now()
+        )
     if attempt is None:
         return  # settled already, or being handled by a person
     failpoints.reached("refund.after_attempt_recorded")
@@ -115,7 +119,11 @@ async def execute_refund(context: JobContext) -> None:
                 # second refund through later. A person checks instead.
                 async with context.database.session() as session:
                     await mark_requires_review(
-                        session, attempt.merchant_id, attempt.resolution_id, reason
+                        session,
+                        attempt.merchant_id,
+                        attempt.resolution_id,
+                        reason,
+                        now=context.clock.now(),
                     )
                 return
             await _fail(context, attempt, reason)
@@ -132,7 +140,7 @@ async def _refund_through(
 ) -> None:
     resolution_id = attempt.resolution_id
     refund = None
-    if attempt.attempts > 1 or utcnow() - attempt.key_created_at > KEY_TRUST:
+    if attempt.attempts > 1 or context.clock.now() - attempt.key_created_at > KEY_TRUST:
         # An earlier attempt may have made the refund without us hearing back.
         refund = await provider.find_refund(payment_reference, str(resolution_id))
     if refund is None:
@@ -144,6 +152,7 @@ async def _refund_through(
                     resolution_id,
                     f"{attempt.attempts - 1} attempts had no clear outcome and no refund exists;"
                     " check the provider before refunding by hand",
+                    now=context.clock.now(),
                 )
             return
         try:
@@ -163,7 +172,11 @@ async def _refund_through(
             log.error("idempotency conflict", resolution_id=str(resolution_id), error=str(error))
             async with context.database.session() as session:
                 await mark_requires_review(
-                    session, attempt.merchant_id, resolution_id, f"idempotency conflict: {error}"
+                    session,
+                    attempt.merchant_id,
+                    resolution_id,
+                    f"idempotency conflict: {error}",
+                    now=context.clock.now(),
                 )
             return
         # ProviderAmbiguous propagates: the job retries with backoff and looks first.
@@ -205,6 +218,7 @@ async def apply_store_credit(context: JobContext) -> None:
                 succeeded=True,
                 actor="system",
                 provider_reference="ledger",
+                now=context.clock.now(),
             )
         except DomainError as error:
             raise PermanentJobError(f"store credit could not be recorded: {error}") from error
@@ -227,7 +241,7 @@ async def apply_store_credit(context: JobContext) -> None:
             # The ledger is the source of truth; the mirror is a convenience staff can redo.
             raise PermanentJobError(f"customer balance not credited: {error}") from error
     async with context.database.session() as session:
-        await record_credit_mirrored(session, resolution_id, reference)
+        await record_credit_mirrored(session, resolution_id, reference, now=context.clock.now())
 
 
 async def auto_resolve(context: JobContext) -> None:
@@ -247,6 +261,7 @@ async def auto_resolve(context: JobContext) -> None:
                 kind=rma.preferred_resolution,
                 actor="system",
                 request_key=f"auto-resolve:{rma_id}",
+                now=context.clock.now(),
             )
         except DomainError as error:
             log.info(
@@ -258,8 +273,9 @@ async def auto_resolve(context: JobContext) -> None:
 
 async def reconcile(context: JobContext) -> None:
     """Sweep resolutions stuck mid-way (a dead-lettered job, a missed webhook) back into work."""
-    cutoff = utcnow() - STALE_AFTER
-    slot = context.job.payload.get("slot", utcnow().isoformat())
+    now = context.clock.now()
+    cutoff = now - STALE_AFTER
+    slot = context.job.payload.get("slot", now.isoformat())
     async with context.database.session() as session, session.begin():
         stuck = (
             await session.exec(
@@ -291,6 +307,7 @@ async def reconcile(context: JobContext) -> None:
                 kind,
                 f"reconcile:{resolution.id}:{slot}",
                 {"resolutionId": str(resolution.id), "provider": resolution.provider.value},
+                now=now,
                 merchant_id=resolution.merchant_id,
                 lock_key=f"rma:{resolution.rma_id}",
             )

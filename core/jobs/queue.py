@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Job, utcnow
+from core.entities import Job
 from core.enums import JobState
 
 DEFAULT_MAX_ATTEMPTS = 10
@@ -21,21 +21,26 @@ def enqueue(
     kind: str,
     payload: dict[str, Any] | None = None,
     *,
+    now: datetime,
     merchant_id: uuid.UUID | None = None,
     lock_key: str | None = None,
     unique_key: str | None = None,
     run_at: datetime | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> Job:
-    """Add a job to the session; it exists exactly when the caller's transaction commits."""
+    """Add a job to the session; it exists exactly when the caller's transaction commits.
+
+    It may start at ``run_at``, or at once (``now``, the caller's clock) when that is not given.
+    """
     job = Job(
         kind=kind,
         payload=payload or {},
         merchant_id=merchant_id,
         lock_key=lock_key,
         unique_key=unique_key,
-        run_at=run_at or utcnow(),
+        run_at=run_at or now,
         max_attempts=max_attempts,
+        created_at=now,
     )
     session.add(job)
     return job
@@ -47,6 +52,7 @@ async def enqueue_once(
     unique_key: str,
     payload: dict[str, Any] | None = None,
     *,
+    now: datetime,
     merchant_id: uuid.UUID | None = None,
     lock_key: str | None = None,
     run_at: datetime | None = None,
@@ -63,10 +69,10 @@ async def enqueue_once(
         "lock_key": lock_key,
         "unique_key": unique_key,
         "state": JobState.QUEUED.value,
-        "run_at": run_at or utcnow(),
+        "run_at": run_at or now,
         "attempts": 0,
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
-        "created_at": utcnow(),
+        "created_at": now,
     }
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     statement: sa.Insert

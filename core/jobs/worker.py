@@ -31,8 +31,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from core.clock import Clock, SystemClock
 from core.database import Database
-from core.entities import Job, utcnow
+from core.entities import Job
 from core.entities.columns import UtcDateTime
 from core.enums import JobState
 from core.jobs.notify import listen_for_jobs
@@ -52,11 +53,12 @@ class PermanentJobError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """What a handler gets: its job, the database, and the services the app wired in."""
+    """What a handler gets: its job, the database, the clock, and the services the app wired in."""
 
     job: Job
     database: Database
     services: Mapping[str, Any]
+    clock: Clock = field(default_factory=SystemClock)
 
 
 Handler = Callable[[JobContext], Awaitable[None]]
@@ -91,6 +93,7 @@ class Worker:
     poll_interval: float = 0.5
     periodic: Sequence[PeriodicJob] = ()
     services: Mapping[str, Any] = field(default_factory=dict)
+    clock: Clock = field(default_factory=SystemClock)
     grace_seconds: float = 30.0
     retry_base_seconds: float = 2.0
     name: str = field(default_factory=worker_name)
@@ -160,7 +163,7 @@ class Worker:
             col(Job.kind).in_(list(self.handlers)),
             sa.or_(
                 col(Job.state) == JobState.RUNNING,
-                sa.and_(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= utcnow()),
+                sa.and_(col(Job.state) == JobState.QUEUED, col(Job.run_at) <= self.clock.now()),
             ),
         )
         async with self.database.read_session() as session:
@@ -190,10 +193,10 @@ class Worker:
         loop = asyncio.get_running_loop()
         if loop.time() - self._last_reap >= self.lease.total_seconds() / 4:
             self._last_reap = loop.time()
-            self.stats.reaped += await reap_expired_leases(self.database)
+            self.stats.reaped += await reap_expired_leases(self.database, self.clock)
         if self.periodic and loop.time() - self._last_schedule >= SCHEDULE_EVERY_SECONDS:
             self._last_schedule = loop.time()
-            await schedule_periodic(self.database, self.periodic, utcnow())
+            await schedule_periodic(self.database, self.periodic, self.clock.now())
 
     async def _fill(self) -> bool:
         """Claim jobs until every slot is busy; whether anything was claimed."""
@@ -217,7 +220,7 @@ class Worker:
             )
         if bound:
             return sa.bindparam("until", type_=UtcDateTime())
-        return utcnow() + self.lease
+        return self.clock.now() + self.lease
 
     def _claim_statement(self) -> Any:
         """The claim, built once per set of handlers (its times are bound per call)."""
@@ -281,7 +284,7 @@ class Worker:
             raise self._fatal
 
     async def _claim(self) -> Job | None:
-        now = utcnow()
+        now = self.clock.now()
         statement = self._claim_statement()
         params = {"now": now, "until": now + self.lease}
         try:
@@ -304,7 +307,7 @@ class Worker:
         assert running is not None
         heartbeat = asyncio.create_task(self._heartbeat(job, running))
         try:
-            await handler(JobContext(job, self.database, self.services))
+            await handler(JobContext(job, self.database, self.services, self.clock))
         except asyncio.CancelledError:
             await _shielded(self._release(job))
             raise
@@ -357,7 +360,7 @@ class Worker:
         if await self._update_own(
             job,
             state=JobState.DONE,
-            finished_at=utcnow(),
+            finished_at=self.clock.now(),
             locked_by=None,
             locked_until=None,
             last_error=None,
@@ -371,7 +374,7 @@ class Worker:
             if await self._update_own(
                 job,
                 state=JobState.DEAD,
-                finished_at=utcnow(),
+                finished_at=self.clock.now(),
                 locked_by=None,
                 locked_until=None,
                 last_error=reason,
@@ -392,7 +395,7 @@ class Worker:
         if await self._update_own(
             job,
             state=JobState.QUEUED,
-            run_at=utcnow() + timedelta(seconds=delay),
+            run_at=self.clock.now() + timedelta(seconds=delay),
             locked_by=None,
             locked_until=None,
             last_error=reason,
@@ -419,13 +422,13 @@ class Worker:
             await asyncio.wait(pending)
 
 
-async def reap_expired_leases(database: Database, now: datetime | None = None) -> int:
+async def reap_expired_leases(database: Database, clock: Clock, now: datetime | None = None) -> int:
     """Requeue (or dead-letter, when out of attempts) jobs whose worker stopped renewing.
 
-    Leases are compared with the database's clock on PostgreSQL (the clock that set them),
-    unless a test passes ``now``.
+    Leases are compared with the database's clock on PostgreSQL (the clock that set them), with
+    ``clock`` on SQLite (one host), or with ``now`` when a test passes one.
     """
-    moment: Any = now or (sa.func.now() if database.is_postgres else utcnow())
+    moment: Any = now or (sa.func.now() if database.is_postgres else clock.now())
     exhausted = col(Job.attempts) >= col(Job.max_attempts)
     statement = (
         sa.update(Job)
@@ -456,6 +459,7 @@ async def schedule_periodic(
                 entry.kind,
                 f"periodic:{entry.name}:{slot.isoformat()}",
                 {"slot": slot.isoformat()},
+                now=now,
                 run_at=slot,
             ):
                 created += 1

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Order, ReturnPolicy, Rma, RmaEvent, RmaLine, utcnow
+from core.entities import Order, ReturnPolicy, Rma, RmaEvent, RmaLine
 from core.enums import RmaStatus
 from core.errors import InvalidInput, NotFound
 from core.rules.status import check_transition
@@ -74,10 +74,11 @@ def require_time(value: datetime, field: str) -> datetime:
     return moment
 
 
-def now_or(now: datetime | None) -> datetime:
-    if now is not None and now.tzinfo is None:
+def checked_now(now: datetime) -> datetime:
+    """The caller's "now" (read once from its clock), refused when it has no timezone."""
+    if now.tzinfo is None:
         raise InvalidInput("now", "times must be timezone-aware")
-    return now or utcnow()
+    return now
 
 
 async def get_owned(

@@ -15,7 +15,7 @@ from core.entities import Connection, Merchant
 from core.enums import Platform
 from core.errors import InvalidInput, NotFound
 from core.secrets import Vault
-from core.usecases.common import as_uuid, now_or
+from core.usecases.common import as_uuid, checked_now
 
 # How many webhook secrets stay valid: the current one and the one before it (rotation).
 KEPT_WEBHOOK_SECRETS = 2
@@ -54,7 +54,7 @@ async def connect_platform(
     account: str,
     credentials: dict[str, str],
     webhook_secret: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Connection:
     """Create the connection, or rotate its secrets when it exists.
 
@@ -89,7 +89,7 @@ async def connect_platform(
                 merchant_id=merchant_uuid,
                 platform=chosen,
                 account=normalized,
-                created_at=now_or(now),
+                created_at=checked_now(now),
             )
         else:
             previous = read_secrets(vault, connection).webhook_secrets

@@ -17,9 +17,9 @@ from core.jobs.queue import enqueue
 from core.rules.policy import passes_inspection
 from core.usecases.common import (
     as_uuid,
+    checked_now,
     clean_text,
     lock_rma,
-    now_or,
     policy_of,
     record_event,
     require_unique,
@@ -42,7 +42,7 @@ async def inspect_rma(
     *,
     lines: Sequence[InspectedLine],
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Record condition and disposition for every received line, in one go."""
     parsed = []
@@ -64,7 +64,7 @@ async def inspect_rma(
             )
         )
     require_unique([entry[0] for entry in parsed], "lines")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
         received = {line.id: line for line in rma.lines if line.received_quantity > 0}
@@ -100,6 +100,7 @@ async def inspect_rma(
                 session,
                 AUTO_RESOLVE,
                 {"rmaId": str(rma.id), "merchantId": str(merchant_id)},
+                now=moment,
                 merchant_id=merchant_id,
                 lock_key=f"rma:{rma.id}",
             )

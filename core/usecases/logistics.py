@@ -16,10 +16,10 @@ from core.errors import InvalidInput, NotFound, QuantityExceeded
 from core.rules.tracking import normalize_tracking_number, tracking_url
 from core.usecases.common import (
     as_uuid,
+    checked_now,
     current_policy,
     load_order,
     lock_rma,
-    now_or,
     record_event,
     require_positive,
     require_unique,
@@ -46,7 +46,7 @@ async def record_shipment(
     tracking_number: str,
     actor: str,
     customer_id: uuid.UUID | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Add a parcel's tracking; the first one puts an authorized RMA in transit.
 
@@ -55,7 +55,7 @@ async def record_shipment(
     """
     chosen = _carrier(carrier)
     number = normalize_tracking_number(tracking_number)
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id, customer_id=customer_id)
         existing = (
@@ -107,7 +107,7 @@ async def receive_rma(
     *,
     lines: Sequence[ReceivedLine],
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Record units arriving at the warehouse; later parcels may add more until inspection.
 
@@ -121,7 +121,7 @@ async def receive_rma(
         as_uuid(line.rma_line_id, f"lines[{index}].rmaLineId") for index, line in enumerate(lines)
     ]
     require_unique(ids, "lines")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
         by_id = {line.id: line for line in rma.lines}
@@ -167,7 +167,7 @@ async def receive_unauthorized(
     order_id: uuid.UUID | str,
     lines: Sequence[UnauthorizedLine],
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
     number_source: NumberSource = random_number_bits,
 ) -> Rma:
     """Record goods that arrived with no authorization, as an RMA created at RECEIVED.
@@ -193,7 +193,7 @@ async def receive_unauthorized(
             )
         )
     require_unique([entry[0] for entry in parsed], "lines")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         order = await load_order(session, merchant_id, order_id, for_update=True)
         policy = await current_policy(session, merchant_id)

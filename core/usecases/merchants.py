@@ -15,7 +15,7 @@ from core.entities import ApiKey, Merchant, ReturnPolicy
 from core.enums import ApiKeyRole
 from core.errors import InvalidInput, NotFound
 from core.money import normalize_currency
-from core.usecases.common import as_uuid, clean_text, now_or
+from core.usecases.common import as_uuid, checked_now, clean_text
 
 API_KEY_PREFIX = "rma_sk_"
 
@@ -30,14 +30,14 @@ async def create_merchant(
     *,
     name: str,
     default_currency: str = "USD",
-    now: datetime | None = None,
+    now: datetime,
 ) -> Merchant:
     """Create a merchant with version 1 of a default return policy."""
     cleaned = clean_text(name, "name", limit=200)
     if not cleaned:
         raise InvalidInput("name", "a merchant needs a name")
     currency = normalize_currency(default_currency)
-    created = now_or(now)
+    created = checked_now(now)
     async with session.begin():
         merchant = Merchant(name=cleaned, default_currency=currency, created_at=created)
         session.add(merchant)
@@ -59,7 +59,7 @@ async def create_api_key(
     merchant_id: uuid.UUID | str,
     role: ApiKeyRole | str,
     label: str = "",
-    now: datetime | None = None,
+    now: datetime,
 ) -> IssuedApiKey:
     """Issue a staff API key; only its hash is stored."""
     try:
@@ -79,7 +79,7 @@ async def create_api_key(
             prefix=plaintext[: len(API_KEY_PREFIX) + 4],
             key_hash=hash_api_key(plaintext),
             label=clean_text(label, "label", limit=200),
-            created_at=now_or(now),
+            created_at=checked_now(now),
         )
         session.add(api_key)
     return IssuedApiKey(api_key, plaintext)

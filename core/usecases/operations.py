@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Job, WebhookDelivery, utcnow
+from core.entities import Job, WebhookDelivery
 from core.enums import JobState, WebhookState
 from core.errors import Conflict, InvalidInput, NotFound
 from core.jobs.kinds import PROCESS_DELIVERY
@@ -30,7 +31,7 @@ async def list_jobs(
     return (await session.exec(statement)).all()
 
 
-async def retry_job(session: AsyncSession, job_id: uuid.UUID | str) -> Job:
+async def retry_job(session: AsyncSession, job_id: uuid.UUID | str, *, now: datetime) -> Job:
     """Run a dead (or waiting) job again now, with a fresh set of attempts."""
     identifier = as_uuid(job_id, "job")
     async with session.begin():
@@ -40,7 +41,7 @@ async def retry_job(session: AsyncSession, job_id: uuid.UUID | str) -> Job:
         if job.state in (JobState.RUNNING, JobState.DONE):
             raise Conflict(f"job {identifier} is {job.state.value}; only DEAD or QUEUED retry")
         job.state = JobState.QUEUED
-        job.run_at = utcnow()
+        job.run_at = now
         job.attempts = 0
         job.finished_at = None
         session.add(job)
@@ -54,7 +55,9 @@ async def list_deliveries(session: AsyncSession, *, limit: int = 50) -> Sequence
     return (await session.exec(statement)).all()
 
 
-async def replay_delivery(session: AsyncSession, delivery_id: uuid.UUID | str) -> Job:
+async def replay_delivery(
+    session: AsyncSession, delivery_id: uuid.UUID | str, *, now: datetime
+) -> Job:
     """Process a stored delivery again (topic handlers are idempotent)."""
     identifier = as_uuid(delivery_id, "delivery")
     async with session.begin():
@@ -69,5 +72,6 @@ async def replay_delivery(session: AsyncSession, delivery_id: uuid.UUID | str) -
             session,
             PROCESS_DELIVERY,
             {"deliveryId": str(delivery.id)},
+            now=now,
             merchant_id=delivery.merchant_id,
         )

@@ -17,7 +17,7 @@ from core.entities import Customer, Merchant, Order, OrderLine, OrderPayment, Rm
 from core.enums import PaymentProviderName, Platform
 from core.errors import Conflict, CurrencyMismatch, InvalidInput, NotFound
 from core.money import normalize_currency
-from core.usecases.common import as_uuid, clean_text, now_or, require_time, require_unique
+from core.usecases.common import as_uuid, checked_now, clean_text, require_time, require_unique
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -164,7 +164,7 @@ async def upsert_order(
     merchant_id: uuid.UUID | str,
     data: OrderInput,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Order:
     """Create the order or bring it up to date, keyed by platform and the platform's id.
 
@@ -188,7 +188,7 @@ async def _upsert_order_once(
     platform: Platform,
     currency: str,
     data: OrderInput,
-    now: datetime | None,
+    now: datetime,
 ) -> Order:
     async with session.begin():
         if await session.get(Merchant, merchant_uuid) is None:
@@ -214,7 +214,7 @@ async def _upsert_order_once(
                 order_number=data.order_number.strip(),
                 currency=currency,
                 placed_at=data.placed_at,
-                created_at=now_or(now),
+                created_at=checked_now(now),
             )
             order.lines = []
             order.payments = []
@@ -231,7 +231,7 @@ async def _upsert_order_once(
         order.placed_at = data.placed_at
         order.delivered_at = data.delivered_at
         order.shipping_minor = data.shipping_minor
-        order.updated_at = now_or(now)
+        order.updated_at = checked_now(now)
         _merge_lines(order, data.lines)
         _merge_payments(order, data.payments)
         await session.flush()

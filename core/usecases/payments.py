@@ -21,7 +21,7 @@ from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
 from core.errors import Conflict
 from core.jobs.kinds import EXECUTE_REFUND
 from core.jobs.queue import enqueue
-from core.usecases.common import get_owned, lock_rma, now_or, record_event
+from core.usecases.common import checked_now, get_owned, lock_rma, record_event
 from core.usecases.resolutions import ChosenResolution
 
 _ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
@@ -54,14 +54,14 @@ async def begin_refund_attempt(
     resolution_id: uuid.UUID,
     provider: PaymentProviderName,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> RefundAttempt | None:
     """Phase A: claim the next attempt at a refund; ``None`` when there is nothing left to do.
 
     The update is conditional on the status, so a stale worker that lost its job cannot start
     an attempt on a resolution that has moved on.
     """
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         claimed = (
             (
@@ -106,14 +106,14 @@ async def retry_resolution(
     resolution_id: uuid.UUID | str,
     *,
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ChosenResolution:
     """Staff send a refund that needed review back to work, once they checked the provider.
 
     The next attempt looks the refund up before sending anything, so a refund that was made
     after all is recorded, not repeated.
     """
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         resolution = await get_owned(
             session, Resolution, merchant_id, resolution_id, field="resolutionId"
@@ -138,6 +138,7 @@ async def retry_resolution(
                 "merchantId": str(merchant_id),
                 "provider": resolution.provider.value,
             },
+            now=moment,
             merchant_id=merchant_id,
             lock_key=f"rma:{rma.id}",
         )
@@ -160,10 +161,10 @@ async def mark_requires_review(
     reason: str,
     *,
     actor: str = "system",
-    now: datetime | None = None,
+    now: datetime,
 ) -> None:
     """Stop automatic handling: a person must look before any money moves again."""
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         resolution = await session.get(Resolution, resolution_id)
         if resolution is None or resolution.merchant_id != merchant_id:
@@ -232,10 +233,10 @@ async def record_credit_mirrored(
     resolution_id: uuid.UUID,
     transaction_reference: str,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> None:
     """Note on the resolution and the timeline that the provider's balance was credited."""
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         resolution = await session.get(Resolution, resolution_id)
         if resolution is None:

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import ReturnPolicy
 from core.enums import ResolutionKind, ReturnReason
 from core.errors import Conflict, InvalidInput
-from core.usecases.common import clean_text, current_policy, now_or
+from core.usecases.common import checked_now, clean_text, current_policy
 
 _MAX_TAGS = 100
 
@@ -97,7 +97,7 @@ async def update_return_policy(
     merchant_id: uuid.UUID,
     changes: PolicyChanges,
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ReturnPolicy:
     """Write the next version of the merchant's policy with ``changes`` applied."""
     values = _validated(changes)
@@ -106,7 +106,9 @@ async def update_return_policy(
             current = await current_policy(session, merchant_id)
             carried = current.model_dump(exclude={"id", "version", "created_at"})
             carried.update(values)
-            policy = ReturnPolicy(**carried, version=current.version + 1, created_at=now_or(now))
+            policy = ReturnPolicy(
+                **carried, version=current.version + 1, created_at=checked_now(now)
+            )
             session.add(policy)
     except IntegrityError as error:
         # Someone else wrote the same version number first.

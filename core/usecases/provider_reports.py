@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Resolution
 from core.enums import ResolutionStatus
 from core.errors import InvalidInput
-from core.usecases.common import clean_text, lock_rma, now_or, record_event
+from core.usecases.common import checked_now, clean_text, lock_rma, record_event
 from core.usecases.resolutions import FINAL_RESOLUTION_STATUSES, settle_resolution
 
 # What a provider's refund status means for a resolution, and how far along it is: a status
@@ -39,7 +39,7 @@ async def record_provider_refund(
     resolution_id: str | None = None,
     failure_reason: str | None = None,
     actor: str = "provider",
-    now: datetime | None = None,
+    now: datetime,
 ) -> Resolution | None:
     """Apply a provider's report on a refund to the matching resolution, monotonically.
 
@@ -49,7 +49,7 @@ async def record_provider_refund(
     mapped = PROVIDER_REFUND_STATUSES.get(status)
     if mapped is None:
         raise InvalidInput("status", f"unknown refund status {status!r}")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         resolution = await _find_by_reference(
             session, merchant_id, provider_reference, resolution_id

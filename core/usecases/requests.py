@@ -22,10 +22,10 @@ from core.rules.risk import CustomerHistory, Risk, risk_score
 from core.usecases.common import (
     SYSTEM_ACTOR,
     as_uuid,
+    checked_now,
     clean_text,
     current_policy,
     load_order,
-    now_or,
     record_event,
     require_positive,
     require_unique,
@@ -99,7 +99,7 @@ async def order_eligibility(
     order_id: uuid.UUID | str,
     *,
     customer_id: uuid.UUID | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> tuple[Order, ReturnPolicy, list[LineDecision]]:
     """What each line of an order may return today, under the current policy (read only)."""
     order = await load_order(session, merchant_id, order_id)
@@ -107,7 +107,7 @@ async def order_eligibility(
         raise NotFound("Order", order.id, field="orderId")
     policy = await current_policy(session, merchant_id)
     returned = await returned_quantities(session, order.id)
-    moment = now_or(now)
+    moment = checked_now(now)
     decisions = []
     for line in order.lines:
         eligibility = evaluate_line(policy, line_facts(order, line, returned), moment)
@@ -205,7 +205,7 @@ async def request_rma(
     customer_id: uuid.UUID | None = None,
     preferred_resolution: ResolutionKind | str | None = None,
     customer_note: str = "",
-    now: datetime | None = None,
+    now: datetime,
     number_source: NumberSource = random_number_bits,
 ) -> Rma:
     """Ask to return lines of an order.
@@ -214,7 +214,7 @@ async def request_rma(
     with all the codes. An accepted request stores the policy version and its decision, gets an
     RMA number, and is authorized at once when the policy allows it and the risk is low.
     """
-    moment = now_or(now)
+    moment = checked_now(now)
     if not lines:
         raise InvalidInput("lines", "a return needs at least one line")
     if len(lines) > 100:

@@ -35,11 +35,11 @@ from core.jobs.queue import enqueue
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
 from core.usecases.common import (
     as_uuid,
+    checked_now,
     clean_text,
     get_owned,
     load_order,
     lock_rma,
-    now_or,
     policy_of,
     record_event,
     returned_quantities,
@@ -151,7 +151,7 @@ async def resolve_rma(
     kind: ResolutionKind | str,
     actor: str,
     request_key: str | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ChosenResolution:
     """Choose a refund or store credit for an inspected RMA and price it.
 
@@ -162,7 +162,7 @@ async def resolve_rma(
     except ValueError as error:
         raise InvalidInput("resolution", f"unknown resolution {kind!r}") from error
     key = clean_text(request_key, "idempotencyKey", limit=255) or None
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
         if key is not None:
@@ -246,7 +246,7 @@ async def resolve_rma(
             updated_at=moment,
         )
         session.add(resolution)
-        _enqueue_money_movement(session, resolution)
+        _enqueue_money_movement(session, resolution, now=moment)
         await record_event(
             session,
             rma,
@@ -282,13 +282,13 @@ async def complete_manual_refund(
     *,
     reference: str,
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> ChosenResolution:
     """Staff confirm that they refunded by hand; the RMA is RESOLVED. Repeating it is a no-op."""
     cleaned = clean_text(reference, "reference", limit=255)
     if not cleaned:
         raise InvalidInput("reference", "say where the money went (a transaction reference)")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         resolution = await get_owned(
             session, Resolution, merchant_id, resolution_id, field="resolutionId"
@@ -320,7 +320,9 @@ async def complete_manual_refund(
     return ChosenResolution(rma, resolution)
 
 
-def _enqueue_money_movement(session: AsyncSession, resolution: Resolution) -> None:
+def _enqueue_money_movement(
+    session: AsyncSession, resolution: Resolution, *, now: datetime
+) -> None:
     """In the same transaction as the choice: the job that moves the money, when a machine can.
 
     Manual refunds (and platform refunds until their plugins land) wait for staff instead.
@@ -333,10 +335,22 @@ def _enqueue_money_movement(session: AsyncSession, resolution: Resolution) -> No
     lock = f"rma:{resolution.rma_id}"
     if resolution.kind is ResolutionKind.STORE_CREDIT:
         enqueue(
-            session, APPLY_STORE_CREDIT, payload, merchant_id=resolution.merchant_id, lock_key=lock
+            session,
+            APPLY_STORE_CREDIT,
+            payload,
+            now=now,
+            merchant_id=resolution.merchant_id,
+            lock_key=lock,
         )
     elif resolution.provider is PaymentProviderName.STRIPE:
-        enqueue(session, EXECUTE_REFUND, payload, merchant_id=resolution.merchant_id, lock_key=lock)
+        enqueue(
+            session,
+            EXECUTE_REFUND,
+            payload,
+            now=now,
+            merchant_id=resolution.merchant_id,
+            lock_key=lock,
+        )
 
 
 async def record_resolution_outcome(
@@ -348,7 +362,7 @@ async def record_resolution_outcome(
     actor: str,
     provider_reference: str | None = None,
     failure_reason: str = "",
-    now: datetime | None = None,
+    now: datetime,
 ) -> ChosenResolution:
     """Settle a resolution: RESOLVED when the money moved, back to INSPECTED when it failed.
 
@@ -358,7 +372,7 @@ async def record_resolution_outcome(
     reason = clean_text(failure_reason, "failureReason")
     if not succeeded and not reason:
         raise InvalidInput("failureReason", "say why the resolution failed")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         resolution = await get_owned(
             session, Resolution, merchant_id, resolution_id, field="resolutionId"
@@ -455,11 +469,11 @@ async def close_rma(
     *,
     actor: str,
     note: str = "",
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Close a resolved RMA; nothing more happens to it."""
     message = clean_text(note, "note")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
         await transition(session, rma, RmaStatus.CLOSED, actor=actor, now=moment, message=message)

@@ -11,7 +11,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Rma
 from core.enums import RmaStatus
 from core.errors import InvalidInput
-from core.usecases.common import SYSTEM_ACTOR, clean_text, lock_rma, now_or, policy_of, transition
+from core.usecases.common import (
+    SYSTEM_ACTOR,
+    checked_now,
+    clean_text,
+    lock_rma,
+    policy_of,
+    transition,
+)
 from core.usecases.requests import authorize_fields
 
 
@@ -22,10 +29,10 @@ async def authorize_rma(
     *,
     actor: str,
     note: str = "",
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Authorize a requested (or reviewed) return; the clock for shipping starts now."""
-    moment = now_or(now)
+    moment = checked_now(now)
     message = clean_text(note, "note")
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
@@ -43,13 +50,13 @@ async def reject_rma(
     *,
     actor: str,
     reason: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Refuse a request; the customer is told why, so a reason is required."""
     message = clean_text(reason, "reason")
     if not message:
         raise InvalidInput("reason", "say why the return is rejected")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
         await transition(session, rma, RmaStatus.REJECTED, actor=actor, now=moment, message=message)
@@ -64,11 +71,11 @@ async def cancel_rma(
     actor: str,
     reason: str = "",
     customer_id: uuid.UUID | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Rma:
     """Withdraw a return before the goods are on their way (customers cancel their own)."""
     message = clean_text(reason, "reason")
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id, customer_id=customer_id)
         await transition(
@@ -77,15 +84,13 @@ async def cancel_rma(
     return rma
 
 
-async def expire_authorizations(
-    session: AsyncSession, *, now: datetime | None = None, limit: int = 500
-) -> int:
+async def expire_authorizations(session: AsyncSession, *, now: datetime, limit: int = 500) -> int:
     """Expire authorized returns not shipped in time, for every merchant; returns the count.
 
     Rows another transaction holds are skipped (PostgreSQL ``SKIP LOCKED``) and picked up by the
     next run, so this never waits behind a customer adding tracking.
     """
-    moment = now_or(now)
+    moment = checked_now(now)
     async with session.begin():
         statement = (
             select(Rma)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Merchant, Order
 from core.enums import ApiKeyRole
@@ -75,7 +76,9 @@ async def make_shop(db: Database, **policy: object) -> Shop:
     for role in ApiKeyRole:
         async with db.session() as session:
             keys[role] = (
-                await create_api_key(session, merchant_id=merchant.id, role=role)
+                await create_api_key(
+                    session, merchant_id=merchant.id, role=role, now=SYSTEM_CLOCK.now()
+                )
             ).plaintext
     return Shop(merchant, keys[ApiKeyRole.ADMIN], keys[ApiKeyRole.AGENT], keys[ApiKeyRole.READONLY])
 

@@ -139,7 +139,10 @@ def _aware_datetimes() -> st.SearchStrategy[graphql.ValueNode]:
         lambda minutes: timezone(timedelta(minutes=minutes))
     )
     moments = st.datetimes(
-        min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+        # hypothesis bounds are naive; the strategy attaches UTC to every value it draws.
+        min_value=datetime(1900, 1, 1),  # noqa: DTZ001
+        max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
     )
     shifted = st.tuples(moments, offsets).map(lambda pair: pair[0].astimezone(pair[1]))
     return st.one_of(

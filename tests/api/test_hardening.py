@@ -23,8 +23,9 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Order, Rma, utcnow
+from core.entities import Order, Rma
 from core.migrate import upgrade_async
 from core.settings import Settings
 from core.usecases.orders import CustomerInput, OrderInput, upsert_order
@@ -119,7 +120,7 @@ def refused(response: httpx.Response, pattern: str) -> None:
 
 async def fresh_order(db: Database, shop: Shop, *, quantity: int = 2) -> Order:
     """An order delivered yesterday (by the real clock), so returns are inside the window."""
-    now = utcnow()
+    now = SYSTEM_CLOCK.now()
     tag = uuid.uuid4().hex[:10]
     async with db.session() as session:
         return await upsert_order(
@@ -135,6 +136,7 @@ async def fresh_order(db: Database, shop: Shop, *, quantity: int = 2) -> Order:
                 customer=CustomerInput(email=f"{tag}@example.com"),
                 lines=[f.line(quantity=quantity)],
             ),
+            now=SYSTEM_CLOCK.now(),
         )
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from sqlmodel import select
 from strawberry.permission import PermissionExtension
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import ApiKey, Order, Rma
 from core.enums import ApiKeyRole, ReturnReason, RmaStatus
@@ -265,18 +265,26 @@ async def stage_rmas(
     )
     async with db.session() as session:
         manual_resolution = (
-            await resolve_rma(session, merchant_id, manual.id, kind="REFUND", actor=staff)
+            await resolve_rma(
+                session, merchant_id, manual.id, kind="REFUND", actor=staff, now=SYSTEM_CLOCK.now()
+            )
         ).resolution
     # A Stripe refund that stopped for review: staff may send it back to Stripe.
     stuck = await f.inspected_rma(db, merchant_id, await f.order(db, merchant_id))
     async with db.session() as session:
         stuck_resolution = (
-            await resolve_rma(session, merchant_id, stuck.id, kind="REFUND", actor=staff)
+            await resolve_rma(
+                session, merchant_id, stuck.id, kind="REFUND", actor=staff, now=SYSTEM_CLOCK.now()
+            )
         ).resolution
     async with db.session() as session:
-        await mark_requires_review(session, merchant_id, stuck_resolution.id, "checked by test")
+        await mark_requires_review(
+            session, merchant_id, stuck_resolution.id, "checked by test", now=SYSTEM_CLOCK.now()
+        )
     async with db.session() as session:
-        await update_return_policy(session, merchant_id, PolicyChanges(auto_authorize=False))
+        await update_return_policy(
+            session, merchant_id, PolicyChanges(auto_authorize=False), now=SYSTEM_CLOCK.now()
+        )
     rmas = {
         "authorized": authorized,
         "received": received,
@@ -402,7 +410,7 @@ def mutation_calls(stages: Stages) -> dict[str, tuple[str, dict[str, Any]]]:
                 "externalId": f"ext-{external}",
                 "orderNumber": f"#P-{external[:8]}",
                 "currency": "USD",
-                "placedAt": datetime(2026, 10, 1, tzinfo=UTC).isoformat(),
+                "placedAt": (f.NOW - timedelta(days=30)).isoformat(),
                 "customer": {"email": f"new-{external[:8]}@example.com"},
                 "lines": [
                     {"externalId": "L1", "title": "Shirt", "quantity": 1, "unitPriceMinor": 900}
@@ -539,14 +547,16 @@ async def bad_authorization(
         return f"Bearer {API_KEY_PREFIX}{secrets.token_urlsafe(32)}"
     if kind == "revoked api key":
         async with db.session() as session:
-            issued = await create_api_key(session, merchant_id=shop.id, role=ApiKeyRole.ADMIN)
+            issued = await create_api_key(
+                session, merchant_id=shop.id, role=ApiKeyRole.ADMIN, now=SYSTEM_CLOCK.now()
+            )
         async with db.session() as session, session.begin():
             key = (
                 await session.exec(
                     select(ApiKey).where(ApiKey.key_hash == hash_api_key(issued.plaintext))
                 )
             ).one()
-            key.revoked_at = datetime.now(UTC)
+            key.revoked_at = SYSTEM_CLOCK.now()
             session.add(key)
         return f"Bearer {issued.plaintext}"
     if kind == "api key in another scheme":
@@ -556,7 +566,7 @@ async def bad_authorization(
         assert CustomerTokens("another-secret-" * 3).verify(forged) == own
         return f"Bearer {forged}"
     if kind == "expired customer token":
-        issued_at = int(time.time()) - CUSTOMER_SESSION_SECONDS - 60
+        issued_at = int(SYSTEM_CLOCK.now().timestamp()) - CUSTOMER_SESSION_SECONDS - 60
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(TimestampSigner, "get_timestamp", lambda self: issued_at)
             expired = CustomerTokens(SECRET).issue(own)

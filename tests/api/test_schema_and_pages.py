@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.usecases.review import cancel_rma
 from graphql_api.schema import schema_sdl
@@ -54,7 +55,7 @@ async def test_rmas_filter_by_status_reason_email_and_order(api: Api, db: Databa
     kept = await f.requested_rma(db, shop.id, first, reason=f.ReturnReason.COLOR)
     cancelled = await f.requested_rma(db, shop.id, second)
     async with db.session() as session:
-        await cancel_rma(session, shop.id, cancelled.id, actor="c")
+        await cancel_rma(session, shop.id, cancelled.id, actor="c", now=SYSTEM_CLOCK.now())
 
     async def numbers(filter_: dict[str, object]) -> list[str]:
         data = await api.gql(

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import event
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.enums import ResolutionKind
 from core.usecases.logistics import record_shipment
@@ -102,7 +103,7 @@ async def _seed(db: Database, shop: Shop, count: int) -> None:
         rma = await f.requested_rma(db, shop.id, order)
         if step == 6:
             async with db.session() as session:
-                await cancel_rma(session, shop.id, rma.id, actor=f.STAFF)
+                await cancel_rma(session, shop.id, rma.id, actor=f.STAFF, now=SYSTEM_CLOCK.now())
         elif step == 7:
             async with db.session() as session:
                 await record_shipment(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Order
 from core.enums import ApiKeyRole, PaymentProviderName, RmaStatus
@@ -89,7 +90,9 @@ async def tenant_a(db: Database) -> Tenant:
 async def tenant_b(db: Database) -> Tenant:
     """A merchant whose every text carries the sentinel, so a leak shows in any response."""
     async with db.session() as session:
-        merchant = await create_merchant(session, name=f"{SENTINEL} Outfitters")
+        merchant = await create_merchant(
+            session, name=f"{SENTINEL} Outfitters", now=SYSTEM_CLOCK.now()
+        )
     async with db.session() as session:
         await update_return_policy(
             session,
@@ -101,12 +104,17 @@ async def tenant_b(db: Database) -> Tenant:
                 final_sale_tags=[f"{SENTINEL.lower()}-final"],
                 unopened_only_categories=[f"{SENTINEL.lower()}-sealed"],
             ),
+            now=SYSTEM_CLOCK.now(),
         )
     keys = {}
     for role in ApiKeyRole:
         async with db.session() as session:
             issued = await create_api_key(
-                session, merchant_id=merchant.id, role=role, label=f"{SENTINEL} {role}"
+                session,
+                merchant_id=merchant.id,
+                role=role,
+                label=f"{SENTINEL} {role}",
+                now=SYSTEM_CLOCK.now(),
             )
         keys[role] = issued.plaintext
     shop = Shop(merchant, keys[ApiKeyRole.ADMIN], keys[ApiKeyRole.AGENT], keys[ApiKeyRole.READONLY])
@@ -147,6 +155,7 @@ async def tenant_b(db: Database) -> Tenant:
                         PaymentInput(PaymentProviderName.STRIPE, f"pi_{SENTINEL}-{n}", 5000, "USD")
                     ],
                 ),
+                now=SYSTEM_CLOCK.now(),
             )
 
     main = await new_order(f"#{SENTINEL}")

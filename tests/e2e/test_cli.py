@@ -18,9 +18,12 @@ import uuid
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
+from core.clock import SYSTEM_CLOCK
 
 RMA = Path(sys.executable).parent / "rma"
 TIMEOUT = 120
@@ -427,6 +430,32 @@ def test_demo_has_rmas_in_every_status(demo: tuple[Path, Run]) -> None:
     statuses = {status for (status,) in query(database, "SELECT DISTINCT status FROM rma")}
 
     assert statuses == EVERY_STATUS, f"missing: {sorted(EVERY_STATUS - statuses)}"
+
+
+def test_demo_dates_follow_the_day_it_runs(demo: tuple[Path, Run]) -> None:
+    """On any day: orders inside and outside the window, warranty claims, live authorizations."""
+    database, result = demo
+    assert result.returncode == 0, result
+    now = SYSTEM_CLOCK.now()
+    window_opens = (now - timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S")
+
+    def count(sql: str, *params: object) -> int:
+        [(found,)] = query(database, sql, *params)
+        assert isinstance(found, int)
+        return found
+
+    inside = 'SELECT count(*) FROM "order" WHERE coalesce(delivered_at, placed_at) >= ?'
+    outside = 'SELECT count(*) FROM "order" WHERE coalesce(delivered_at, placed_at) < ?'
+    assert count(inside, window_opens) > 0
+    assert count(outside, window_opens) > 0
+    warranty = query(
+        database, "SELECT l.eligibility_codes FROM rma_line l JOIN rma r ON r.id = l.rma_id"
+        " WHERE r.status = 'NEEDS_REVIEW'"
+    )  # fmt: skip
+    assert any("WARRANTY_ONLY" in str(codes) for (codes,) in warranty), warranty
+    live = "SELECT count(*) FROM rma WHERE status = 'AUTHORIZED' AND authorization_expires_at > ?"
+    assert count(live, now.strftime("%Y-%m-%d %H:%M:%S")) > 0
+    assert count("SELECT count(*) FROM rma WHERE status = 'EXPIRED'") > 0
 
 
 def test_demo_has_an_unauthorized_return(demo: tuple[Path, Run]) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest_asyncio
 import uvicorn
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.enums import ApiKeyRole
 from core.usecases.merchants import create_api_key
@@ -74,7 +75,12 @@ async def test_an_inspected_return_is_refunded_through_stripe_without_a_person(
     fake_stripe.refund_mode = "pending"
     async with world.db.session() as session:
         staff = (
-            await create_api_key(session, merchant_id=world.merchant_id, role=ApiKeyRole.AGENT)
+            await create_api_key(
+                session,
+                merchant_id=world.merchant_id,
+                role=ApiKeyRole.AGENT,
+                now=SYSTEM_CLOCK.now(),
+            )
         ).plaintext
     order = await world.paid_order(amount_minor=4200)
 

@@ -38,6 +38,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job, Resolution, Rma, WebhookDelivery
 from core.enums import (
@@ -266,6 +267,7 @@ async def stripe_connection(
             account=account,
             credentials={"secret_key": secret_key},
             webhook_secret=webhook_secret,
+            now=SYSTEM_CLOCK.now(),
         )
     return f"/webhooks/stripe/{connection.id}"
 
@@ -326,6 +328,7 @@ async def stripe_paid_rma(
                     PaymentInput(PaymentProviderName.STRIPE, payment_intent, amount_minor, "USD")
                 ],
             ),
+            now=SYSTEM_CLOCK.now(),
         )
     return await f.inspected_rma(database, merchant_id, order)
 
@@ -356,7 +359,9 @@ async def test_a_worker_process_refunds_through_stripe_and_settles_from_the_webh
     )
     rma_row = await stripe_paid_rma(pg, shop.id, payment_intent, 2500)
     async with pg.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma_row.id, kind="REFUND", actor="staff")
+        chosen = await resolve_rma(
+            session, shop.id, rma_row.id, kind="REFUND", actor="staff", now=SYSTEM_CLOCK.now()
+        )
     resolution_id = chosen.resolution.id
     env = environment(plain_url(pg), stripe_api_base=fake_stripe.base_url)
 
@@ -455,7 +460,10 @@ async def test_a_worker_process_survives_the_loss_of_its_database_connections(
         assert first_cut >= 2, "the server and the worker should each have had a connection"
 
         async with pg.session() as session, session.begin():
-            expiries = [enqueue(session, EXPIRE_AUTHORIZATIONS, {"after": "cut"}) for _ in range(3)]
+            expiries = [
+                enqueue(session, EXPIRE_AUTHORIZATIONS, {"after": "cut"}, now=SYSTEM_CLOCK.now())
+                for _ in range(3)
+            ]
         for number in range(3):
             await post_event(
                 client, webhook_path, f"evt_after_{number}", "customer.created", {"id": "c2"}

@@ -70,6 +70,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from core.clock import SYSTEM_CLOCK
+
 API_VERSION = "2026-10-28.endive"
 DAY = 24 * 60 * 60
 
@@ -170,7 +172,7 @@ class Fault:
 def sign_payload(payload: str | bytes, secret: str, timestamp: int | None = None) -> str:
     """The ``Stripe-Signature`` header value for ``payload`` (``t=<ts>,v1=<hex hmac>``)."""
     text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-    ts = int(time.time()) if timestamp is None else int(timestamp)
+    ts = int(SYSTEM_CLOCK.now().timestamp()) if timestamp is None else int(timestamp)
     digest = hmac.new(secret.encode(), f"{ts}.{text}".encode(), hashlib.sha256).hexdigest()
     return f"t={ts},v1={digest}"
 
@@ -700,7 +702,7 @@ class FakeStripe:
 
     def now(self) -> int:
         """The fake's clock (Unix seconds): wall time plus ``advance_time`` offsets."""
-        return int(time.time() + self._clock_offset)
+        return int(SYSTEM_CLOCK.now().timestamp() + self._clock_offset)
 
     def advance_time(self, seconds: float) -> None:
         """Move the fake's clock forward (ages idempotency keys; stamps ``created``)."""
@@ -1240,7 +1242,7 @@ class FakeStripe:
                 idempotency_key=key,
                 api_key=api_key,
                 account_id=account_id,
-                at=time.time(),
+                at=SYSTEM_CLOCK.now().timestamp(),
             )
             self._requests.append(record)
             fault = next((f for f in self._faults if f.matches(method, path, account_id)), None)

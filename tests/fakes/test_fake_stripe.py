@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from core.clock import SYSTEM_CLOCK
 from tests.fakes import STRIPE_HTTPX_WARNING_FILTER, FakeAccount, FakeStripe, sign_payload
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING_FILTER)
@@ -825,7 +826,7 @@ async def test_settled_refund_event_to_an_asgi_receiver(
             account.webhook_secret,
             "refund.updated",
             fake.refund(refund.id),
-            timestamp=int(time.time()) - 3600,
+            timestamp=int(SYSTEM_CLOCK.now().timestamp()) - 3600,
             client=http,
         )
         forged = await fake.send_event_async(

@@ -13,8 +13,9 @@ import pytest_asyncio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Customer, Job, Order, Rma, utcnow
+from core.entities import Customer, Job, Order, Rma
 from core.enums import JobState, PaymentProviderName
 from core.jobs import failpoints
 from core.jobs.worker import Worker, reap_expired_leases
@@ -81,7 +82,7 @@ class World:
     connection_id: uuid.UUID
 
     def worker(self, concurrency: int = 4) -> Worker:
-        worker = build_worker(self.settings, self.db, concurrency=concurrency)
+        worker = build_worker(self.settings, self.db, clock=SYSTEM_CLOCK, concurrency=concurrency)
         worker.retry_base_seconds = 0.01
         worker.poll_interval = 0.01
         return worker
@@ -95,7 +96,7 @@ class World:
                     await session.exec(
                         select(sa.func.count()).where(
                             col(Job.state) == JobState.QUEUED,
-                            col(Job.run_at) < utcnow() + timedelta(seconds=5),
+                            col(Job.run_at) < SYSTEM_CLOCK.now() + timedelta(seconds=5),
                         )
                     )
                 ).one()
@@ -107,7 +108,9 @@ class World:
     async def restart_after_crash(self) -> None:
         """What a restarted worker finds: leases of the dead one expired, jobs back in line."""
         failpoints.disarm()
-        await reap_expired_leases(self.db, now=utcnow() + self.worker().lease)
+        await reap_expired_leases(
+            self.db, SYSTEM_CLOCK, now=SYSTEM_CLOCK.now() + self.worker().lease
+        )
         await self.run_jobs()
 
     async def paid_order(
@@ -142,6 +145,7 @@ class World:
                         )
                     ],
                 ),
+                now=SYSTEM_CLOCK.now(),
             )
 
     async def email_of(self, order: Order) -> str:
@@ -157,7 +161,9 @@ class World:
         """An inspected RMA on a Stripe-paid order, with a refund chosen (its job queued)."""
         rma = await self.inspected(order)
         async with self.db.session() as session:
-            return await resolve_rma(session, self.merchant_id, rma.id, kind="REFUND", actor="s")
+            return await resolve_rma(
+                session, self.merchant_id, rma.id, kind="REFUND", actor="s", now=SYSTEM_CLOCK.now()
+            )
 
     async def inspected_one_line(self, order: Order, order_line_id: uuid.UUID) -> Rma:
         """An inspected RMA for one unit of one line of ``order``."""
@@ -181,6 +187,7 @@ class World:
                 rma.id,
                 actor="staff",
                 lines=[ReceivedLine(rma.lines[0].id, 1)],
+                now=SYSTEM_CLOCK.now(),
             )
         async with self.db.session() as session:
             return await inspect_rma(
@@ -189,6 +196,7 @@ class World:
                 rma.id,
                 actor="staff",
                 lines=[InspectedLine(rma.lines[0].id, "OPENED", "SCRAP")],
+                now=SYSTEM_CLOCK.now(),
             )
 
 
@@ -206,6 +214,7 @@ async def make_world(db: Database, fake: FakeStripe, **policy: object) -> World:
             account=account.id,
             credentials={"secret_key": account.secret_key},
             webhook_secret=WEBHOOK_SECRET,
+            now=SYSTEM_CLOCK.now(),
         )
     settings = Settings(database_url=url, stripe_api_base=fake.base_url)
     return World(db, fake, account, merchant.id, settings, connection.id)

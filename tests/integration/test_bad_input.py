@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import (
     Inspection,
@@ -171,7 +172,9 @@ async def test_another_merchants_rma_answers_exactly_like_a_missing_one(db: Data
             db,
             intruder.id,
             NotFound,
-            lambda s, rma_id=rma_id: authorize_rma(s, intruder.id, rma_id, actor="staff"),
+            lambda s, rma_id=rma_id: authorize_rma(
+                s, intruder.id, rma_id, actor="staff", now=SYSTEM_CLOCK.now()
+            ),
         )
         assert error.message == f"Rma {rma_id} does not exist"
     async with db.read_session() as session:
@@ -187,14 +190,27 @@ async def test_every_transition_refuses_an_illegal_move(db: Database) -> None:
     line = rma.lines[0]
     illegal: list[Callable[[AsyncSession], Awaitable[Any]]] = [
         lambda s: record_shipment(
-            s, shop.id, rma.id, carrier="UPS", tracking_number="1Z12345", actor="c"
+            s,
+            shop.id,
+            rma.id,
+            carrier="UPS",
+            tracking_number="1Z12345",
+            actor="c",
+            now=SYSTEM_CLOCK.now(),
         ),
-        lambda s: receive_rma(s, shop.id, rma.id, lines=[ReceivedLine(line.id, 1)], actor="s"),
+        lambda s: receive_rma(
+            s, shop.id, rma.id, lines=[ReceivedLine(line.id, 1)], actor="s", now=SYSTEM_CLOCK.now()
+        ),
         lambda s: inspect_rma(
-            s, shop.id, rma.id, lines=[InspectedLine(line.id, "OPENED", "RESTOCK")], actor="s"
+            s,
+            shop.id,
+            rma.id,
+            lines=[InspectedLine(line.id, "OPENED", "RESTOCK")],
+            actor="s",
+            now=SYSTEM_CLOCK.now(),
         ),
-        lambda s: resolve_rma(s, shop.id, rma.id, kind="REFUND", actor="s"),
-        lambda s: close_rma(s, shop.id, rma.id, actor="s"),
+        lambda s: resolve_rma(s, shop.id, rma.id, kind="REFUND", actor="s", now=SYSTEM_CLOCK.now()),
+        lambda s: close_rma(s, shop.id, rma.id, actor="s", now=SYSTEM_CLOCK.now()),
     ]
     for call in illegal:
         refusal = await expect_refusal(db, shop.id, (InvalidTransition, NotFound), call)  # type: ignore[arg-type]
@@ -210,7 +226,12 @@ async def test_receiving_more_than_was_authorized_is_refused(db: Database) -> No
         shop.id,
         QuantityExceeded,
         lambda s: receive_rma(
-            s, shop.id, rma.id, lines=[ReceivedLine(rma.lines[0].id, 2)], actor="s"
+            s,
+            shop.id,
+            rma.id,
+            lines=[ReceivedLine(rma.lines[0].id, 2)],
+            actor="s",
+            now=SYSTEM_CLOCK.now(),
         ),
         field="lines[0].quantity",
     )
@@ -218,7 +239,14 @@ async def test_receiving_more_than_was_authorized_is_refused(db: Database) -> No
         db,
         shop.id,
         NotFound,
-        lambda s: receive_rma(s, shop.id, rma.id, lines=[ReceivedLine(uuid.uuid4(), 1)], actor="s"),
+        lambda s: receive_rma(
+            s,
+            shop.id,
+            rma.id,
+            lines=[ReceivedLine(uuid.uuid4(), 1)],
+            actor="s",
+            now=SYSTEM_CLOCK.now(),
+        ),
         field="lines[0].rmaLineId",
     )
     await expect_refusal(
@@ -226,7 +254,13 @@ async def test_receiving_more_than_was_authorized_is_refused(db: Database) -> No
         shop.id,
         InvalidInput,
         lambda s: record_shipment(
-            s, shop.id, rma.id, carrier="PIGEON", tracking_number="12345", actor="c"
+            s,
+            shop.id,
+            rma.id,
+            carrier="PIGEON",
+            tracking_number="12345",
+            actor="c",
+            now=SYSTEM_CLOCK.now(),
         ),
         field="carrier",
     )
@@ -235,7 +269,13 @@ async def test_receiving_more_than_was_authorized_is_refused(db: Database) -> No
         shop.id,
         InvalidInput,
         lambda s: record_shipment(
-            s, shop.id, rma.id, carrier="UPS", tracking_number="<script>", actor="c"
+            s,
+            shop.id,
+            rma.id,
+            carrier="UPS",
+            tracking_number="<script>",
+            actor="c",
+            now=SYSTEM_CLOCK.now(),
         ),
         field="trackingNumber",
     )
@@ -254,6 +294,7 @@ async def test_unauthorized_goods_beyond_what_was_bought_are_refused(db: Databas
             order_id=order.id,
             actor="s",
             lines=[UnauthorizedLine(order.lines[0].id, 5)],
+            now=SYSTEM_CLOCK.now(),
         ),
     )
 
@@ -274,14 +315,16 @@ async def test_an_order_cannot_mix_currencies(db: Database) -> None:
         db,
         shop.id,
         CurrencyMismatch,
-        lambda s: upsert_order(s, shop.id, data),
+        lambda s: upsert_order(s, shop.id, data, now=SYSTEM_CLOCK.now()),
         field="payments[0].currency",
     )
     await expect_refusal(
         db,
         shop.id,
         InvalidInput,
-        lambda s: upsert_order(s, shop.id, dataclasses.replace(data, currency="XXQ")),
+        lambda s: upsert_order(
+            s, shop.id, dataclasses.replace(data, currency="XXQ"), now=SYSTEM_CLOCK.now()
+        ),
         field="currency",
     )
     order = await f.order(db, shop.id, currency="USD")
@@ -298,7 +341,7 @@ async def test_an_order_cannot_mix_currencies(db: Database) -> None:
         db,
         shop.id,
         CurrencyMismatch,
-        lambda s: upsert_order(s, shop.id, as_euros),
+        lambda s: upsert_order(s, shop.id, as_euros, now=SYSTEM_CLOCK.now()),
         field="currency",
     )
 
@@ -311,13 +354,15 @@ async def test_a_resolution_the_policy_does_not_offer_is_refused(db: Database) -
         db,
         shop.id,
         ResolutionNotAllowed,
-        lambda s: resolve_rma(s, shop.id, rma.id, kind="STORE_CREDIT", actor="s"),
+        lambda s: resolve_rma(
+            s, shop.id, rma.id, kind="STORE_CREDIT", actor="s", now=SYSTEM_CLOCK.now()
+        ),
     )
     await expect_refusal(
         db,
         shop.id,
         InvalidInput,
-        lambda s: resolve_rma(s, shop.id, rma.id, kind="CASH", actor="s"),
+        lambda s: resolve_rma(s, shop.id, rma.id, kind="CASH", actor="s", now=SYSTEM_CLOCK.now()),
     )
 
 
@@ -355,7 +400,7 @@ async def test_policy_values_out_of_range_are_refused(db: Database) -> None:
     ]:
         with pytest.raises(InvalidInput) as raised:
             async with db.session() as session:
-                await update_return_policy(session, shop.id, changes)
+                await update_return_policy(session, shop.id, changes, now=SYSTEM_CLOCK.now())
         assert raised.value.field == field
 
 
@@ -367,14 +412,16 @@ async def test_rejection_needs_a_reason_and_unknown_merchants_are_refused(db: Da
         db,
         shop.id,
         InvalidInput,
-        lambda s: reject_rma(s, shop.id, rma.id, actor="s", reason="  "),
+        lambda s: reject_rma(s, shop.id, rma.id, actor="s", reason="  ", now=SYSTEM_CLOCK.now()),
         field="reason",
     )
     await expect_refusal(
         db,
         shop.id,
         NotFound,
-        lambda s: cancel_rma(s, shop.id, rma.id, actor="c", customer_id=uuid.uuid4()),
+        lambda s: cancel_rma(
+            s, shop.id, rma.id, actor="c", customer_id=uuid.uuid4(), now=SYSTEM_CLOCK.now()
+        ),
     )
     async with db.read_session() as session:
         assert await session.get(Merchant, uuid.uuid4()) is None
@@ -392,4 +439,5 @@ async def test_rejection_needs_a_reason_and_unknown_merchants_are_refused(db: Da
                     customer=CustomerInput(email="a@example.com"),
                     lines=[f.line()],
                 ),
+                now=SYSTEM_CLOCK.now(),
             )

@@ -7,6 +7,7 @@ import asyncio
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Rma, RmaEvent
 from core.enums import RmaStatus
@@ -59,8 +60,15 @@ async def test_reject_and_cancel_racing_leave_one_final_status(db: Database) -> 
     rma = await f.requested_rma(db, shop.id, order)
 
     results = await asyncio.gather(
-        _attempt(db, lambda s: reject_rma(s, shop.id, rma.id, actor="staff", reason="no")),
-        _attempt(db, lambda s: cancel_rma(s, shop.id, rma.id, actor="customer")),
+        _attempt(
+            db,
+            lambda s: reject_rma(
+                s, shop.id, rma.id, actor="staff", reason="no", now=SYSTEM_CLOCK.now()
+            ),
+        ),
+        _attempt(
+            db, lambda s: cancel_rma(s, shop.id, rma.id, actor="customer", now=SYSTEM_CLOCK.now())
+        ),
     )
 
     assert sum(isinstance(r, Rma) for r in results) == 1

@@ -29,6 +29,7 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
 from core.jobs.queue import enqueue
@@ -176,7 +177,7 @@ async def test_sigterm_lets_a_worker_finish_the_job_in_hand_and_exit_0(
     chaos_db: Database, tmp_path: Path
 ) -> None:
     async with chaos_db.session() as session, session.begin():
-        job = enqueue(session, KIND, {"seconds": 2.0})
+        job = enqueue(session, KIND, {"seconds": 2.0}, now=SYSTEM_CLOCK.now())
     fleet = Fleet(chaos_db.url, tmp_path / "logs", size=1, extra=["--grace", "10"])
     process = fleet.start()
     try:
@@ -207,7 +208,7 @@ async def test_sigterm_hands_back_a_job_that_outlasts_the_grace_period(
     chaos_db: Database, tmp_path: Path
 ) -> None:
     async with chaos_db.session() as session, session.begin():
-        job = enqueue(session, KIND, {"seconds": 60.0})
+        job = enqueue(session, KIND, {"seconds": 60.0}, now=SYSTEM_CLOCK.now())
     fleet = Fleet(chaos_db.url, tmp_path / "logs", size=1, extra=["--grace", "0.5"])
     process = fleet.start()
     try:

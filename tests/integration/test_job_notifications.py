@@ -7,6 +7,7 @@ import uuid
 
 from sqlmodel import select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
 from core.enums import JobState
@@ -34,7 +35,7 @@ async def test_a_new_job_wakes_an_idle_worker_that_polls_only_every_minute(
     try:
         await asyncio.sleep(1.0)  # idle now: without a notification it would wait a minute
         async with db.session() as session, session.begin():
-            enqueue(session, kind)
+            enqueue(session, kind, now=SYSTEM_CLOCK.now())
         await asyncio.wait_for(started.wait(), timeout=20)
         stop.set()
         await running

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Job, utcnow
+from core.entities import Job
 from core.enums import JobState
 from core.jobs.queue import enqueue
 from core.jobs.worker import (
@@ -40,11 +41,11 @@ async def test_a_job_exists_exactly_when_its_transaction_commits(db: Database) -
     async with db.session() as session:
         with pytest.raises(RuntimeError):  # noqa: PT012 (the rollback is the point)
             async with session.begin():
-                enqueue(session, job_kind, {"n": 1})
+                enqueue(session, job_kind, {"n": 1}, now=SYSTEM_CLOCK.now())
                 raise RuntimeError("the change failed")
     assert await jobs_of(db, job_kind) == []
     async with db.session() as session, session.begin():
-        enqueue(session, job_kind, {"n": 2})
+        enqueue(session, job_kind, {"n": 2}, now=SYSTEM_CLOCK.now())
     assert [job.payload for job in await jobs_of(db, job_kind)] == [{"n": 2}]
 
 
@@ -55,12 +56,12 @@ async def test_a_transient_failure_is_retried_with_backoff_and_then_succeeds(
     calls: list[datetime] = []
 
     async def flaky(context: JobContext) -> None:
-        calls.append(utcnow())
+        calls.append(SYSTEM_CLOCK.now())
         if len(calls) < 3:
             raise ConnectionError("provider timed out")
 
     async with db.session() as session, session.begin():
-        enqueue(session, job_kind)
+        enqueue(session, job_kind, now=SYSTEM_CLOCK.now())
     worker = Worker(db, {job_kind: flaky}, retry_base_seconds=0.05, poll_interval=0.02)
     for _ in range(50):
         await worker.run_until_idle()
@@ -81,7 +82,7 @@ async def test_a_job_that_always_fails_ends_dead_lettered_with_its_error(db: Dat
         raise ValueError("the payload names no RMA")
 
     async with db.session() as session, session.begin():
-        enqueue(session, job_kind, max_attempts=3)
+        enqueue(session, job_kind, max_attempts=3, now=SYSTEM_CLOCK.now())
     worker = Worker(db, {job_kind: broken}, retry_base_seconds=0.01)
     for _ in range(100):
         await worker.run_until_idle()
@@ -101,7 +102,7 @@ async def test_a_permanent_error_dead_letters_at_once(db: Database) -> None:
         raise PermanentJobError("Stripe rejected the API key")
 
     async with db.session() as session, session.begin():
-        enqueue(session, job_kind)
+        enqueue(session, job_kind, now=SYSTEM_CLOCK.now())
     await Worker(db, {job_kind: refused}).run_until_idle()
     [job] = await jobs_of(db, job_kind)
     assert job.state is JobState.DEAD
@@ -122,7 +123,13 @@ async def test_jobs_with_one_lock_key_never_run_at_the_same_time(db: Database) -
     async with db.session() as session, session.begin():
         for index in range(12):
             key = "ab"[index % 2]
-            enqueue(session, job_kind, {"key": key}, lock_key=f"{job_kind}:{key}")
+            enqueue(
+                session,
+                job_kind,
+                {"key": key},
+                lock_key=f"{job_kind}:{key}",
+                now=SYSTEM_CLOCK.now(),
+            )
     workers = [Worker(db, {job_kind: slow}, concurrency=4, poll_interval=0.01) for _ in range(2)]
     await asyncio.gather(*(worker.run_until_idle() for worker in workers))
 
@@ -137,7 +144,7 @@ async def test_jobs_with_one_lock_key_never_run_at_the_same_time(db: Database) -
 async def test_the_reaper_requeues_the_jobs_of_a_worker_that_died(db: Database) -> None:
     job_kind = kind()
     async with db.session() as session, session.begin():
-        job = enqueue(session, job_kind)
+        job = enqueue(session, job_kind, now=SYSTEM_CLOCK.now())
     async with db.session() as session, session.begin():
         await session.exec(
             sa.update(Job)
@@ -146,10 +153,10 @@ async def test_the_reaper_requeues_the_jobs_of_a_worker_that_died(db: Database) 
                 state=JobState.RUNNING,
                 locked_by="dead-worker",
                 attempts=1,
-                locked_until=utcnow() - timedelta(seconds=1),
+                locked_until=SYSTEM_CLOCK.now() - timedelta(seconds=1),
             )
         )
-    assert await reap_expired_leases(db) >= 1
+    assert await reap_expired_leases(db, SYSTEM_CLOCK) >= 1
     [reaped] = await jobs_of(db, job_kind)
     assert reaped.state is JobState.QUEUED
     assert reaped.locked_by is None
@@ -189,7 +196,7 @@ async def test_four_schedulers_over_ten_periods_create_exactly_ten_runs(db: Data
 async def test_a_worker_leaves_kinds_it_cannot_run_to_other_workers(db: Database) -> None:
     job_kind = kind()
     async with db.session() as session, session.begin():
-        enqueue(session, job_kind)
+        enqueue(session, job_kind, now=SYSTEM_CLOCK.now())
     await Worker(db, {kind(): _never_called}, concurrency=1).run_until_idle()
     [waiting] = await jobs_of(db, job_kind)
     assert waiting.state is JobState.QUEUED

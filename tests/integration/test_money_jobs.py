@@ -7,6 +7,7 @@ import uuid
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job, Resolution, Rma, StoreCreditEntry
 from core.enums import ItemCondition, ResolutionStatus, ReturnReason, RmaStatus
@@ -21,7 +22,7 @@ from tests import factories as f
 
 async def run_jobs(db: Database, merchant_id: uuid.UUID) -> None:
     """Run this merchant's due jobs with the app's real handlers."""
-    worker = build_worker(Settings(database_url=db.url), db, concurrency=2)
+    worker = build_worker(Settings(database_url=db.url), db, clock=SYSTEM_CLOCK, concurrency=2)
     async with db.read_session() as session:
         kinds = set(
             (await session.exec(select(Job.kind).where(Job.merchant_id == merchant_id))).all()
@@ -43,7 +44,9 @@ async def test_store_credit_lands_in_the_ledger_through_its_job(db: Database) ->
     order = await f.order(db, shop.id, lines=[f.line(quantity=1, unit_price_minor=3000)])
     rma = await f.inspected_rma(db, shop.id, order)
     async with db.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma.id, kind="STORE_CREDIT", actor="staff")
+        chosen = await resolve_rma(
+            session, shop.id, rma.id, kind="STORE_CREDIT", actor="staff", now=SYSTEM_CLOCK.now()
+        )
     await run_jobs(db, shop.id)
     await run_jobs(db, shop.id)  # a second run finds nothing left to do
     async with db.read_session() as session:
@@ -68,7 +71,12 @@ async def test_an_inspected_return_that_passed_settles_itself_with_the_preferred
     rma = await f.requested_rma(db, shop.id, order, preferred="STORE_CREDIT")
     async with db.session() as session:
         await receive_rma(
-            session, shop.id, rma.id, lines=[ReceivedLine(rma.lines[0].id, 1)], actor="staff"
+            session,
+            shop.id,
+            rma.id,
+            lines=[ReceivedLine(rma.lines[0].id, 1)],
+            actor="staff",
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
         await inspect_rma(
@@ -77,6 +85,7 @@ async def test_an_inspected_return_that_passed_settles_itself_with_the_preferred
             rma.id,
             actor="staff",
             lines=[InspectedLine(rma.lines[0].id, "OPENED", "RESTOCK")],
+            now=SYSTEM_CLOCK.now(),
         )
     await run_jobs(db, shop.id)  # auto-resolve chooses store credit, which enqueues the credit
     await run_jobs(db, shop.id)
@@ -98,7 +107,12 @@ async def test_an_unwanted_item_that_comes_back_used_waits_for_staff(db: Databas
     )
     async with db.session() as session:
         await receive_rma(
-            session, shop.id, rma.id, lines=[ReceivedLine(rma.lines[0].id, 1)], actor="staff"
+            session,
+            shop.id,
+            rma.id,
+            lines=[ReceivedLine(rma.lines[0].id, 1)],
+            actor="staff",
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
         await inspect_rma(
@@ -107,6 +121,7 @@ async def test_an_unwanted_item_that_comes_back_used_waits_for_staff(db: Databas
             rma.id,
             actor="staff",
             lines=[InspectedLine(rma.lines[0].id, ItemCondition.USED, "SCRAP")],
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.read_session() as session:
         queued = (
@@ -125,13 +140,20 @@ async def test_a_refund_for_an_order_not_paid_through_stripe_is_done_by_hand(
     order = await f.order(db, shop.id, stripe_paid=False)
     rma = await f.inspected_rma(db, shop.id, order)
     async with db.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma.id, kind="REFUND", actor="staff")
+        chosen = await resolve_rma(
+            session, shop.id, rma.id, kind="REFUND", actor="staff", now=SYSTEM_CLOCK.now()
+        )
     assert chosen.resolution.provider.value == "manual"
     await run_jobs(db, shop.id)
     assert (await rma_of(db, rma.id)).status is RmaStatus.RESOLVING
     async with db.session() as session:
         done = await complete_manual_refund(
-            session, shop.id, chosen.resolution.id, reference="bank transfer 889", actor="staff"
+            session,
+            shop.id,
+            chosen.resolution.id,
+            reference="bank transfer 889",
+            actor="staff",
+            now=SYSTEM_CLOCK.now(),
         )
     assert done.rma.status is RmaStatus.RESOLVED
     assert done.resolution.provider_reference == "bank transfer 889"
@@ -144,7 +166,9 @@ async def test_a_stripe_refund_without_a_stripe_connection_fails_readably_and_mo
     order = await f.order(db, shop.id)  # paid through Stripe, but no connection is set up
     rma = await f.inspected_rma(db, shop.id, order)
     async with db.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma.id, kind="REFUND", actor="staff")
+        chosen = await resolve_rma(
+            session, shop.id, rma.id, kind="REFUND", actor="staff", now=SYSTEM_CLOCK.now()
+        )
     await run_jobs(db, shop.id)
     async with db.read_session() as session:
         resolution = await session.get(Resolution, chosen.resolution.id)

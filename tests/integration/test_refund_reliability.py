@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Customer, Job, Resolution, Rma, RmaEvent
 from core.enums import JobState, ResolutionStatus, RmaStatus
@@ -99,6 +100,7 @@ async def test_fifty_concurrent_resolves_make_one_refund(
                         kind="REFUND",
                         actor="s",
                         request_key=f"client-{index % 5}" if index % 2 else None,
+                        now=SYSTEM_CLOCK.now(),
                     )
                 ).resolution.id
         except DomainError as error:
@@ -127,7 +129,12 @@ async def test_partial_refunds_adding_up_to_150_percent_never_exceed_what_was_ca
         try:
             async with world.db.session() as session:
                 return await resolve_rma(
-                    session, world.merchant_id, rma.id, kind="REFUND", actor="s"
+                    session,
+                    world.merchant_id,
+                    rma.id,
+                    kind="REFUND",
+                    actor="s",
+                    now=SYSTEM_CLOCK.now(),
                 )
         except RefundExceedsPaid as error:
             return error
@@ -237,7 +244,12 @@ async def test_store_credit_is_mirrored_to_the_stripe_customer_balance_once(
     rma = await world.inspected(order)
     async with world.db.session() as session:
         chosen = await resolve_rma(
-            session, world.merchant_id, rma.id, kind="STORE_CREDIT", actor="s"
+            session,
+            world.merchant_id,
+            rma.id,
+            kind="STORE_CREDIT",
+            actor="s",
+            now=SYSTEM_CLOCK.now(),
         )
     await world.run_jobs()
     await world.run_jobs()
@@ -266,7 +278,9 @@ async def test_a_refund_sent_back_after_review_is_made_once_stripe_forgot_the_ke
     # Staff see in Stripe that nothing was refunded; a day later Stripe has forgotten the key.
     fake_stripe.expire_idempotency_keys(older_than=0, account=world.account)
     async with world.db.session() as session:
-        await retry_resolution(session, world.merchant_id, stored.id, actor="staff:ops")
+        await retry_resolution(
+            session, world.merchant_id, stored.id, actor="staff:ops", now=SYSTEM_CLOCK.now()
+        )
     await world.run_jobs()
     assert len(fake_stripe.refunds(world.account)) == 1
     assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
@@ -287,6 +301,7 @@ async def test_a_refund_that_fails_after_it_succeeded_is_flagged_not_reversed(
             provider_reference=refund["id"],
             status="failed",
             failure_reason="expired_or_canceled_card",
+            now=SYSTEM_CLOCK.now(),
         )
     assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
     async with world.db.read_session() as session:
@@ -308,7 +323,9 @@ async def test_a_resync_that_drops_the_payment_cannot_turn_an_unclear_refund_int
     order = await world.paid_order(amount_minor=10_000, lines=2)
     rma = await world.inspected_one_line(order, order.lines[0].id)
     async with world.db.session() as session:
-        await resolve_rma(session, world.merchant_id, rma.id, kind="REFUND", actor="s")
+        await resolve_rma(
+            session, world.merchant_id, rma.id, kind="REFUND", actor="s", now=SYSTEM_CLOCK.now()
+        )
     # The refund is made but the answer is lost; then the storefront pushes the order without
     # its payment. The resolution still knows where its money goes.
     fake_stripe.inject("drop_after_execute", times=3, account=world.account)
@@ -331,6 +348,7 @@ async def test_a_resync_that_drops_the_payment_cannot_turn_an_unclear_refund_int
                     for line in order.lines
                 ],
             ),
+            now=SYSTEM_CLOCK.now(),
         )
     await world.run_jobs()
     assert len(fake_stripe.refunds(world.account)) == 1

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Order, OrderLine, Resolution, Rma, Shipment, StoreCreditEntry
 from core.enums import ItemCondition, ResolutionStatus, ReturnReason, RmaStatus
@@ -49,7 +50,9 @@ async def test_an_eligible_request_is_authorized_at_once_and_keeps_its_policy_ve
     assert rma.authorization_expires_at == f.NOW + timedelta(days=14)
 
     async with db.session() as session:
-        await update_return_policy(session, shop.id, PolicyChanges(return_window_days=60))
+        await update_return_policy(
+            session, shop.id, PolicyChanges(return_window_days=60), now=SYSTEM_CLOCK.now()
+        )
     async with db.read_session() as session:
         stored = await session.get(Rma, rma.id)
     assert stored is not None
@@ -139,7 +142,13 @@ async def test_a_parcel_recorded_twice_is_one_shipment(db: Database) -> None:
     for typed in ("1z 999 aa1 01234 56784", "1Z999AA10123456784"):
         async with db.session() as session:
             await record_shipment(
-                session, shop.id, rma.id, carrier="ups", tracking_number=typed, actor="c"
+                session,
+                shop.id,
+                rma.id,
+                carrier="ups",
+                tracking_number=typed,
+                actor="c",
+                now=SYSTEM_CLOCK.now(),
             )
     async with db.read_session() as session:
         shipments = (await session.exec(select(Shipment).where(Shipment.rma_id == rma.id))).all()
@@ -153,7 +162,12 @@ async def test_partial_receipt_is_priced_for_what_arrived(db: Database) -> None:
     rma = await f.requested_rma(db, shop.id, order, quantity=3)
     async with db.session() as session:
         await receive_rma(
-            session, shop.id, rma.id, lines=[ReceivedLine(rma.lines[0].id, 2)], actor=f.STAFF
+            session,
+            shop.id,
+            rma.id,
+            lines=[ReceivedLine(rma.lines[0].id, 2)],
+            actor=f.STAFF,
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
         await inspect_rma(
@@ -162,9 +176,12 @@ async def test_partial_receipt_is_priced_for_what_arrived(db: Database) -> None:
             rma.id,
             actor=f.STAFF,
             lines=[InspectedLine(rma.lines[0].id, "UNOPENED", "RESTOCK")],
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma.id, kind="REFUND", actor=f.STAFF)
+        chosen = await resolve_rma(
+            session, shop.id, rma.id, kind="REFUND", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+        )
     assert chosen.resolution.amount_minor == 2000
     assert chosen.resolution.provider.value == "stripe"
 
@@ -181,6 +198,7 @@ async def test_unauthorized_goods_are_recorded_at_received_and_pay_the_restockin
             order_id=order.id,
             actor=f.STAFF,
             lines=[UnauthorizedLine(order.lines[0].id, 1, "UNOPENED", "UNWANTED")],
+            now=SYSTEM_CLOCK.now(),
         )
     assert rma.status is RmaStatus.RECEIVED
     assert rma.unauthorized
@@ -191,9 +209,12 @@ async def test_unauthorized_goods_are_recorded_at_received_and_pay_the_restockin
             rma.id,
             actor=f.STAFF,
             lines=[InspectedLine(rma.lines[0].id, "UNOPENED", "RESTOCK")],
+            now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma.id, kind="REFUND", actor=f.STAFF)
+        chosen = await resolve_rma(
+            session, shop.id, rma.id, kind="REFUND", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+        )
     assert chosen.resolution.restocking_fee_minor == 1500
     assert chosen.resolution.amount_minor == 8500
 
@@ -203,13 +224,20 @@ async def test_store_credit_adds_the_bonus_and_lands_in_the_ledger_once(db: Data
     order = await f.order(db, shop.id, lines=[f.line(quantity=1, unit_price_minor=4999)])
     rma = await f.inspected_rma(db, shop.id, order)
     async with db.session() as session:
-        chosen = await resolve_rma(session, shop.id, rma.id, kind="STORE_CREDIT", actor=f.STAFF)
+        chosen = await resolve_rma(
+            session, shop.id, rma.id, kind="STORE_CREDIT", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+        )
     assert chosen.resolution.bonus_minor == 499
     assert chosen.resolution.amount_minor == 5498
     for _ in range(2):
         async with db.session() as session:
             await record_resolution_outcome(
-                session, shop.id, chosen.resolution.id, succeeded=True, actor="system"
+                session,
+                shop.id,
+                chosen.resolution.id,
+                succeeded=True,
+                actor="system",
+                now=SYSTEM_CLOCK.now(),
             )
     async with db.read_session() as session:
         balance = await store_credit_balance(session, shop.id, rma.customer_id)
@@ -232,6 +260,7 @@ async def test_store_credit_adds_the_bonus_and_lands_in_the_ledger_once(db: Data
                 succeeded=False,
                 actor="system",
                 failure_reason="too late",
+                now=SYSTEM_CLOCK.now(),
             )
 
 
@@ -242,7 +271,9 @@ async def test_a_failed_refund_sends_the_rma_back_to_inspected_for_another_choic
     order = await f.order(db, shop.id)
     rma = await f.inspected_rma(db, shop.id, order)
     async with db.session() as session:
-        first = await resolve_rma(session, shop.id, rma.id, kind="REFUND", actor=f.STAFF)
+        first = await resolve_rma(
+            session, shop.id, rma.id, kind="REFUND", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+        )
     async with db.session() as session:
         failed = await record_resolution_outcome(
             session,
@@ -251,11 +282,14 @@ async def test_a_failed_refund_sends_the_rma_back_to_inspected_for_another_choic
             succeeded=False,
             actor="system",
             failure_reason="card expired",
+            now=SYSTEM_CLOCK.now(),
         )
     assert failed.rma.status is RmaStatus.INSPECTED
     assert failed.resolution.status is ResolutionStatus.FAILED
     async with db.session() as session:
-        second = await resolve_rma(session, shop.id, rma.id, kind="STORE_CREDIT", actor=f.STAFF)
+        second = await resolve_rma(
+            session, shop.id, rma.id, kind="STORE_CREDIT", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+        )
     assert second.resolution.id != first.resolution.id
     assert second.rma.status is RmaStatus.RESOLVING
 
@@ -271,7 +305,13 @@ async def test_a_repeated_resolve_with_the_same_key_returns_the_first_resolution
         async with db.session() as session:
             results.append(
                 await resolve_rma(
-                    session, shop.id, rma.id, kind="REFUND", actor=f.STAFF, request_key="k-1"
+                    session,
+                    shop.id,
+                    rma.id,
+                    kind="REFUND",
+                    actor=f.STAFF,
+                    request_key="k-1",
+                    now=SYSTEM_CLOCK.now(),
                 )
             )
     assert len({r.resolution.id for r in results}) == 1
@@ -283,7 +323,13 @@ async def test_a_repeated_resolve_with_the_same_key_returns_the_first_resolution
     with pytest.raises(Conflict):
         async with db.session() as session:
             await resolve_rma(
-                session, shop.id, rma.id, kind="STORE_CREDIT", actor=f.STAFF, request_key="k-1"
+                session,
+                shop.id,
+                rma.id,
+                kind="STORE_CREDIT",
+                actor=f.STAFF,
+                request_key="k-1",
+                now=SYSTEM_CLOCK.now(),
             )
 
 
@@ -306,14 +352,19 @@ async def test_refunds_on_one_order_never_exceed_what_was_paid(db: Database) -> 
                 lines=[f.line(quantity=2, unit_price_minor=5000)],
                 payments=[f.PaymentInput("stripe", order.payments[0].reference, 6000, "USD")],
             ),
+            now=SYSTEM_CLOCK.now(),
         )
     first = await f.inspected_rma(db, shop.id, order)
     second = await f.inspected_rma(db, shop.id, order)
     async with db.session() as session:
-        await resolve_rma(session, shop.id, first.id, kind="REFUND", actor=f.STAFF)
+        await resolve_rma(
+            session, shop.id, first.id, kind="REFUND", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+        )
     with pytest.raises(RefundExceedsPaid):
         async with db.session() as session:
-            await resolve_rma(session, shop.id, second.id, kind="REFUND", actor=f.STAFF)
+            await resolve_rma(
+                session, shop.id, second.id, kind="REFUND", actor=f.STAFF, now=SYSTEM_CLOCK.now()
+            )
     async with db.read_session() as session:
         stored = await session.get(Rma, second.id)
     assert stored is not None
@@ -347,7 +398,7 @@ async def test_syncing_the_same_order_again_changes_nothing(db: Database) -> Non
     ids = []
     for _ in range(3):
         async with db.session() as session:
-            order = await upsert_order(session, shop.id, data)
+            order = await upsert_order(session, shop.id, data, now=SYSTEM_CLOCK.now())
         ids.append((order.id, tuple(line.id for line in order.lines)))
     assert len(set(ids)) == 1
     async with db.read_session() as session:

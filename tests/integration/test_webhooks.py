@@ -14,6 +14,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Connection, Job, Resolution, Rma, WebhookDelivery
 from core.enums import ResolutionStatus, RmaStatus, WebhookState
@@ -61,7 +62,9 @@ class Inbox:
             return int((await session.exec(statement)).one())
 
     async def process(self) -> None:
-        worker = build_worker(Settings(database_url=self.db.url), self.db, concurrency=2)
+        worker = build_worker(
+            Settings(database_url=self.db.url), self.db, clock=SYSTEM_CLOCK, concurrency=2
+        )
         worker.handlers = {k: v for k, v in worker.handlers.items() if k.startswith("webhooks.")}
         await worker.run_until_idle()
 
@@ -85,6 +88,7 @@ async def inbox(db: Database) -> AsyncIterator[Inbox]:
                 account=account,
                 credentials=credentials,
                 webhook_secret=SECRET,
+                now=SYSTEM_CLOCK.now(),
             )
         urls[platform] = f"/webhooks/{platform}/{connection.id}"
         connections[platform] = connection.id
@@ -142,10 +146,9 @@ async def test_a_forged_delivery_gets_401_and_nothing_is_stored(
 
 @pytest.mark.parametrize("offset", [-400, 400])
 async def test_stale_or_future_stripe_timestamps_are_refused(inbox: Inbox, offset: int) -> None:
-    import time
 
     body = stripe_event("evt_time", "refund.updated", {"id": "re_1", "status": "pending"})
-    headers = stripe_headers(body, SECRET, timestamp=int(time.time()) + offset)
+    headers = stripe_headers(body, SECRET, timestamp=int(SYSTEM_CLOCK.now().timestamp()) + offset)
     assert (await inbox.post("stripe", body, headers)).status_code == 401
     assert await inbox.deliveries() == []
 
@@ -162,6 +165,7 @@ async def test_the_previous_secret_still_works_during_a_rotation(
             account=SHOP,
             credentials={"access_token": "shpat_y"},
             webhook_secret="whsec_brand_new_secret",
+            now=SYSTEM_CLOCK.now(),
         )
     body = fixture_bytes(FIXTURE_FILES["shopify"])
     old = await inbox.post("shopify", body, shopify_headers(body, SECRET, SHOP, event_id="a"))
@@ -247,7 +251,9 @@ async def _refund_resolution(db: Database, merchant_id: uuid.UUID) -> tuple[Rma,
     order = await f.order(db, merchant_id)
     rma = await f.inspected_rma(db, merchant_id, order)
     async with db.session() as session:
-        chosen = await resolve_rma(session, merchant_id, rma.id, kind="REFUND", actor="staff")
+        chosen = await resolve_rma(
+            session, merchant_id, rma.id, kind="REFUND", actor="staff", now=SYSTEM_CLOCK.now()
+        )
     return rma, chosen.resolution
 
 
