@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +23,22 @@ from core.database import Database
 from core.migrate import upgrade
 
 POSTGRES_URL = os.environ.get("RMA_TEST_POSTGRES_URL", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "faketime" in os.environ.get("LD_PRELOAD", ""):
+        # Under Debian's libfaketime 0.9.10 with FAKETIME_DONT_FAKE_MONOTONIC=1 (see the Makefile's
+        # test-shifted), the absolute clock_nanosleep behind time.sleep fails with EINVAL;
+        # select() waits correctly, so the shifted pass sleeps with it (subprocess waits too).
+        time.sleep = _sleep_with_select
+
+
+def _sleep_with_select(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        select.select([], [], [], left)
+
+
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 
 
