@@ -12,14 +12,21 @@ import uuid
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import SecretStr
+
+from core.errors import DomainError
 
 
-class SecretsUnreadable(Exception):
+class SecretsUnreadable(DomainError):
     """A stored secret does not decrypt with the configured keys, or belongs to another row."""
+
+    code = "SECRETS_UNREADABLE"
 
 
 class Vault:
-    def __init__(self, keys: str | list[str]) -> None:
+    def __init__(self, keys: SecretStr | str | list[str]) -> None:
+        if isinstance(keys, SecretStr):
+            keys = keys.get_secret_value()
         listed = [key.strip() for key in keys.split(",")] if isinstance(keys, str) else keys
         usable = [key for key in listed if key]
         if not usable:
@@ -34,7 +41,10 @@ class Vault:
         try:
             document = json.loads(self._fernet.decrypt(token.encode()))
         except (InvalidToken, ValueError) as error:
-            raise SecretsUnreadable("stored secret does not decrypt with the keys given") from error
+            raise SecretsUnreadable(
+                "a stored secret does not decrypt with RMA_ENCRYPTION_KEYS; keep the key it was"
+                " sealed with in the list (after the new one) until secrets are re-sealed"
+            ) from error
         if document.get("m") != str(merchant_id) or document.get("c") != str(connection_id):
             raise SecretsUnreadable("stored secret belongs to another connection")
         return document["v"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET_KEY = "development-secret-key-change-me"  # noqa: S105 (refused in production)
@@ -20,34 +21,60 @@ class InsecureSettings(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RMA_", extra="ignore")
+    # hide_input_in_errors: a validation error never repeats the value (it may be a secret).
+    model_config = SettingsConfigDict(env_prefix="RMA_", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["development", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./rma.db"
-    secret_key: str = DEVELOPMENT_SECRET_KEY
+    # Secrets are SecretStr so that no repr, validation error or traceback can show them.
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
     # Comma-separated Fernet keys, newest first; older ones still decrypt during rotation.
-    encryption_keys: str = DEVELOPMENT_ENCRYPTION_KEY
+    encryption_keys: SecretStr = SecretStr(DEVELOPMENT_ENCRYPTION_KEY)
     database_pool_size: int = Field(default=10, ge=1, le=200)
     # Seconds a SQLite connection waits for another process's write lock before giving up.
     sqlite_busy_timeout: float = Field(default=30.0, gt=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # JSON lines for log collectors, or readable lines for a terminal; by default JSON only in
+    # production.
+    log_format: Literal["json", "console"] | None = None
     # `rma serve` runs the job worker in-process unless this is off (`rma serve --no-worker`).
     run_worker: bool = True
     # Any Stripe-compatible server (a local fake in tests, a proxy): scheme and host, no /v1.
     stripe_api_base: str = "https://api.stripe.com"
     worker_concurrency: int = Field(default=4, ge=1, le=64)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _keys_are_fernet_keys(cls, value: SecretStr) -> SecretStr:
+        for position, key in enumerate(split_keys(value), start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                # Say which one, never what it is.
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes)"
+                ) from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_development_secrets_in_production(self) -> Settings:
         if self.env != "production":
+            if not split_keys(self.encryption_keys):
+                raise ValueError("RMA_ENCRYPTION_KEYS needs at least one Fernet key")
             return self
         problems = []
-        if not self.secret_key.strip() or self.secret_key == DEVELOPMENT_SECRET_KEY:
+        secret_key = self.secret_key.get_secret_value()
+        if not secret_key.strip() or secret_key == DEVELOPMENT_SECRET_KEY:
             problems.append("RMA_SECRET_KEY")
-        keys = [key.strip() for key in self.encryption_keys.split(",") if key.strip()]
+        keys = split_keys(self.encryption_keys)
         if not keys or DEVELOPMENT_ENCRYPTION_KEY in keys:
             problems.append("RMA_ENCRYPTION_KEYS")
-        if len(self.secret_key) < 32 and "RMA_SECRET_KEY" not in problems:
+        if len(secret_key) < 32 and "RMA_SECRET_KEY" not in problems:
             problems.append("RMA_SECRET_KEY (at least 32 characters)")
         if problems:
             raise InsecureSettings(
@@ -61,9 +88,22 @@ class Settings(BaseSettings):
         return self.env == "production"
 
     @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else self.is_production
+
+    def known_secrets(self) -> list[str]:
+        """Values that must never appear in a log line."""
+        return [self.secret_key.get_secret_value(), *split_keys(self.encryption_keys)]
+
+    @property
     def async_database_url(self) -> str:
         """The URL with an async driver, whatever form the operator gave."""
         return async_url(self.database_url)
+
+
+def split_keys(keys: SecretStr) -> list[str]:
+    """The Fernet keys of a comma-separated setting, newest first."""
+    return [key.strip() for key in keys.get_secret_value().split(",") if key.strip()]
 
 
 def async_url(url: str) -> str:

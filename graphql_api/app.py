@@ -15,10 +15,12 @@ from starlette.types import ASGIApp
 
 from core.clock import Clock, SystemClock
 from core.database import Database
+from core.logs import configure_logging_for
 from core.migrate import current_revision
 from core.secrets import Vault
 from core.settings import Settings
 from graphql_api.auth import CustomerTokens, FailureLimiter
+from graphql_api.request_context import RequestContext
 from graphql_api.runtime import build_worker
 from graphql_api.schema import build_schema
 from graphql_api.view import GRAPHQL_BODY_LIMIT, BodyLimit, GraphQLView
@@ -65,7 +67,7 @@ def create_app(
         build_schema(production=chosen.is_production),
         settings=chosen,
         database=db,
-        tokens=CustomerTokens(chosen.secret_key),
+        tokens=CustomerTokens(chosen.secret_key.get_secret_value()),
         limiter=FailureLimiter(),
         clock=time,
         on_write=worker.wake if worker else None,
@@ -103,4 +105,12 @@ def create_app(
     )
     app.state.settings = chosen
     app.state.database = db
-    return BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT})
+    limited = BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT})
+    return RequestContext(limited)
+
+
+def serve_app() -> ASGIApp:
+    """The app as ``rma serve`` runs it: settings from the environment, logging configured."""
+    settings = Settings()
+    configure_logging_for(settings)
+    return create_app(settings)

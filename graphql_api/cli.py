@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from core.database import Database
 from core.demo import DatabaseNotEmpty, DemoResult, seed_demo
 from core.enums import Platform
 from core.errors import DomainError
+from core.logs import configure_logging_for
 from core.migrate import upgrade
 from core.secrets import Vault
 from core.settings import InsecureSettings, Settings
@@ -58,17 +59,24 @@ def fail(message: str) -> typer.Exit:
 
 
 def load_settings() -> Settings:
+    """The settings from the environment, with logging configured from them (once per command)."""
     try:
-        return Settings()
+        settings = Settings()
     except InsecureSettings as error:
         raise fail(f"configuration: {error}") from None
     except ValidationError as error:
         # Name the variables and what is wrong, never their values: they may be secrets.
-        problems = "; ".join(
-            f"RMA_{'_'.join(str(part) for part in entry['loc']).upper()}: {entry['msg']}"
-            for entry in error.errors()
-        )
+        problems = "; ".join(_setting_problem(entry) for entry in error.errors())
         raise fail(f"configuration: {problems}") from None
+    configure_logging_for(settings)
+    return settings
+
+
+def _setting_problem(entry: Any) -> str:
+    message = str(entry["msg"]).removeprefix("Value error, ")
+    if not entry["loc"]:
+        return message  # a check across settings names the variables itself
+    return f"RMA_{'_'.join(str(part) for part in entry['loc']).upper()}: {message}"
 
 
 def run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
@@ -217,8 +225,9 @@ def serve(
         os.environ["RMA_RUN_WORKER"] = "false"
     load_settings()
     uvicorn.run(
-        "graphql_api.app:create_app",
+        "graphql_api.app:serve_app",
         factory=True,
+        log_config=None,  # uvicorn's lines go through our logging (scrubbed, budgeted)
         host=host,
         port=port,
         workers=workers,

@@ -77,10 +77,12 @@ def _camel(name: str) -> str:
 
 
 def user_error(error: DomainError) -> UserError:
+    """The ``userErrors`` entry for an expected failure (logged briefly, as it is no fault)."""
     try:
         code = ErrorCode(error.code)
     except ValueError:
         code = ErrorCode.INVALID
+    log.info("request refused", code=code.value, message=error.message[:300], field=error.field)
     codes = list(getattr(error, "codes", ())) or None
     path = (
         [_camel(part) for part in error.field.replace("]", "").replace("[", ".").split(".")]

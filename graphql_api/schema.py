@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+import structlog
+from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -15,16 +17,35 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
-from graphql_api.errors import MaskUnexpectedErrors
+from core.errors import DomainError
+from graphql_api.errors import MaskUnexpectedErrors, should_mask
 from graphql_api.mutations import Mutation
 from graphql_api.queries import Query
 from graphql_api.types.commerce import Customer, Order
 from graphql_api.types.returns import Resolution, Rma
 
+log = structlog.get_logger()
+
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+
+
+class RmaSchema(strawberry.Schema):
+    """The schema, logging expected refusals briefly instead of as errors with tracebacks."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            if should_mask(error):
+                continue  # MaskUnexpectedErrors logs it, with its traceback and the request id
+            code = (error.extensions or {}).get("code")
+            if code is None and isinstance(error.original_error, DomainError):
+                code = error.original_error.code
+            log.info("request refused", code=code or "INVALID_QUERY", message=error.message[:300])
 
 
 def build_schema(*, production: bool) -> strawberry.Schema:
@@ -45,7 +66,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
     ]
     if production:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(
+    return RmaSchema(
         query=Query,
         mutation=Mutation,
         types=[Rma, Order, Customer, Resolution],

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,8 +20,9 @@ from strawberry.schema import BaseSchema
 from core.clock import Clock
 from core.database import Database
 from core.settings import Settings
-from graphql_api.auth import CustomerTokens, FailureLimiter, authenticate
+from graphql_api.auth import CustomerSession, CustomerTokens, FailureLimiter, authenticate
 from graphql_api.context import Context
+from graphql_api.request_context import request_id_of
 
 GRAPHQL_BODY_LIMIT = 64 * 1024
 
@@ -87,6 +89,10 @@ class GraphQLView(GraphQL[Context, None]):
         principal = await authenticate(
             request.headers.get("authorization"), self.database, self.tokens
         )
+        if principal is not None:
+            structlog.contextvars.bind_contextvars(merchant_id=str(principal.merchant_id))
+            if isinstance(principal, CustomerSession):
+                structlog.contextvars.bind_contextvars(customer_id=str(principal.customer_id))
         return Context(
             request=request,
             database=self.database,
@@ -96,6 +102,7 @@ class GraphQLView(GraphQL[Context, None]):
             principal=principal,
             clock=self.clock,
             on_write=self.on_write,
+            request_id=request_id_of(request.scope),
         )
 
     def parse_json(self, data: str | bytes) -> Any:
@@ -106,9 +113,9 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(400, "the body is not JSON this API can read") from error
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "a GraphQL request is a JSON object")
-        if _has_nul(parsed):
-            # PostgreSQL cannot store NUL in text; refuse it before it reaches any query.
-            raise HTTPException(400, "NUL characters are not accepted")
+        problem = _unstorable_text(parsed)
+        if problem is not None:
+            raise HTTPException(400, problem)
         return parsed
 
     async def parse_http_body(self, request: Any) -> GraphQLRequestData:
@@ -136,19 +143,29 @@ class GraphQLView(GraphQL[Context, None]):
             )
 
 
-def _has_nul(document: Any) -> bool:
+def _unstorable_text(document: Any) -> str | None:
+    """Why a string in the request cannot be stored or compared, if one cannot.
+
+    PostgreSQL refuses NUL in text, and a lone UTF-16 surrogate (``"\\ud800"`` in JSON) is no
+    character at all: it cannot be encoded for either database. Both are refused before any query.
+    """
     pending = [document]
     while pending:
         item = pending.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return True
+                return "NUL characters are not accepted"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "the body holds text that is not valid Unicode (a lone surrogate)"
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+    return None
 
 
 class BodyLimit:

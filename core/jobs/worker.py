@@ -305,6 +305,12 @@ class Worker:
             return
         running = asyncio.current_task()
         assert running is not None
+        # This task's own context: every line the job logs names it (and its merchant).
+        structlog.contextvars.bind_contextvars(
+            job_id=str(job.id),
+            job_kind=job.kind,
+            merchant_id=str(job.merchant_id) if job.merchant_id else None,
+        )
         heartbeat = asyncio.create_task(self._heartbeat(job, running))
         try:
             await handler(JobContext(job, self.database, self.services, self.clock))

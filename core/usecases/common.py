@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.orm import selectinload
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -128,6 +129,8 @@ async def lock_rma(
     rma = (await session.exec(statement)).first()
     if rma is None or (customer_id is not None and rma.customer_id != customer_id):
         raise NotFound("Rma", identifier, field="id")
+    # Later log lines of this request or job name the RMA they concern.
+    structlog.contextvars.bind_contextvars(rma_id=str(rma.id))
     return rma
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import uuid
@@ -145,3 +146,39 @@ def test_jobs_retry_brings_a_dead_job_back_and_refuses_a_done_one(
     refused = rma(database, "jobs", "retry", str(done))
     assert refused.returncode == 1
     assert refused.error_lines[0].startswith("error: CONFLICT")
+
+
+def test_connect_with_keys_that_cannot_open_the_stored_secrets_fails_on_one_line(
+    shop: tuple[Path, str],
+) -> None:
+    database, merchant = shop
+    stripe = ("connect", "stripe", "--merchant", merchant, "--secret-key", "sk_test_first_1234")
+    first = rma(database, *stripe, "--webhook-secret", "whsec_first_1234")
+    assert first.returncode == 0, first
+    before = row_counts(database)
+    other_key = base64.urlsafe_b64encode(b"k" * 32).decode()
+
+    again = rma(
+        database, *stripe, "--webhook-secret", "whsec_second_12", RMA_ENCRYPTION_KEYS=other_key
+    )
+
+    assert again.returncode == 1, again
+    assert len(again.error_lines) == 1, again
+    assert "RMA_ENCRYPTION_KEYS" in again.error_lines[0]
+    assert "Traceback" not in again.stderr
+    for secret in (other_key, "sk_test_first_1234", "whsec_second_12"):
+        assert secret not in again.stderr + again.stdout
+    assert row_counts(database) == before
+
+
+@pytest.mark.parametrize("keys", ["not-a-fernet-key-but-secret", "  ,  "])
+def test_malformed_encryption_keys_are_refused_on_one_line(
+    shop: tuple[Path, str], keys: str
+) -> None:
+    database, _merchant = shop
+    run = rma(database, "jobs", "list", RMA_ENCRYPTION_KEYS=keys)
+    assert run.returncode == 1, run
+    assert len(run.error_lines) == 1, run
+    assert run.error_lines[0].startswith("error: configuration: RMA_ENCRYPTION_KEYS"), run
+    assert "Traceback" not in run.stderr
+    assert "not-a-fernet-key" not in run.stderr

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 import uvicorn
+from pydantic import SecretStr
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
@@ -42,7 +43,9 @@ def free_port() -> int:
 async def live(money_db: Database, fake_stripe: FakeStripe) -> AsyncIterator[tuple[World, str]]:
     """A merchant whose policy settles passed returns by itself, and the app serving on HTTP."""
     world = await make_world(money_db, fake_stripe, auto_resolve=True)
-    app = create_app(world.settings.model_copy(update={"secret_key": "s" * 40}), database=money_db)
+    app = create_app(
+        world.settings.model_copy(update={"secret_key": SecretStr("s" * 40)}), database=money_db
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

@@ -57,15 +57,15 @@ def test_defaults_are_development_on_a_local_sqlite_file() -> None:
     assert url.get_backend_name() == "sqlite"
     assert url.database  # a file, not an in-memory database
     assert url.database != ":memory:"
-    assert settings.secret_key == DEVELOPMENT_SECRET_KEY
-    assert settings.encryption_keys == DEVELOPMENT_ENCRYPTION_KEY
+    assert settings.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY
+    assert settings.encryption_keys.get_secret_value() == DEVELOPMENT_ENCRYPTION_KEY
 
 
 def test_development_accepts_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RMA_ENV", "development")
     monkeypatch.setenv("RMA_SECRET_KEY", "")
 
-    assert Settings().secret_key == ""
+    assert Settings().secret_key.get_secret_value() == ""
 
 
 def test_an_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,7 +131,7 @@ def test_production_loads_with_good_secrets(production: pytest.MonkeyPatch) -> N
     settings = Settings()
 
     assert settings.is_production
-    assert settings.secret_key == GOOD_SECRET
+    assert settings.secret_key.get_secret_value() == GOOD_SECRET
 
 
 def test_production_accepts_a_secret_of_exactly_32_characters(
