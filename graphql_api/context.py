@@ -54,7 +54,7 @@ class Context:
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.database, self.merchant_id)
+            self._loaders = Loaders(self.database, self.merchant_id, self.customer_id)
         return self._loaders
 
 

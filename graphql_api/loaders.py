@@ -1,4 +1,9 @@
-"""One DataLoader per relation, per request, scoped to the caller's merchant."""
+"""One DataLoader per relation, per request, scoped to the caller's merchant (and customer).
+
+A customer session reaches rows through nested fields too (``Rma.order``, ``Order.rmas``,
+``Order.customer``...). Every one of those goes through these loaders, so the scope is applied
+here, once: to a customer, another customer's RMA, order or customer row does not exist.
+"""
 
 from __future__ import annotations
 
@@ -20,19 +25,22 @@ Row = TypeVar("Row", bound=SQLModel)
 class Loaders:
     """Batch loads for one request; each relation costs one statement per page, not per row."""
 
-    def __init__(self, database: Database, merchant_id: uuid.UUID) -> None:
+    def __init__(
+        self, database: Database, merchant_id: uuid.UUID, customer_id: uuid.UUID | None = None
+    ) -> None:
         self.database = database
         self.merchant_id = merchant_id
-        self.rma = self._by_id(Rma)
-        self.order = self._by_id(Order)
-        self.customer = self._by_id(Customer)
+        self.customer_id = customer_id
+        self.rma = self._by_id(Rma, visible=self._customers_own)
+        self.order = self._by_id(Order, visible=self._customers_own)
+        self.customer = self._by_id(Customer, visible=self._is_the_customer)
         self.policy = self._by_id(ReturnPolicy)
         self.rma_lines = self._grouped(queries.LINES_OF_RMAS)
         self.rma_events = self._grouped(queries.EVENTS_OF_RMAS)
         self.shipments = self._grouped(queries.SHIPMENTS_OF_RMAS)
         self.inspections = self._grouped(queries.INSPECTIONS_OF_RMAS)
         self.resolutions = self._grouped(queries.RESOLUTIONS_OF_RMAS)
-        self.order_rmas = self._grouped(queries.RMAS_OF_ORDERS)
+        self.order_rmas = self._grouped(queries.RMAS_OF_ORDERS, visible=self._customers_own)
         self.order_lines = self._grouped(queries.LINES_OF_ORDERS)
         self.payments = self._grouped(queries.PAYMENTS_OF_ORDERS)
         self.store_credit = self._loader(
@@ -48,24 +56,46 @@ class Loaders:
 
         return DataLoader(load_fn=batch)
 
-    def _by_id(self, entity: type[Row]) -> DataLoader[uuid.UUID, Row | None]:
-        return self._loader(
-            lambda session, keys: queries.by_ids(session, entity, self.merchant_id, keys)
-        )
+    def _customers_own(self, row: Any) -> bool:
+        return self.customer_id is None or row.customer_id == self.customer_id
+
+    def _is_the_customer(self, row: Any) -> bool:
+        return self.customer_id is None or row.id == self.customer_id
+
+    def _by_id(
+        self, entity: type[Row], *, visible: Callable[[Row], bool] | None = None
+    ) -> DataLoader[uuid.UUID, Row | None]:
+        async def load(session: AsyncSession, keys: Sequence[uuid.UUID]) -> list[Row | None]:
+            rows = await queries.by_ids(session, entity, self.merchant_id, keys)
+            if visible is None:
+                return rows
+            return [row if row is not None and visible(row) else None for row in rows]
+
+        return self._loader(load)
 
     def _grouped(
-        self, relation: tuple[type[Row], str, tuple[str, ...]]
+        self,
+        relation: tuple[type[Row], str, tuple[str, ...]],
+        *,
+        visible: Callable[[Row], bool] | None = None,
     ) -> DataLoader[uuid.UUID, list[Row]]:
         entity, key, order_by = relation
-        return self._loader(
-            lambda session, keys: queries.grouped_by(
+
+        async def load(session: AsyncSession, keys: Sequence[uuid.UUID]) -> list[list[Row]]:
+            groups = await queries.grouped_by(
                 session, entity, key, self.merchant_id, keys, order_by=order_by
             )
-        )
+            if visible is None:
+                return list(groups)
+            return [[row for row in group if visible(row)] for group in groups]
+
+        return self._loader(load)
 
     def prime(self, rows: Sequence[Rma | Order]) -> None:
-        """Seed the by-id loaders with rows a page already fetched."""
+        """Seed the by-id loaders with rows a page already fetched (within the same scope)."""
         for row in rows:
+            if not self._customers_own(row):
+                continue
             if isinstance(row, Rma):
                 self.rma.prime(row.id, row)
             else:

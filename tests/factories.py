@@ -127,6 +127,7 @@ async def requested_rma(
     reason: ReturnReason = ReturnReason.SIZE_TOO_SMALL,
     condition: ItemCondition = ItemCondition.UNOPENED,
     preferred: str | None = None,
+    note: str = "",
 ) -> Rma:
     async with db.session() as session:
         return await request_rma(
@@ -136,6 +137,7 @@ async def requested_rma(
             lines=[ReturnLineInput(the_order.lines[0].id, quantity, reason, condition)],
             actor="customer:test",
             preferred_resolution=preferred,
+            customer_note=note,
             now=NOW,
         )
 
