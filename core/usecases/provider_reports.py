@@ -105,7 +105,10 @@ async def record_provider_refund(
             actor=actor,
             now=moment,
             provider_reference=provider_reference,
-            reason=clean_text(failure_reason or status, "failureReason"),
+            # A settled refund has no failure; a failed one keeps the provider's reason.
+            reason=""
+            if mapped is ResolutionStatus.SUCCEEDED
+            else clean_text(failure_reason or f"the provider reports {status}", "failureReason"),
         )
     return resolution
 

@@ -416,7 +416,7 @@ async def settle_resolution(
     """
     resolution.status = status
     resolution.provider_reference = provider_reference or resolution.provider_reference
-    resolution.failure_reason = reason or None
+    resolution.failure_reason = None if status is ResolutionStatus.SUCCEEDED else reason or None
     resolution.updated_at = now
     session.add(resolution)
     money = {

@@ -27,6 +27,11 @@ from graphql_api.types.common import (
     RmaStatus,
     money,
 )
+from graphql_api.types.customer_text import (
+    STAFF_ONLY_EVENTS,
+    customer_event_message,
+    customer_failure_reason,
+)
 
 
 @strawberry.type
@@ -54,13 +59,20 @@ class Resolution(Node):
     restocking_fee: Money
     shipping: Money = strawberry.field(description="Shipping refunded within the amount.")
     bonus: Money = strawberry.field(description="Store-credit bonus within the amount.")
-    provider_reference: str | None
-    failure_reason: str | None
+    provider_reference: str | None = strawberry.field(
+        description="The provider's id of the refund or credit (staff only; null for customers)."
+    )
+    failure_reason: str | None = strawberry.field(
+        description="Why it did not go through: the provider's words for staff, a stable "
+        "sentence for customers."
+    )
     created_at: datetime
     updated_at: datetime | None
 
     @classmethod
-    def from_row(cls, row: entities.Resolution) -> Resolution:
+    def from_row(cls, row: entities.Resolution, *, for_customer: bool = False) -> Resolution:
+        """The resolution as staff see it, or as its customer does: a stable, friendly reason
+        instead of the provider's text, and no provider reference."""
         currency = row.currency
         return cls(
             id=strawberry.ID(to_global_id("Resolution", row.id)),
@@ -71,8 +83,8 @@ class Resolution(Node):
             restocking_fee=money(row.restocking_fee_minor, currency),
             shipping=money(row.shipping_minor, currency),
             bonus=money(row.bonus_minor, currency),
-            provider_reference=row.provider_reference,
-            failure_reason=row.failure_reason,
+            provider_reference=None if for_customer else row.provider_reference,
+            failure_reason=customer_failure_reason(row) if for_customer else row.failure_reason,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -233,12 +245,14 @@ class Rma(Node):
     @strawberry.field(description="Every resolution tried, oldest first.")
     async def resolutions(self, info: Info) -> list[Resolution]:
         rows = await info.context.loaders.resolutions.load(self.row.id)
-        return [Resolution.from_row(row) for row in rows]
+        customer = info.context.customer_id is not None
+        return [Resolution.from_row(row, for_customer=customer) for row in rows]
 
     @strawberry.field(description="The latest resolution, if any.")
     async def resolution(self, info: Info) -> Resolution | None:
         rows = await info.context.loaders.resolutions.load(self.row.id)
-        return Resolution.from_row(rows[-1]) if rows else None
+        customer = info.context.customer_id is not None
+        return Resolution.from_row(rows[-1], for_customer=customer) if rows else None
 
     @strawberry.field(
         description="The timeline, in order. Customers see who acted by role only, and no data."
@@ -252,11 +266,12 @@ class Rma(Node):
                 actor=row.actor.partition(":")[0] if customer else row.actor,
                 from_status=row.from_status,
                 to_status=row.to_status,
-                message=row.message,
+                message=customer_event_message(row) if customer else row.message,
                 data=JSON({} if customer else row.data),
                 created_at=row.created_at,
             )
             for row in await info.context.loaders.rma_events.load(self.row.id)
+            if not (customer and row.kind in STAFF_ONLY_EVENTS)
         ]
 
     @strawberry.field(description="From the policy version that decided this RMA.")
