@@ -10,6 +10,7 @@ import structlog
 from core.entities import WebhookDelivery
 from core.enums import WebhookState
 from core.jobs.worker import Handler, JobContext, PermanentJobError
+from webhooks.ignored import DeliveryIgnored
 from webhooks.topics import TopicTable
 
 log = structlog.get_logger()
@@ -32,6 +33,12 @@ def delivery_processor(topics: TopicTable) -> Handler:
         try:
             payload = json.loads(delivery.body)
             note = await handler(database, delivery, payload, context.clock.now())
+        except DeliveryIgnored as ignored:
+            log.info(
+                "webhook delivery ignored", delivery_id=str(delivery_id), reason=ignored.reason
+            )
+            await _mark(context, delivery_id, WebhookState.IGNORED, ignored.reason)
+            return
         except (ValueError, KeyError, TypeError) as error:
             # A body we cannot read will not read better next time.
             await _mark(context, delivery_id, WebhookState.FAILED, f"unreadable payload: {error}")

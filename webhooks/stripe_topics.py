@@ -7,8 +7,13 @@ from typing import Any
 
 from core.database import Database
 from core.entities import WebhookDelivery
-from core.enums import ResolutionStatus
-from core.usecases.provider_reports import PROVIDER_REFUND_STATUSES, record_provider_refund
+from core.enums import PaymentProviderName, ResolutionStatus
+from core.usecases.provider_reports import (
+    PROVIDER_REFUND_STATUSES,
+    ReportDoesNotMatch,
+    record_provider_refund,
+)
+from webhooks.ignored import DeliveryIgnored
 
 
 async def refund_event(
@@ -23,17 +28,26 @@ async def refund_event(
     if status not in PROVIDER_REFUND_STATUSES:
         return f"refund status {status!r} is not one this service tracks"
     metadata = refund.get("metadata") or {}
-    async with database.session() as session:
-        resolution = await record_provider_refund(
-            session,
-            delivery.merchant_id,
-            provider_reference=str(refund["id"]),
-            status=status,
-            resolution_id=metadata.get("resolution_id"),
-            failure_reason=refund.get("failure_reason"),
-            actor="stripe",
-            now=now,
-        )
+    try:
+        async with database.session() as session:
+            resolution = await record_provider_refund(
+                session,
+                delivery.merchant_id,
+                provider=PaymentProviderName.STRIPE,
+                provider_reference=str(refund["id"]),
+                status=status,
+                amount_minor=int(refund["amount"]) if "amount" in refund else None,
+                currency=str(refund["currency"]) if "currency" in refund else None,
+                payment_references=[
+                    str(refund.get(field) or "") for field in ("payment_intent", "charge")
+                ],
+                resolution_id=metadata.get("resolution_id"),
+                failure_reason=refund.get("failure_reason"),
+                actor="stripe",
+                now=now,
+            )
+    except ReportDoesNotMatch as mismatch:
+        raise DeliveryIgnored(mismatch.message) from None
     if resolution is None:
         return f"no resolution matches refund {refund['id']}"
     reported = PROVIDER_REFUND_STATUSES[status]

@@ -81,14 +81,20 @@ async def _fail(context: JobContext, attempt: RefundAttempt, reason: str) -> Non
 
 
 async def _record(
-    context: JobContext, merchant_id: uuid.UUID, refund: ProviderRefund, resolution_id: uuid.UUID
+    context: JobContext,
+    merchant_id: uuid.UUID,
+    provider_name: PaymentProviderName,
+    refund: ProviderRefund,
+    resolution_id: uuid.UUID,
 ) -> None:
     async with context.database.session() as session:
         await record_provider_refund(
             session,
             merchant_id,
+            provider=provider_name,
             provider_reference=refund.reference,
             status=refund.status,
+            amount_minor=refund.amount_minor,
             resolution_id=str(resolution_id),
             failure_reason=refund.failure_reason,
             actor="system",
@@ -181,7 +187,7 @@ async def _refund_through(
             return
         # ProviderAmbiguous propagates: the job retries with backoff and looks first.
     failpoints.reached("refund.after_provider_answered")
-    await _record(context, attempt.merchant_id, refund, resolution_id)
+    await _record(context, attempt.merchant_id, provider_name, refund, resolution_id)
     failpoints.reached("refund.before_job_acknowledged")
 
 
@@ -202,7 +208,7 @@ async def refresh_refund(context: JobContext) -> None:
             return
         refund = await provider.find_refund(resolution.payment_reference, str(resolution_id))
     if refund is not None:
-        await _record(context, resolution.merchant_id, refund, resolution_id)
+        await _record(context, resolution.merchant_id, resolution.provider, refund, resolution_id)
 
 
 async def apply_store_credit(context: JobContext) -> None:

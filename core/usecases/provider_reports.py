@@ -8,14 +8,15 @@ on the RMA's timeline instead of being applied.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Resolution
-from core.enums import ResolutionStatus
-from core.errors import InvalidInput
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+from core.errors import DomainError, InvalidInput
 from core.usecases.common import checked_now, clean_text, lock_rma, record_event
 from core.usecases.resolutions import FINAL_RESOLUTION_STATUSES, settle_resolution
 
@@ -30,12 +31,26 @@ PROVIDER_REFUND_STATUSES: dict[str, ResolutionStatus] = {
 }
 
 
+class ReportDoesNotMatch(DomainError):
+    """A provider reported on a refund that is not the one this resolution asked it for.
+
+    Nothing is applied: a provider settles only what it made (a merchant's own Stripe account
+    must not settle a manual refund that never went to Stripe, or another payment's refund).
+    """
+
+    code = "CONFLICT"
+
+
 async def record_provider_refund(
     session: AsyncSession,
     merchant_id: uuid.UUID,
     *,
+    provider: PaymentProviderName,
     provider_reference: str,
     status: str,
+    amount_minor: int | None = None,
+    currency: str | None = None,
+    payment_references: Sequence[str] = (),
     resolution_id: str | None = None,
     failure_reason: str | None = None,
     actor: str = "provider",
@@ -44,7 +59,10 @@ async def record_provider_refund(
     """Apply a provider's report on a refund to the matching resolution, monotonically.
 
     The resolution is found by the provider's refund id, or by the resolution id the refund
-    carries in its metadata. Returns ``None`` when no resolution of this merchant matches.
+    carries in its metadata. Returns ``None`` when no resolution of this merchant matches, and
+    raises :class:`ReportDoesNotMatch` when the report is not about a refund this resolution
+    made through ``provider``: another provider, a store credit, another amount or currency, or
+    another payment (``payment_references``: the payment ids the provider names).
     """
     mapped = PROVIDER_REFUND_STATUSES.get(status)
     if mapped is None:
@@ -56,6 +74,7 @@ async def record_provider_refund(
         )
         if resolution is None:
             return None
+        _check_report(resolution, provider, amount_minor, currency, payment_references)
         rma = await lock_rma(session, merchant_id, resolution.rma_id)
         await session.refresh(resolution, with_for_update=True)
         if (
@@ -111,6 +130,33 @@ async def record_provider_refund(
             else clean_text(failure_reason or f"the provider reports {status}", "failureReason"),
         )
     return resolution
+
+
+def _check_report(
+    resolution: Resolution,
+    provider: PaymentProviderName,
+    amount_minor: int | None,
+    currency: str | None,
+    payment_references: Sequence[str],
+) -> None:
+    problems = []
+    if resolution.provider is not provider:
+        problems.append(f"it is a {resolution.provider.value} resolution, not {provider.value}")
+    if resolution.kind is not ResolutionKind.REFUND:
+        problems.append(f"it is a {resolution.kind.value} resolution, not a refund")
+    if amount_minor is not None and amount_minor != resolution.amount_minor:
+        problems.append(f"the refund is {amount_minor}, the resolution {resolution.amount_minor}")
+    if currency is not None and currency.upper() != resolution.currency:
+        problems.append(
+            f"the refund is in {currency.upper()}, the resolution in {resolution.currency}"
+        )
+    named = [reference for reference in payment_references if reference]
+    if named and resolution.payment_reference and resolution.payment_reference not in named:
+        problems.append("the refund is of another payment")
+    if problems:
+        raise ReportDoesNotMatch(
+            f"report ignored for resolution {resolution.id}: " + "; ".join(problems)
+        )
 
 
 async def _find_by_reference(

@@ -6,7 +6,7 @@ import json
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.enums import ResolutionKind, ResolutionStatus
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
 from core.usecases.provider_reports import record_provider_refund
 from core.usecases.resolutions import record_resolution_outcome, resolve_rma
 from tests import factories as f
@@ -73,6 +73,7 @@ async def test_a_refund_settled_by_a_provider_report_has_no_failure_reason(
             settled = await record_provider_refund(
                 session,
                 shop.id,
+                provider=PaymentProviderName.STRIPE,
                 provider_reference="re_settles",
                 status=status,
                 resolution_id=str(chosen.resolution.id),

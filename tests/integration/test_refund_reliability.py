@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Customer, Job, Resolution, Rma, RmaEvent
-from core.enums import JobState, ResolutionStatus, RmaStatus
+from core.enums import JobState, PaymentProviderName, ResolutionStatus, RmaStatus
 from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
 from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
@@ -298,6 +298,7 @@ async def test_a_refund_that_fails_after_it_succeeded_is_flagged_not_reversed(
         await record_provider_refund(
             session,
             world.merchant_id,
+            provider=PaymentProviderName.STRIPE,
             provider_reference=refund["id"],
             status="failed",
             failure_reason="expired_or_canceled_card",

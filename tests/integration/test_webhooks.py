@@ -257,20 +257,21 @@ async def _refund_resolution(db: Database, merchant_id: uuid.UUID) -> tuple[Rma,
     return rma, chosen.resolution
 
 
-def refund_body(event_id: str, event_type: str, resolution: Resolution, status: str) -> bytes:
-    return stripe_event(
-        event_id,
-        event_type,
-        {
-            "id": f"re_{resolution.id.hex[:12]}",
-            "object": "refund",
-            "status": status,
-            "amount": resolution.amount_minor,
-            "currency": resolution.currency.lower(),
-            "failure_reason": "expired_or_canceled_card" if status == "failed" else None,
-            "metadata": {"resolution_id": str(resolution.id)},
-        },
-    )
+def refund_body(
+    event_id: str, event_type: str, resolution: Resolution, status: str, **changes: object
+) -> bytes:
+    refund = {
+        "id": f"re_{resolution.id.hex[:12]}",
+        "object": "refund",
+        "status": status,
+        "amount": resolution.amount_minor,
+        "currency": resolution.currency.lower(),
+        "payment_intent": resolution.payment_reference,
+        "charge": "ch_3Nx0000000000000",
+        "failure_reason": "expired_or_canceled_card" if status == "failed" else None,
+        "metadata": {"resolution_id": str(resolution.id)},
+    }
+    return stripe_event(event_id, event_type, {**refund, **changes})
 
 
 async def test_stripe_refund_events_settle_the_resolution_whatever_their_order(
@@ -330,3 +331,85 @@ async def test_an_overlong_event_id_is_stored_under_a_hash_and_harms_no_other_de
     keys = sorted(d.dedupe_key for d in await inbox.deliveries())
     assert keys[0] == "event#sha256:" + hashlib.sha256(long_id.encode()).hexdigest()
     assert keys[1] == "event:evt_normal"
+
+
+async def _manual_resolution(db: Database, merchant_id: uuid.UUID) -> tuple[Rma, Resolution]:
+    order = await f.order(db, merchant_id, stripe_paid=False)
+    rma = await f.inspected_rma(db, merchant_id, order)
+    async with db.session() as session:
+        chosen = await resolve_rma(
+            session, merchant_id, rma.id, kind="REFUND", actor="staff", now=SYSTEM_CLOCK.now()
+        )
+    assert chosen.resolution.provider.value == "manual"
+    return rma, chosen.resolution
+
+
+async def _store_credit(db: Database, merchant_id: uuid.UUID) -> tuple[Rma, Resolution]:
+    order = await f.order(db, merchant_id)
+    rma = await f.inspected_rma(db, merchant_id, order)
+    async with db.session() as session:
+        chosen = await resolve_rma(
+            session,
+            merchant_id,
+            rma.id,
+            kind="STORE_CREDIT",
+            actor="staff",
+            now=SYSTEM_CLOCK.now(),
+        )
+    return rma, chosen.resolution
+
+
+@pytest.mark.parametrize(
+    ("case", "why"),
+    [
+        ("a manual refund", "manual resolution, not stripe"),
+        ("a store credit", "STORE_CREDIT resolution, not a refund"),
+        ("another amount", "the refund is 1, the resolution"),
+        ("another currency", "the refund is in EUR"),
+        ("another payment", "the refund is of another payment"),
+    ],
+)
+async def test_a_stripe_event_settles_only_a_refund_stripe_made_for_that_resolution(
+    inbox: Inbox, case: str, why: str
+) -> None:
+    """A merchant's own Stripe account once marked a MANUAL refund that never went to Stripe
+    as SUCCEEDED, just by naming the resolution in a refund's metadata."""
+    if case == "a manual refund":
+        rma, resolution = await _manual_resolution(inbox.db, inbox.merchant_id)
+    elif case == "a store credit":
+        rma, resolution = await _store_credit(inbox.db, inbox.merchant_id)
+    else:
+        rma, resolution = await _refund_resolution(inbox.db, inbox.merchant_id)
+    changes: dict[str, object] = {
+        "another amount": {"amount": 1},
+        "another currency": {"currency": "eur"},
+        "another payment": {"payment_intent": "pi_someone_else", "charge": "ch_someone_else"},
+    }.get(case, {})
+    event_id = f"evt_{uuid.uuid4().hex[:12]}"
+    body = refund_body(event_id, "refund.updated", resolution, "succeeded", **changes)
+    before = await _states(inbox.db, rma, resolution)
+
+    assert (await inbox.post("stripe", body, stripe_headers(body, SECRET))).status_code == 200
+    await inbox.process()
+
+    assert await _states(inbox.db, rma, resolution) == before
+    async with inbox.db.read_session() as session:
+        delivery = (
+            await session.exec(
+                select(WebhookDelivery).where(
+                    col(WebhookDelivery.dedupe_key) == f"event:{event_id}"
+                )
+            )
+        ).one()
+    assert delivery.state is WebhookState.IGNORED
+    assert delivery.error is not None
+    assert why in delivery.error
+
+
+async def _states(db: Database, rma: Rma, resolution: Resolution) -> tuple[object, ...]:
+    async with db.read_session() as session:
+        stored = await session.get(Resolution, resolution.id)
+        moved = await session.get(Rma, rma.id)
+    assert stored is not None
+    assert moved is not None
+    return stored.status, stored.provider_reference, stored.failure_reason, moved.status
