@@ -28,7 +28,7 @@ from core.logs import configure_logging_for
 from core.migrate import upgrade
 from core.secrets import Vault
 from core.settings import InsecureSettings, Settings
-from core.usecases import operations
+from core.usecases import connections, operations
 from core.usecases.connections import connect_platform
 from core.usecases.merchants import create_api_key, create_merchant
 
@@ -47,6 +47,8 @@ connect_app = typer.Typer(help="Connect a merchant to a platform.", no_args_is_h
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(connect_app, name="connect")
+connections_app = typer.Typer(help="Connections: list, stop and resume them.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
 
 out = Console()
 err = Console(stderr=True)
@@ -318,6 +320,53 @@ def webhooks_replay(delivery_id: Annotated[str, typer.Argument(help="The deliver
         return f"delivery {delivery_id} queued for processing (job {job.id})"
 
     print(run_with_database(work))
+
+
+@connections_app.command("list")
+def connections_list(
+    merchant: Annotated[str | None, typer.Option(help="Only this merchant's.")] = None,
+) -> None:
+    """Every connection: id, merchant, platform, account, and whether it is disabled."""
+
+    async def work(database: Database) -> list[str]:
+        async with database.read_session() as session:
+            found = await connections.list_connections(session, merchant_id=merchant)
+        return [
+            f"{c.id}  {c.merchant_id}  {c.platform.value:<11} {c.account:<40} "
+            + (f"disabled since {c.disabled_at:%Y-%m-%d %H:%M}" if c.disabled_at else "enabled")
+            for c in found
+        ]
+
+    for line in run_with_database(work):
+        print(line)
+
+
+def _set_enabled(connection_id: str, *, enabled: bool) -> None:
+    async def work(database: Database) -> str:
+        async with database.session() as session:
+            connection = await connections.set_connection_enabled(
+                session, connection_id, enabled=enabled, now=SYSTEM_CLOCK.now()
+            )
+        state = "enabled" if enabled else "disabled: its webhooks are refused from now on"
+        return f"connection {connection.id} {state}"
+
+    print(run_with_database(work))
+
+
+@connections_app.command("disable")
+def connections_disable(
+    connection_id: Annotated[str, typer.Argument(help="The connection's id.")],
+) -> None:
+    """Stop a connection at once, in every process: webhooks refused, provider unused."""
+    _set_enabled(connection_id, enabled=False)
+
+
+@connections_app.command("enable")
+def connections_enable(
+    connection_id: Annotated[str, typer.Argument(help="The connection's id.")],
+) -> None:
+    """Resume a disabled connection; its deliveries are accepted from the next one on."""
+    _set_enabled(connection_id, enabled=True)
 
 
 def _connect(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,10 +125,6 @@ def is_woocommerce_ping(request: Request, body: bytes) -> bool:
 
 
 class WebhookIntake:
-    # Connections and their secrets are kept this long in the process: a verified delivery then
-    # costs no read. A failed check always re-reads, so a rotated secret works at once.
-    CACHE_SECONDS = 30.0
-
     def __init__(
         self,
         database: Database,
@@ -143,7 +138,9 @@ class WebhookIntake:
         self.clock = clock or SystemClock()
         self.on_enqueued = on_enqueued
         self.inbox = InboxWriter(database, clock=self.clock)
-        self._cache: dict[uuid.UUID, tuple[float, Connection, list[str]]] = {}
+        # Decrypted webhook secrets by connection and ciphertext: a rotation changes the
+        # ciphertext, so a stale entry is never used; decryption is the costly part.
+        self._secrets: dict[tuple[uuid.UUID, str], list[str]] = {}
 
     def routes(self) -> list[Route]:
         return [Route("/webhooks/{platform}/{connection_id}", self.receive, methods=["POST"])]
@@ -153,14 +150,12 @@ class WebhookIntake:
         try:
             platform, connection_id = _parse_path(request)
             connection, secrets = await self._connection(platform, connection_id)
+            structlog.contextvars.bind_contextvars(
+                merchant_id=str(connection.merchant_id), connection_id=str(connection.id)
+            )
             if platform is Platform.WOOCOMMERCE and is_woocommerce_ping(request, body):
                 return JSONResponse({"received": True, "ping": True})
-            try:
-                verified = self._verify(platform, request, body, connection, secrets)
-            except Refused:
-                # Maybe the secrets changed since they were cached: check once against fresh ones.
-                connection, secrets = await self._connection(platform, connection_id, fresh=True)
-                verified = self._verify(platform, request, body, connection, secrets)
+            verified = self._verify(platform, request, body, connection, secrets)
         except Refused as refusal:
             log.info("webhook refused", status=refusal.status, reason=refusal.reason)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
@@ -189,25 +184,24 @@ class WebhookIntake:
         return JSONResponse({"received": True, "duplicate": duplicate})
 
     async def _connection(
-        self, platform: Platform, connection_id: uuid.UUID, *, fresh: bool = False
+        self, platform: Platform, connection_id: uuid.UUID
     ) -> tuple[Connection, list[str]]:
-        cached = self._cache.get(connection_id)
-        now = time.monotonic()
-        if cached is not None and not fresh and cached[0] > now:
-            connection, secrets = cached[1], cached[2]
-        else:
-            async with self.database.read_session() as session:
-                found = await session.get(Connection, connection_id)
-            if found is None:
-                self._cache.pop(connection_id, None)
-                raise Refused(404, "unknown webhook URL")
-            connection = found
-            secrets = read_secrets(self.vault, connection).webhook_secrets
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[connection_id] = (now + self.CACHE_SECONDS, connection, secrets)
-        if connection.platform is not platform or connection.disabled_at:
+        """The connection as the database has it now, with its webhook secrets.
+
+        Read on every delivery (one lookup by primary key), never from a cache: disabling,
+        re-enabling or rotating a secret takes effect on the next delivery, in every process.
+        """
+        async with self.database.read_session() as session:
+            connection = await session.get(Connection, connection_id)
+        if connection is None or connection.platform is not platform or connection.disabled_at:
             raise Refused(404, "unknown webhook URL")
+        key = (connection.id, connection.webhook_secrets_encrypted)
+        secrets = self._secrets.get(key)
+        if secrets is None:
+            secrets = read_secrets(self.vault, connection).webhook_secrets
+            if len(self._secrets) > 10_000:
+                self._secrets.clear()
+            self._secrets[key] = secrets
         return connection, secrets
 
     def _verify(

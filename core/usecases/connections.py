@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Connection, Merchant
@@ -114,3 +115,28 @@ def read_secrets(vault: Vault, connection: Connection) -> ConnectionSecrets:
         connection.merchant_id, connection.id, connection.webhook_secrets_encrypted
     )
     return ConnectionSecrets(dict(credentials), list(webhook_secrets))
+
+
+async def set_connection_enabled(
+    session: AsyncSession, connection_id: uuid.UUID | str, *, enabled: bool, now: datetime
+) -> Connection:
+    """Stop (or resume) a connection: its webhooks are refused from the next delivery on, and
+    its provider is no longer used for new money movements. Its secrets are kept."""
+    identifier = as_uuid(connection_id, "connection")
+    async with session.begin():
+        connection = await session.get(Connection, identifier, with_for_update=True)
+        if connection is None:
+            raise NotFound("Connection", identifier, field="connection")
+        connection.disabled_at = None if enabled else checked_now(now)
+        session.add(connection)
+    return connection
+
+
+async def list_connections(
+    session: AsyncSession, *, merchant_id: uuid.UUID | str | None = None
+) -> Sequence[Connection]:
+    """Every connection (of one merchant when given), oldest first."""
+    statement = select(Connection).order_by(col(Connection.created_at))
+    if merchant_id is not None:
+        statement = statement.where(Connection.merchant_id == as_uuid(merchant_id, "merchant"))
+    return (await session.exec(statement)).all()

@@ -182,3 +182,30 @@ def test_malformed_encryption_keys_are_refused_on_one_line(
     assert run.error_lines[0].startswith("error: configuration: RMA_ENCRYPTION_KEYS"), run
     assert "Traceback" not in run.stderr
     assert "not-a-fernet-key" not in run.stderr
+
+
+def test_connections_are_listed_disabled_and_enabled_again(shop: tuple[Path, str]) -> None:
+    database, merchant = shop
+    connected = rma(
+        database, "connect", "stripe", "--merchant", merchant, "--secret-key",
+        "sk_test_listed_1234", "--webhook-secret", "whsec_listed_1234",
+    )  # fmt: skip
+    assert connected.returncode == 0, connected
+    connection_id = connected.last_line.rsplit("/", 1)[1]
+
+    listed = rma(database, "connections", "list", "--merchant", merchant)
+    disabled = rma(database, "connections", "disable", connection_id)
+    listed_disabled = rma(database, "connections", "list")
+    enabled = rma(database, "connections", "enable", connection_id)
+    unknown = rma(database, "connections", "disable", str(uuid.uuid4()))
+
+    assert listed.returncode == 0, listed
+    [line] = listed.stdout.splitlines()
+    assert line.startswith(connection_id) and line.endswith("enabled")
+    assert "sk_test_listed" not in listed.stdout + listed_disabled.stdout
+    assert disabled.returncode == 0, disabled
+    assert "disabled since" in listed_disabled.stdout
+    assert enabled.returncode == 0, enabled
+    assert unknown.returncode == 1, unknown
+    assert len(unknown.error_lines) == 1
+    assert "does not exist" in unknown.error_lines[0]

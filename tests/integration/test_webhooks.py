@@ -20,7 +20,7 @@ from core.entities import Connection, Job, Resolution, Rma, WebhookDelivery
 from core.enums import ResolutionStatus, RmaStatus, WebhookState
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
-from core.usecases.connections import connect_platform
+from core.usecases.connections import connect_platform, set_connection_enabled
 from core.usecases.resolutions import resolve_rma
 from graphql_api.app import create_app
 from graphql_api.runtime import build_worker
@@ -413,3 +413,52 @@ async def _states(db: Database, rma: Rma, resolution: Resolution) -> tuple[objec
     assert stored is not None
     assert moved is not None
     return stored.status, stored.provider_reference, stored.failure_reason, moved.status
+
+
+async def test_disabling_enabling_and_rotating_take_effect_on_the_next_delivery_everywhere(
+    inbox: Inbox, db: Database
+) -> None:
+    """Two app processes share the database; neither may act on what it saw before."""
+    other_app = create_app(Settings(database_url=db.url, run_worker=False), database=db)
+    transport = httpx.ASGITransport(app=other_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as other:
+
+        async def statuses(secret: str) -> list[int]:
+            answers = []
+            for client in (inbox.client, other):
+                body = stripe_event(f"evt_{uuid.uuid4().hex}", "charge.refunded", {"id": "ch_1"})
+                headers = stripe_headers(body, secret)
+                response = await client.post(inbox.urls["stripe"], content=body, headers=headers)
+                answers.append(response.status_code)
+            return answers
+
+        async def set_enabled(enabled: bool) -> None:
+            async with db.session() as session:
+                await set_connection_enabled(
+                    session, inbox.connections["stripe"], enabled=enabled, now=SYSTEM_CLOCK.now()
+                )
+
+        async def rotate(secret: str) -> None:
+            async with db.session() as session:
+                await connect_platform(
+                    session,
+                    Vault(DEVELOPMENT_ENCRYPTION_KEY),
+                    merchant_id=inbox.merchant_id,
+                    platform="stripe",
+                    account="acct_1",
+                    credentials={"secret_key": "sk_test_x"},
+                    webhook_secret=secret,
+                    now=SYSTEM_CLOCK.now(),
+                )
+
+        assert await statuses(SECRET) == [200, 200]
+        await set_enabled(False)
+        assert await statuses(SECRET) == [404, 404]
+        await set_enabled(True)
+        assert await statuses(SECRET) == [200, 200]
+        await rotate("whsec_rotated_first")
+        assert await statuses("whsec_rotated_first") == [200, 200]
+        assert await statuses(SECRET) == [200, 200]  # the previous secret stays valid once
+        await rotate("whsec_rotated_second")
+        assert await statuses("whsec_rotated_second") == [200, 200]
+        assert await statuses(SECRET) == [401, 401]
