@@ -48,8 +48,8 @@ unit: $(BIN)/.installed
 ## Benchmarks print figures; they are not tests.
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/lifecycle.py
-	$(BIN)/python benchmarks/graphql.py
-	$(BIN)/python benchmarks/webhooks.py
+	$(BIN)/python benchmarks/graphql_reads.py
+	$(BIN)/python benchmarks/webhook_intake.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/refunds.py
 	$(BIN)/python benchmarks/jobs_chaos.py

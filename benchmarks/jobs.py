@@ -59,30 +59,20 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from bench_support import (
-    DEFAULT_POSTGRES_URL,
-    PROJECT,
-    BenchError,
-    PostgresServer,
-    WorkerProcesses,
-    exit_status,
-    percentile,
-    positive,
-    postgres_skip_reason,
-    print_banner,
-    progress,
-    quiet_logs,
-    table,
-)
 from sqlmodel import col, select
+from support import PROJECT, BenchError
+from support.cli import exit_status, positive
+from support.databases import DEFAULT_POSTGRES_URL, PostgresServer, postgres_skip_reason
+from support.processes import WorkerProcesses
+from support.report import percentile, print_banner, progress, quiet_logs, table
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
 from core.enums import JobState
-from core.jobs.queue import enqueue
 from core.jobs.worker import JobContext, Worker, WorkerStats
 from core.migrate import upgrade
+from core.outbox.queue import enqueue
 
 SCRIPT = Path(__file__).resolve()
 KIND = "bench.noop"

@@ -6,7 +6,7 @@ the script
 1. enqueues ``--jobs`` jobs of kind ``chaos.effect`` (10,000), a ``--keyed`` share of them (30%)
    on lock keys shared by ``--per-key`` jobs each (10), all at once, or at ``--rate`` jobs per
    second while the workers run;
-2. runs ``--workers`` worker processes (4; ``python -m tests.chaos_worker``, each a real
+2. runs ``--workers`` worker processes (4; ``python -m testkit.chaos_worker``, each a real
    ``core.jobs.worker.Worker`` with ``--concurrency`` slots and a ``--lease`` second lease) and
    SIGKILLs a random one every ``--kill-every`` seconds (3, jittered by +-30%; 0 never kills),
    starting a replacement each time (the next kill waits until it is up), until every job is
@@ -17,7 +17,7 @@ the script
    job ran again after a kill that came between its effect and its acknowledgement), lag from due
    to done (p50, p99, max), and the worst delay a kill caused a job.
 
-Each job's handler traces itself in its own tables (see ``tests/chaos_worker.py``): a row per
+Each job's handler traces itself in its own tables (see ``testkit/chaos_worker.py``): a row per
 execution with start and end on the database clock, and the effect keyed by job id, inserted with
 ``ON CONFLICT DO NOTHING``.
 
@@ -54,13 +54,14 @@ import asyncpg
 import sqlalchemy as sa
 
 PROJECT = Path(__file__).resolve().parent.parent
-# The worker entry script and the chaos harness live with the tests (they are the test's
-# instruments); the workers run as ``python -m tests.chaos_worker`` from the project root.
+# The worker entry script and the chaos harness are in ``testkit``, shared with the chaos test and
+# not installed: import it from the project root, where the workers run as
+# ``python -m testkit.chaos_worker``.
 sys.path.insert(0, str(PROJECT))
 
 from core.database import Database  # noqa: E402
 from core.migrate import upgrade_async  # noqa: E402
-from tests.chaos_worker import (  # noqa: E402
+from testkit.chaos_worker import (  # noqa: E402
     KIND,
     Census,
     ChaosRun,

@@ -36,18 +36,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from bench_support import (
+from sqlmodel import select
+from support.cli import positive
+from support.databases import (
     PostgresServer,
     PostgresUnavailable,
     add_postgres_url_option,
-    positive,
-    print_banner,
-    progress,
-    run_rma,
     safe_url,
-    table,
 )
-from sqlmodel import select
+from support.report import print_banner, progress, table
+from support.rma_command import run_rma
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database

@@ -1,7 +1,7 @@
 """How fast inspected returns become Stripe refunds: refunds/s, and inspection-to-refund delay.
 
 End to end, nothing mocked: real ``rma worker`` processes on a throwaway PostgreSQL database,
-the real ``stripe`` package inside them, and the fake Stripe API (``tests/fakes``) serving real
+the real ``stripe`` package inside them, and the fake Stripe API (``testkit/fakes``) serving real
 HTTP from a thread of this process on 127.0.0.1. For each ``--workers`` count (1 and 4):
 
 1. Setup, untimed: a fresh database migrated with ``core.migrate``; a merchant whose policy
@@ -63,26 +63,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from bench_support import (
-    PROJECT,
-    BenchError,
-    PostgresServer,
-    WorkerProcesses,
-    add_postgres_url_option,
-    percentile,
-    positive,
-    print_banner,
-    progress,
-    quiet_logs,
-    rma_command,
-    safe_url,
-    table,
-)
 from sqlmodel import col
+from support import PROJECT, BenchError
+from support.cli import positive
+from support.databases import PostgresServer, add_postgres_url_option, safe_url
+from support.processes import WorkerProcesses
+from support.report import percentile, print_banner, progress, quiet_logs, table
+from support.rma_command import rma_command
 
 from core.clock import SYSTEM_CLOCK
+from plugins.stripe.webhooks import StripeWebhookSource
 
-# The fake Stripe server lives with the tests (it is their instrument); import it from there.
+# The fake Stripe server is in ``testkit``, which is not installed: import it from the project
+# root.
 sys.path.insert(0, str(PROJECT))
 
 from core.database import Database
@@ -96,9 +89,9 @@ from core.enums import (
     ReturnReason,
     RmaStatus,
 )
-from core.jobs.kinds import AUTO_RESOLVE, EXECUTE_REFUND
 from core.jobs.worker import Worker
 from core.migrate import upgrade
+from core.outbox.kinds import AUTO_RESOLVE, EXECUTE_REFUND
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY
 from core.usecases.connections import connect_platform
@@ -114,7 +107,7 @@ from core.usecases.orders import (
 )
 from core.usecases.policies import PolicyChanges, update_return_policy
 from core.usecases.requests import ReturnLineInput, request_rma
-from tests.fakes import FakeAccount, FakeStripe
+from testkit.fakes import FakeAccount, FakeStripe
 
 UNIT_PRICE_MINOR = 2500
 SETUP_CONCURRENCY = 8
@@ -240,8 +233,8 @@ async def prepare_shop(db: Database, fake: FakeStripe, count: int) -> Shop:
         await connect_platform(
             session,
             Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            StripeWebhookSource(),
             merchant_id=merchant.id,
-            platform="stripe",
             account=account.id,
             credentials={"secret_key": account.secret_key},
             webhook_secret=WEBHOOK_SECRET,

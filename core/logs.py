@@ -35,16 +35,17 @@ TRUNCATED = "[log budget of this request used up: the rest is dropped]"
 
 # Credential shapes, wherever they appear (messages, exception text, SQL, URLs).
 _CREDENTIALS = re.compile(
-    r"""
-      \b[sr]k_(?:live|test)_[A-Za-z0-9]{6,}           # Stripe secret and restricted keys
-    | \bwhsec_[A-Za-z0-9+/=]{6,}                       # webhook signing secrets
-    | \bshp(?:at|ca|pa|ss)_[A-Za-z0-9]{6,}             # Shopify access tokens and secrets
-    | \bc[ks]_[A-Fa-f0-9]{16,}                         # WooCommerce consumer key and secret
-    | \brma_(?:sk|cs)_[A-Za-z0-9._~+/=-]{6,}           # our staff keys and customer sessions
-    | \bgAAAAA[A-Za-z0-9_-]{16,}=*                     # Fernet tokens: sealed secrets
-    | (?i:bearer)\s+[A-Za-z0-9._~+/=-]{6,}             # any bearer credential
-    """,
-    re.VERBOSE,
+    "|".join(
+        [
+            r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{6,}",  # Stripe secret and restricted keys
+            r"\bwhsec_[A-Za-z0-9+/=]{6,}",  # webhook signing secrets
+            r"\bshp(?:at|ca|pa|ss)_[A-Za-z0-9]{6,}",  # Shopify access tokens and secrets
+            r"\bc[ks]_[A-Fa-f0-9]{16,}",  # WooCommerce consumer key and secret
+            r"\brma_(?:sk|cs)_[A-Za-z0-9._~+/=-]{6,}",  # our staff keys and customer sessions
+            r"\bgAAAAA[A-Za-z0-9_-]{16,}=*",  # Fernet tokens: sealed secrets
+            r"(?i:bearer)\s+[A-Za-z0-9._~+/=-]{6,}",  # any bearer credential
+        ]
+    )
 )
 
 
@@ -184,11 +185,14 @@ def configure_logging(
     logging.raiseExceptions = False
 
 
-def configure_logging_for(settings: Settings, *, stream: TextIO | None = None) -> None:
-    """Logging as the settings ask: level, format, and the secrets to keep out."""
+def configure_logging_for(
+    settings: Settings, *, plugin_secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """Logging as the settings ask: level, format, and the secrets to keep out (the service's
+    own and the plugins' settings' secrets)."""
     configure_logging(
         level=settings.log_level,
         json_lines=settings.json_logs,
-        known_secrets=settings.known_secrets(),
+        known_secrets=[*settings.known_secrets(), *plugin_secrets],
         stream=stream,
     )

@@ -39,8 +39,6 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
     # `rma serve` runs the job worker in-process unless this is off (`rma serve --no-worker`).
     run_worker: bool = True
-    # Any Stripe-compatible server (a local fake in tests, a proxy): scheme and host, no /v1.
-    stripe_api_base: str = "https://api.stripe.com"
     worker_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("log_level", mode="before")

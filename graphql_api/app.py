@@ -17,11 +17,12 @@ from core.clock import Clock, SystemClock
 from core.database import Database
 from core.logs import configure_logging_for
 from core.migrate import current_revision
+from core.plugins import Registry
 from core.secrets import Vault
 from core.settings import Settings
 from graphql_api.auth import CustomerTokens, FailureLimiter
+from graphql_api.composition import build_registry, build_worker
 from graphql_api.request_context import RequestContext
-from graphql_api.runtime import build_worker
 from graphql_api.schema import build_schema
 from graphql_api.view import GRAPHQL_BODY_LIMIT, BodyLimit, GraphQLView
 from webhooks.intake import WEBHOOK_BODY_LIMIT, WebhookIntake
@@ -53,16 +54,19 @@ def create_app(
     *,
     database: Database | None = None,
     clock: Clock | None = None,
+    registry: Registry | None = None,
 ) -> ASGIApp:
     """Build the ASGI app; nothing is connected until the first request.
 
-    ``clock`` is the one source of "now" for the API, the webhooks and the in-process worker.
+    ``clock`` is the one source of "now" for the API, the webhooks and the in-process worker;
+    ``registry`` the plugins it uses (every installed one by default).
     """
     chosen = settings or Settings()
     owned = database is None
     db = database or Database.from_settings(chosen)
     time = clock or SystemClock()
-    worker = build_worker(chosen, db, clock=time) if chosen.run_worker else None
+    plugins = registry or build_registry()
+    worker = build_worker(chosen, db, clock=time, registry=plugins) if chosen.run_worker else None
     graphql = GraphQLView(
         build_schema(production=chosen.is_production),
         settings=chosen,
@@ -76,6 +80,7 @@ def create_app(
     intake = WebhookIntake(
         db,
         Vault(chosen.encryption_keys),
+        plugins.webhook_sources,
         clock=time,
         on_enqueued=worker.wake if worker else None,
     )
@@ -100,6 +105,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *intake.routes(),
+            *(Route(r.path, r.endpoint, methods=list(r.methods)) for r in plugins.routes),
         ],
         lifespan=lifespan,
     )
@@ -112,5 +118,6 @@ def create_app(
 def serve_app() -> ASGIApp:
     """The app as ``rma serve`` runs it: settings from the environment, logging configured."""
     settings = Settings()
-    configure_logging_for(settings)
-    return create_app(settings)
+    registry = build_registry()
+    configure_logging_for(settings, plugin_secrets=registry.secrets())
+    return create_app(settings, registry=registry)

@@ -31,6 +31,7 @@ from core.settings import InsecureSettings, Settings
 from core.usecases import connections, operations
 from core.usecases.connections import connect_platform
 from core.usecases.merchants import create_api_key, create_merchant
+from graphql_api.composition import build_registry
 
 T = TypeVar("T")
 
@@ -70,7 +71,7 @@ def load_settings() -> Settings:
         # Name the variables and what is wrong, never their values: they may be secrets.
         problems = "; ".join(_setting_problem(entry) for entry in error.errors())
         raise fail(f"configuration: {problems}") from None
-    configure_logging_for(settings)
+    configure_logging_for(settings, plugin_secrets=build_registry().secrets())
     return settings
 
 
@@ -245,7 +246,7 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
 ) -> None:
     """Run jobs until SIGTERM or SIGINT; then finish or hand back the jobs in hand."""
-    from graphql_api.runtime import build_worker
+    from graphql_api.composition import build_worker
 
     settings = load_settings()
 
@@ -377,14 +378,17 @@ def _connect(
     webhook_secret: str,
 ) -> None:
     settings = load_settings()
+    source = build_registry().webhook_sources.get(platform)
+    if source is None:
+        raise fail(f"no installed plugin connects {platform.value}")
 
     async def work(database: Database) -> str:
         async with database.session() as session:
             connection = await connect_platform(
                 session,
                 Vault(settings.encryption_keys),
+                source,
                 merchant_id=merchant,
-                platform=platform,
                 account=account,
                 credentials=credentials,
                 webhook_secret=webhook_secret,

@@ -17,8 +17,8 @@ from core.usecases import (
     inspection,
     logistics,
     lookup,
+    money_movement,
     orders,
-    payments,
     policies,
     requests,
     resolutions,
@@ -349,7 +349,7 @@ class Mutation:
     async def retry_resolution(self, info: Info, resolution_id: strawberry.ID) -> ResolveRmaPayload:
         return await _resolution_payload(
             info,
-            lambda session: payments.retry_resolution(
+            lambda session: money_movement.retry_resolution(
                 session,
                 info.context.merchant_id,
                 expect_id(resolution_id, "Resolution", field="resolutionId"),

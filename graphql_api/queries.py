@@ -12,8 +12,9 @@ from core import entities, queries
 from core.enums import ReturnReason as CoreReason
 from core.enums import RmaStatus as CoreStatus
 from core.errors import InvalidInput, NotFound
-from core.usecases.common import current_policy, require_time
+from core.usecases.inputs import require_time
 from core.usecases.lookup import get_rma_by_number
+from core.usecases.owned_rows import current_policy
 from core.usecases.requests import order_eligibility
 from graphql_api.context import Info
 from graphql_api.ids import decode_cursor, encode_cursor, expect_id, parse_global_id

@@ -21,8 +21,8 @@ from core.clock import Clock, SystemClock
 from core.database import Database
 from core.entities import Job, WebhookDelivery
 from core.enums import JobState, Platform, WebhookState
-from core.jobs.kinds import PROCESS_DELIVERY
-from core.jobs.queue import DEFAULT_MAX_ATTEMPTS
+from core.outbox.kinds import PROCESS_DELIVERY
+from core.outbox.queue import DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,9 @@
 from core.entities.base import metadata
 from core.entities.inbox import Job, WebhookDelivery
 from core.entities.merchants import ApiKey, Connection, Merchant
-from core.entities.money import Resolution, StoreCreditEntry
 from core.entities.orders import Customer, Order, OrderLine, OrderPayment
 from core.entities.policies import ReturnPolicy
+from core.entities.resolutions import Resolution, StoreCreditEntry
 from core.entities.rmas import Feedback, Inspection, Rma, RmaEvent, RmaLine, Shipment
 
 __all__ = [

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.jobs import payments
-from core.jobs.kinds import (
+from core.jobs import money
+from core.jobs.worker import Handler, JobContext, PeriodicJob
+from core.outbox.kinds import (
     APPLY_STORE_CREDIT,
     AUTO_RESOLVE,
     EXECUTE_REFUND,
@@ -13,7 +14,6 @@ from core.jobs.kinds import (
     RECONCILE_PAYMENTS,
     REFRESH_REFUND,
 )
-from core.jobs.worker import Handler, JobContext, PeriodicJob
 from core.usecases.review import expire_authorizations
 
 
@@ -27,11 +27,11 @@ async def run_expire_authorizations(context: JobContext) -> None:
 
 CORE_HANDLERS: dict[str, Handler] = {
     EXPIRE_AUTHORIZATIONS: run_expire_authorizations,
-    EXECUTE_REFUND: payments.execute_refund,
-    REFRESH_REFUND: payments.refresh_refund,
-    APPLY_STORE_CREDIT: payments.apply_store_credit,
-    AUTO_RESOLVE: payments.auto_resolve,
-    RECONCILE_PAYMENTS: payments.reconcile,
+    EXECUTE_REFUND: money.execute_refund,
+    REFRESH_REFUND: money.refresh_refund,
+    APPLY_STORE_CREDIT: money.apply_store_credit,
+    AUTO_RESOLVE: money.auto_resolve,
+    RECONCILE_PAYMENTS: money.reconcile,
 }
 CORE_PERIODIC = [
     PeriodicJob(

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
@@ -37,8 +37,11 @@ from core.entities import Job
 from core.entities.columns import UtcDateTime
 from core.enums import JobState
 from core.jobs.notify import listen_for_jobs
-from core.jobs.queue import enqueue_once
 from core.jobs.timing import retry_delay, slot_start
+from core.outbox.queue import enqueue_once
+
+if TYPE_CHECKING:
+    from core.services import Services
 
 log = structlog.get_logger()
 
@@ -57,7 +60,8 @@ class JobContext:
 
     job: Job
     database: Database
-    services: Mapping[str, Any]
+    # Settings, vault and the plugin registry, when the composition root wired them.
+    services: Services | None = None
     clock: Clock = field(default_factory=SystemClock)
 
 
@@ -92,7 +96,7 @@ class Worker:
     lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 0.5
     periodic: Sequence[PeriodicJob] = ()
-    services: Mapping[str, Any] = field(default_factory=dict)
+    services: Services | None = None
     clock: Clock = field(default_factory=SystemClock)
     grace_seconds: float = 30.0
     retry_base_seconds: float = 2.0

@@ -1,4 +1,4 @@
-"""Merchant connections to Shopify, WooCommerce and Stripe, with their secrets sealed."""
+"""Merchant connections to platforms, with their credentials and webhook secrets sealed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,29 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Connection, Merchant
 from core.enums import Platform
 from core.errors import InvalidInput, NotFound
+from core.ports.webhooks import WebhookSource
 from core.secrets import Vault
-from core.usecases.common import as_uuid, checked_now
+from core.usecases.inputs import as_uuid, checked_now
 
 # How many webhook secrets stay valid: the current one and the one before it (rotation).
 KEPT_WEBHOOK_SECRETS = 2
-
-
-def normalize_account(platform: Platform, account: str) -> str:
-    """The identity a platform's deliveries claim: a shop domain, a store URL, a Stripe account."""
-    value = account.strip()
-    if not value or len(value) > 255:
-        raise InvalidInput("account", "the shop, store URL or account is required")
-    if platform is Platform.SHOPIFY:
-        domain = value.lower().removeprefix("https://").removeprefix("http://").strip("/")
-        if not domain.endswith(".myshopify.com") or "/" in domain:
-            raise InvalidInput("shop", "a Shopify shop looks like the-shop.myshopify.com")
-        return domain
-    if platform is Platform.WOOCOMMERCE:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidInput("storeUrl", "a store URL looks like https://shop.example.com/")
-        return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}/"
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,26 +31,22 @@ class ConnectionSecrets:
 async def connect_platform(
     session: AsyncSession,
     vault: Vault,
+    source: WebhookSource,
     *,
     merchant_id: uuid.UUID | str,
-    platform: Platform | str,
     account: str,
     credentials: dict[str, str],
     webhook_secret: str,
     now: datetime,
 ) -> Connection:
-    """Create the connection, or rotate its secrets when it exists.
+    """Create the connection to ``source``'s platform, or rotate its secrets when it exists.
 
-    A new webhook secret goes first; the previous one stays valid until the next rotation,
-    because platforms take a while to sign with the new one.
+    The account is normalized by the platform's source, as its deliveries will claim it. A new
+    webhook secret goes first; the previous one stays valid until the next rotation, because
+    platforms take a while to sign with the new one.
     """
-    try:
-        chosen = Platform(str(platform).lower())
-    except ValueError as error:
-        raise InvalidInput("platform", f"unknown platform {platform!r}") from error
-    if chosen is Platform.STOREFRONT:
-        raise InvalidInput("platform", "storefronts push orders through the API")
-    normalized = normalize_account(chosen, account)
+    chosen = source.platform
+    normalized = source.normalize_account(account)
     secret = webhook_secret.strip()
     if len(secret) < 8 or len(secret) > 255:
         raise InvalidInput("webhookSecret", "a webhook secret has 8 to 255 characters")
@@ -140,3 +118,22 @@ async def list_connections(
     if merchant_id is not None:
         statement = statement.where(Connection.merchant_id == as_uuid(merchant_id, "merchant"))
     return (await session.exec(statement)).all()
+
+
+async def connection_credentials(
+    session: AsyncSession, vault: Vault, merchant_id: uuid.UUID, platform: Platform
+) -> dict[str, Any] | None:
+    """The decrypted credentials of the merchant's oldest enabled connection to ``platform``;
+    None when it has none. For plugin factories, which never read the database themselves."""
+    connection = (
+        await session.exec(
+            select(Connection)
+            .where(
+                Connection.merchant_id == merchant_id,
+                Connection.platform == platform,
+                col(Connection.disabled_at).is_(None),
+            )
+            .order_by(col(Connection.created_at))
+        )
+    ).first()
+    return None if connection is None else read_secrets(vault, connection).credentials

@@ -12,19 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Inspection, Rma
 from core.enums import Disposition, ItemCondition, RmaStatus
 from core.errors import InvalidInput, NotFound
-from core.jobs.kinds import AUTO_RESOLVE
-from core.jobs.queue import enqueue
+from core.outbox.kinds import AUTO_RESOLVE
+from core.outbox.queue import enqueue
 from core.rules.policy import passes_inspection
-from core.usecases.common import (
-    as_uuid,
-    checked_now,
-    clean_text,
-    lock_rma,
-    policy_of,
-    record_event,
-    require_unique,
-    transition,
-)
+from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum, require_unique
+from core.usecases.owned_rows import lock_rma, policy_of
+from core.usecases.timeline import record_event, transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +40,12 @@ async def inspect_rma(
     """Record condition and disposition for every received line, in one go."""
     parsed = []
     for index, line in enumerate(lines):
-        try:
-            condition = ItemCondition(str(line.condition).upper())
-        except ValueError as error:
-            raise InvalidInput(f"lines[{index}].condition", "unknown condition") from error
-        try:
-            disposition = Disposition(str(line.disposition).upper())
-        except ValueError as error:
-            raise InvalidInput(f"lines[{index}].disposition", "unknown disposition") from error
+        condition = parse_enum(
+            ItemCondition, line.condition, f"lines[{index}].condition", "unknown condition"
+        )
+        disposition = parse_enum(
+            Disposition, line.disposition, f"lines[{index}].disposition", "unknown disposition"
+        )
         parsed.append(
             (
                 as_uuid(line.rma_line_id, f"lines[{index}].rmaLineId"),

@@ -14,27 +14,15 @@ from core.entities import Rma, RmaLine, Shipment
 from core.enums import Carrier, ItemCondition, ReturnReason, RmaStatus
 from core.errors import InvalidInput, NotFound, QuantityExceeded
 from core.rules.tracking import normalize_tracking_number, tracking_url
-from core.usecases.common import (
-    as_uuid,
-    checked_now,
-    current_policy,
-    load_order,
-    lock_rma,
-    record_event,
-    require_positive,
-    require_unique,
-    returned_quantities,
-    transition,
-)
+from core.usecases.inputs import as_uuid, checked_now, parse_enum, require_positive, require_unique
+from core.usecases.owned_rows import current_policy, load_order, lock_rma
 from core.usecases.requests import NumberSource, random_number_bits, unique_rma_number
+from core.usecases.returned_units import returned_quantities
+from core.usecases.timeline import record_event, transition
 
 
 def _carrier(value: Carrier | str) -> Carrier:
-    try:
-        return Carrier(str(value).upper())
-    except ValueError as error:
-        known = ", ".join(carrier.value for carrier in Carrier)
-        raise InvalidInput("carrier", f"carrier is one of {known}") from error
+    return parse_enum(Carrier, value, "carrier")
 
 
 async def record_shipment(
@@ -179,11 +167,9 @@ async def receive_unauthorized(
     parsed = []
     for index, line in enumerate(lines):
         require_positive(line.quantity, f"lines[{index}].quantity")
-        try:
-            condition = ItemCondition(str(line.condition).upper())
-            reason = ReturnReason(str(line.reason).upper())
-        except ValueError as error:
-            raise InvalidInput(f"lines[{index}]", "unknown condition or reason") from error
+        message = "unknown condition or reason"
+        condition = parse_enum(ItemCondition, line.condition, f"lines[{index}]", message)
+        reason = parse_enum(ReturnReason, line.reason, f"lines[{index}]", message)
         parsed.append(
             (
                 as_uuid(line.order_line_id, f"lines[{index}].orderLineId"),

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Customer, Order, Rma
 from core.errors import DomainError, NotFound
 from core.rules.numbers import parse_rma_number
-from core.usecases.common import as_uuid
+from core.usecases.inputs import as_uuid
 from core.usecases.orders import normalize_email
 
 

@@ -15,7 +15,7 @@ from core.entities import ApiKey, Merchant, ReturnPolicy
 from core.enums import ApiKeyRole
 from core.errors import InvalidInput, NotFound
 from core.money import normalize_currency
-from core.usecases.common import as_uuid, checked_now, clean_text
+from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 
 API_KEY_PREFIX = "rma_sk_"
 
@@ -62,12 +62,9 @@ async def create_api_key(
     now: datetime,
 ) -> IssuedApiKey:
     """Issue a staff API key; only its hash is stored."""
-    try:
-        chosen_role = ApiKeyRole(str(role).upper())
-    except ValueError as error:
-        raise InvalidInput(
-            "role", f"{role!s} is not a role; use ADMIN, AGENT or READONLY"
-        ) from error
+    chosen_role = parse_enum(
+        ApiKeyRole, role, "role", f"{role!s} is not a role; use ADMIN, AGENT or READONLY"
+    )
     merchant_uuid = as_uuid(merchant_id, "merchant")
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
     async with session.begin():

@@ -11,10 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Job, WebhookDelivery
 from core.enums import JobState, WebhookState
-from core.errors import Conflict, InvalidInput, NotFound
-from core.jobs.kinds import PROCESS_DELIVERY
-from core.jobs.queue import enqueue
-from core.usecases.common import as_uuid
+from core.errors import Conflict, NotFound
+from core.outbox.kinds import PROCESS_DELIVERY
+from core.outbox.queue import enqueue
+from core.usecases.inputs import as_uuid, parse_enum
 
 
 async def list_jobs(
@@ -23,11 +23,7 @@ async def list_jobs(
     """Newest jobs first, optionally of one state."""
     statement = select(Job).order_by(col(Job.created_at).desc()).limit(limit)
     if state is not None:
-        try:
-            statement = statement.where(Job.state == JobState(state.upper()))
-        except ValueError as error:
-            known = ", ".join(s.value for s in JobState)
-            raise InvalidInput("state", f"state is one of {known}") from error
+        statement = statement.where(Job.state == parse_enum(JobState, state, "state"))
     return (await session.exec(statement)).all()
 
 

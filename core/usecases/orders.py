@@ -17,7 +17,14 @@ from core.entities import Customer, Merchant, Order, OrderLine, OrderPayment, Rm
 from core.enums import PaymentProviderName, Platform
 from core.errors import Conflict, CurrencyMismatch, InvalidInput, NotFound
 from core.money import normalize_currency
-from core.usecases.common import as_uuid, checked_now, clean_text, require_time, require_unique
+from core.usecases.inputs import (
+    as_uuid,
+    checked_now,
+    clean_text,
+    parse_enum,
+    require_time,
+    require_unique,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -101,10 +108,9 @@ def _validate_line(line: OrderLineInput, index: int) -> None:
 
 
 def _validate(order: OrderInput) -> tuple[Platform, str]:
-    try:
-        platform = Platform(str(order.platform).lower())
-    except ValueError as error:
-        raise InvalidInput("platform", f"unknown platform {order.platform!r}") from error
+    platform = parse_enum(
+        Platform, order.platform, "platform", f"unknown platform {order.platform!r}"
+    )
     currency = normalize_currency(order.currency)
     if not order.external_id.strip() or len(order.external_id) > 64:
         raise InvalidInput("externalId", "an order needs the platform's id (at most 64 chars)")
@@ -134,12 +140,12 @@ def _validate(order: OrderInput) -> tuple[Platform, str]:
                 field=f"payments[{index}].currency",
             )
         _non_negative(payment.captured_minor, f"payments[{index}].capturedMinor")
-        try:
-            PaymentProviderName(str(payment.provider).lower())
-        except ValueError as error:
-            raise InvalidInput(
-                f"payments[{index}].provider", f"unknown provider {payment.provider!r}"
-            ) from error
+        parse_enum(
+            PaymentProviderName,
+            payment.provider,
+            f"payments[{index}].provider",
+            f"unknown provider {payment.provider!r}",
+        )
     return platform, currency
 
 

@@ -12,7 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import ReturnPolicy
 from core.enums import ResolutionKind, ReturnReason
 from core.errors import Conflict, InvalidInput
-from core.usecases.common import checked_now, clean_text, current_policy
+from core.usecases.inputs import checked_now, clean_text
+from core.usecases.owned_rows import current_policy
 
 _MAX_TAGS = 100
 

@@ -8,26 +8,28 @@ on the RMA's timeline instead of being applied.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Resolution
-from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
-from core.errors import DomainError, InvalidInput
-from core.usecases.common import checked_now, clean_text, lock_rma, record_event
+from core.enums import ResolutionKind, ResolutionStatus
+from core.errors import DomainError
+from core.ports.payments import RefundReport, RefundStatus
+from core.usecases.inputs import checked_now, clean_text
+from core.usecases.owned_rows import lock_rma
 from core.usecases.resolutions import FINAL_RESOLUTION_STATUSES, settle_resolution
+from core.usecases.timeline import record_event
 
 # What a provider's refund status means for a resolution, and how far along it is: a status
 # never moves back to a lower rank, so late or repeated events change nothing.
-PROVIDER_REFUND_STATUSES: dict[str, ResolutionStatus] = {
-    "pending": ResolutionStatus.PROCESSING,
-    "requires_action": ResolutionStatus.PROCESSING,
-    "succeeded": ResolutionStatus.SUCCEEDED,
-    "failed": ResolutionStatus.FAILED,
-    "canceled": ResolutionStatus.CANCELED,
+REFUND_STATUS_MEANS: dict[RefundStatus, ResolutionStatus] = {
+    RefundStatus.PENDING: ResolutionStatus.PROCESSING,
+    RefundStatus.REQUIRES_ACTION: ResolutionStatus.PROCESSING,
+    RefundStatus.SUCCEEDED: ResolutionStatus.SUCCEEDED,
+    RefundStatus.FAILED: ResolutionStatus.FAILED,
+    RefundStatus.CANCELED: ResolutionStatus.CANCELED,
 }
 
 
@@ -44,15 +46,8 @@ class ReportDoesNotMatch(DomainError):
 async def record_provider_refund(
     session: AsyncSession,
     merchant_id: uuid.UUID,
+    report: RefundReport,
     *,
-    provider: PaymentProviderName,
-    provider_reference: str,
-    status: str,
-    amount_minor: int | None = None,
-    currency: str | None = None,
-    payment_references: Sequence[str] = (),
-    resolution_id: str | None = None,
-    failure_reason: str | None = None,
     actor: str = "provider",
     now: datetime,
 ) -> Resolution | None:
@@ -61,20 +56,20 @@ async def record_provider_refund(
     The resolution is found by the provider's refund id, or by the resolution id the refund
     carries in its metadata. Returns ``None`` when no resolution of this merchant matches, and
     raises :class:`ReportDoesNotMatch` when the report is not about a refund this resolution
-    made through ``provider``: another provider, a store credit, another amount or currency, or
-    another payment (``payment_references``: the payment ids the provider names).
+    made through the reporting provider: another provider, a store credit, another amount or
+    currency, or another payment (the report's ``payment_references``).
     """
-    mapped = PROVIDER_REFUND_STATUSES.get(status)
-    if mapped is None:
-        raise InvalidInput("status", f"unknown refund status {status!r}")
+    mapped = REFUND_STATUS_MEANS[report.status]
+    status = report.status.value
+    provider_reference = report.provider_reference
     moment = checked_now(now)
     async with session.begin():
         resolution = await _find_by_reference(
-            session, merchant_id, provider_reference, resolution_id
+            session, merchant_id, provider_reference, report.resolution_id
         )
         if resolution is None:
             return None
-        _check_report(resolution, provider, amount_minor, currency, payment_references)
+        _check_report(resolution, report)
         rma = await lock_rma(session, merchant_id, resolution.rma_id)
         await session.refresh(resolution, with_for_update=True)
         if (
@@ -127,18 +122,15 @@ async def record_provider_refund(
             # A settled refund has no failure; a failed one keeps the provider's reason.
             reason=""
             if mapped is ResolutionStatus.SUCCEEDED
-            else clean_text(failure_reason or f"the provider reports {status}", "failureReason"),
+            else clean_text(
+                report.failure_reason or f"the provider reports {status}", "failureReason"
+            ),
         )
     return resolution
 
 
-def _check_report(
-    resolution: Resolution,
-    provider: PaymentProviderName,
-    amount_minor: int | None,
-    currency: str | None,
-    payment_references: Sequence[str],
-) -> None:
+def _check_report(resolution: Resolution, report: RefundReport) -> None:
+    provider, amount_minor, currency = report.provider, report.amount_minor, report.currency
     problems = []
     if resolution.provider is not provider:
         problems.append(f"it is a {resolution.provider.value} resolution, not {provider.value}")
@@ -150,7 +142,7 @@ def _check_report(
         problems.append(
             f"the refund is in {currency.upper()}, the resolution in {resolution.currency}"
         )
-    named = [reference for reference in payment_references if reference]
+    named = [reference for reference in report.payment_references if reference]
     if named and resolution.payment_reference and resolution.payment_reference not in named:
         problems.append("the refund is of another payment")
     if problems:

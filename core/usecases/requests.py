@@ -19,19 +19,17 @@ from core.rules.numbers import RANDOM_BITS, rma_number_from_bits
 from core.rules.policy import LineEligibility, LineFacts, LineRequest, evaluate_line
 from core.rules.pricing import LinePricing, price_line
 from core.rules.risk import CustomerHistory, Risk, risk_score
-from core.usecases.common import (
-    SYSTEM_ACTOR,
+from core.usecases.inputs import (
     as_uuid,
     checked_now,
     clean_text,
-    current_policy,
-    load_order,
-    record_event,
+    parse_enum,
     require_positive,
     require_unique,
-    returned_quantities,
-    transition,
 )
+from core.usecases.owned_rows import current_policy, load_order
+from core.usecases.returned_units import returned_quantities
+from core.usecases.timeline import SYSTEM_ACTOR, record_event, transition
 
 NumberSource = Callable[[], int]
 
@@ -121,14 +119,12 @@ async def order_eligibility(
 def _parse_line(line: ReturnLineInput, index: int) -> tuple[uuid.UUID, LineRequest]:
     where = f"lines[{index}]"
     require_positive(line.quantity, f"{where}.quantity")
-    try:
-        reason = ReturnReason(str(line.reason).upper())
-    except ValueError as error:
-        raise InvalidInput(f"{where}.reason", f"unknown return reason {line.reason!r}") from error
-    try:
-        condition = ItemCondition(str(line.condition).upper())
-    except ValueError as error:
-        raise InvalidInput(f"{where}.condition", f"unknown condition {line.condition!r}") from error
+    reason = parse_enum(
+        ReturnReason, line.reason, f"{where}.reason", f"unknown return reason {line.reason!r}"
+    )
+    condition = parse_enum(
+        ItemCondition, line.condition, f"{where}.condition", f"unknown condition {line.condition!r}"
+    )
     clean_text(line.comment, f"{where}.comment")
     order_line_id = as_uuid(line.order_line_id, f"{where}.orderLineId")
     return order_line_id, LineRequest(
@@ -224,12 +220,12 @@ async def request_rma(
     note = clean_text(customer_note, "customerNote")
     preferred = None
     if preferred_resolution is not None:
-        try:
-            preferred = ResolutionKind(str(preferred_resolution).upper())
-        except ValueError as error:
-            raise InvalidInput(
-                "preferredResolution", f"unknown resolution {preferred_resolution!r}"
-            ) from error
+        preferred = parse_enum(
+            ResolutionKind,
+            preferred_resolution,
+            "preferredResolution",
+            f"unknown resolution {preferred_resolution!r}",
+        )
 
     async with session.begin():
         # Locking the order serializes requests for it, so two requests cannot both take the

@@ -17,7 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Inspection, Order, OrderPayment, Resolution, Rma, StoreCreditEntry
 from core.enums import (
+    CONFIRMED_BY_STAFF,
     DEAD_RESOLUTION_STATUSES,
+    REFUND_PROVIDERS,
     PaymentProviderName,
     ResolutionKind,
     ResolutionStatus,
@@ -30,21 +32,13 @@ from core.errors import (
     RefundExceedsPaid,
     ResolutionNotAllowed,
 )
-from core.jobs.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND
-from core.jobs.queue import enqueue
+from core.outbox.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND
+from core.outbox.queue import enqueue
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
-from core.usecases.common import (
-    as_uuid,
-    checked_now,
-    clean_text,
-    get_owned,
-    load_order,
-    lock_rma,
-    policy_of,
-    record_event,
-    returned_quantities,
-    transition,
-)
+from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
+from core.usecases.owned_rows import get_owned, load_order, lock_rma, policy_of
+from core.usecases.returned_units import returned_quantities
+from core.usecases.timeline import record_event, transition
 
 _PRICED = frozenset({RmaStatus.RESOLVING, RmaStatus.RESOLVED, RmaStatus.CLOSED})
 FINAL_RESOLUTION_STATUSES = frozenset({ResolutionStatus.SUCCEEDED}) | DEAD_RESOLUTION_STATUSES
@@ -65,7 +59,7 @@ def refund_payment(order: Order, provider: PaymentProviderName) -> OrderPayment 
 def refund_provider(order: Order) -> PaymentProviderName:
     """Who moves a refund's money: the order's payment provider, or staff by hand."""
     providers = {payment.provider for payment in order.payments if payment.captured_minor > 0}
-    for provider in (PaymentProviderName.STRIPE, PaymentProviderName.SHOPIFY_PAYMENTS):
+    for provider in REFUND_PROVIDERS:
         if provider in providers:
             return provider
     return PaymentProviderName.MANUAL
@@ -157,10 +151,7 @@ async def resolve_rma(
 
     A repeated call with the same ``request_key`` returns the resolution the first call made.
     """
-    try:
-        chosen = ResolutionKind(str(kind).upper())
-    except ValueError as error:
-        raise InvalidInput("resolution", f"unknown resolution {kind!r}") from error
+    chosen = parse_enum(ResolutionKind, kind, "resolution", f"unknown resolution {kind!r}")
     key = clean_text(request_key, "idempotencyKey", limit=255) or None
     moment = checked_now(now)
     async with session.begin():
@@ -269,12 +260,6 @@ async def resolve_rma(
     return ChosenResolution(rma, resolution)
 
 
-# Resolutions whose money a person moves: staff confirm them when done.
-MANUAL_PROVIDERS = frozenset(
-    {PaymentProviderName.MANUAL, PaymentProviderName.SHOPIFY_PAYMENTS, PaymentProviderName.OTHER}
-)
-
-
 async def complete_manual_refund(
     session: AsyncSession,
     merchant_id: uuid.UUID,
@@ -294,7 +279,7 @@ async def complete_manual_refund(
             session, Resolution, merchant_id, resolution_id, field="resolutionId"
         )
         if (
-            resolution.provider not in MANUAL_PROVIDERS
+            resolution.provider not in CONFIRMED_BY_STAFF
             or resolution.kind is not ResolutionKind.REFUND
         ):
             raise Conflict(
@@ -342,7 +327,8 @@ def _enqueue_money_movement(
             merchant_id=resolution.merchant_id,
             lock_key=lock,
         )
-    elif resolution.provider is PaymentProviderName.STRIPE:
+    elif resolution.provider not in CONFIRMED_BY_STAFF:
+        # The installed plugin for this provider moves the money (the job finds it).
         enqueue(
             session,
             EXECUTE_REFUND,

@@ -11,15 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Rma
 from core.enums import RmaStatus
 from core.errors import InvalidInput
-from core.usecases.common import (
-    SYSTEM_ACTOR,
-    checked_now,
-    clean_text,
-    lock_rma,
-    policy_of,
-    transition,
-)
+from core.usecases.inputs import checked_now, clean_text
+from core.usecases.owned_rows import lock_rma, policy_of
 from core.usecases.requests import authorize_fields
+from core.usecases.timeline import SYSTEM_ACTOR, transition
 
 
 async def authorize_rma(

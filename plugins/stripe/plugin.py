@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import stripe
-from sqlmodel import col, select
 
-from core.database import Database
-from core.entities import Connection
 from core.enums import PaymentProviderName, Platform
-from core.ports import PaymentProvider
-from core.secrets import Vault
-from core.usecases.connections import read_secrets
+from core.plugins import Plugin
+from core.ports.payments import PaymentProvider, PaymentProviderFactory, ProviderRejected
+from core.ports.webhooks import TopicHandler, WebhookSource
 from plugins.stripe.provider import StripeProvider
-
-DEFAULT_API_BASE = "https://api.stripe.com"
+from plugins.stripe.settings import StripeSettings
+from plugins.stripe.webhooks import TOPICS, StripeWebhookSource
 
 
 class FormBodyHTTPXClient(stripe.HTTPXClient):
@@ -35,45 +31,47 @@ class FormBodyHTTPXClient(stripe.HTTPXClient):
         return args, kwargs
 
 
-@dataclass
-class StripePlugin:
-    """Builds a provider per merchant from its Stripe connection's sealed secret key."""
+class StripePlugin(Plugin):
+    """Refunds and customer-balance credit through each merchant's own Stripe account."""
 
-    name: str = "stripe"
+    name: ClassVar[str] = "stripe"
+    platform: ClassVar[Platform] = Platform.STRIPE
+    settings_class = StripeSettings
 
-    def payment_providers(
-        self, vault: Vault, *, api_base: str = DEFAULT_API_BASE, timeout: float = 20.0
-    ) -> dict[PaymentProviderName, Any]:
-        async def for_merchant(
-            database: Database, merchant_id: uuid.UUID
-        ) -> PaymentProvider | None:
-            async with database.read_session() as session:
-                connection = (
-                    await session.exec(
-                        select(Connection)
-                        .where(
-                            Connection.merchant_id == merchant_id,
-                            Connection.platform == Platform.STRIPE,
-                            Connection.disabled_at == None,  # noqa: E711 (SQL IS NULL)
-                        )
-                        .order_by(col(Connection.created_at))
-                    )
-                ).first()
-            if connection is None:
-                return None
-            secret_key = read_secrets(vault, connection).credentials.get("secret_key")
+    @property
+    def stripe_settings(self) -> StripeSettings:
+        settings = self.settings
+        assert isinstance(settings, StripeSettings)
+        return settings
+
+    def payment_provider(self) -> PaymentProviderFactory:
+        settings = self.stripe_settings
+
+        def build(credentials: Mapping[str, Any]) -> PaymentProvider:
+            secret_key = credentials.get("secret_key")
             if not secret_key:
-                return None
-            http = FormBodyHTTPXClient(timeout=timeout)
+                raise ProviderRejected("the Stripe connection has no secret key")
+            http = FormBodyHTTPXClient(timeout=settings.timeout_seconds)
             client = stripe.StripeClient(
-                secret_key,
-                base_addresses={"api": api_base},
+                str(secret_key),
+                base_addresses={"api": settings.api_base},
                 max_network_retries=2,
                 http_client=http,
             )
             return StripeProvider(client, http)
 
-        return {PaymentProviderName.STRIPE: for_merchant}
+        return PaymentProviderFactory(
+            provider=PaymentProviderName.STRIPE,
+            platform=Platform.STRIPE,
+            build=build,
+            holds_customer_balances=True,
+        )
+
+    def webhook_source(self) -> WebhookSource:
+        return StripeWebhookSource()
+
+    def topic_handlers(self) -> Mapping[str, TopicHandler]:
+        return TOPICS
 
 
 plugin = StripePlugin()

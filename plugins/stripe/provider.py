@@ -11,12 +11,13 @@ from typing import Any
 
 import stripe
 
-from core.ports import (
+from core.ports.payments import (
     ProviderAmbiguous,
     ProviderIdempotencyConflict,
     ProviderRefund,
     ProviderRejected,
     RefundRequest,
+    RefundStatus,
 )
 
 # How many of a payment's refunds a lookup reads before giving up (Stripe lists newest first).
@@ -24,9 +25,14 @@ LOOKUP_LIMIT = 300
 
 
 def _refund(found: Any) -> ProviderRefund:
+    try:
+        status = RefundStatus(str(found.status))
+    except ValueError:
+        # A status Stripe added since: not settled, so the core looks again later.
+        status = RefundStatus.PENDING
     return ProviderRefund(
         reference=str(found.id),
-        status=str(found.status),
+        status=status,
         amount_minor=int(found.amount),
         failure_reason=getattr(found, "failure_reason", None),
     )

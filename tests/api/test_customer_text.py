@@ -7,6 +7,7 @@ import json
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+from core.ports.payments import RefundReport, RefundStatus
 from core.usecases.provider_reports import record_provider_refund
 from core.usecases.resolutions import record_resolution_outcome, resolve_rma
 from tests import factories as f
@@ -68,17 +69,16 @@ async def test_a_refund_settled_by_a_provider_report_has_no_failure_reason(
         chosen = await resolve_rma(
             session, shop.id, rma.id, kind=ResolutionKind.REFUND, actor="staff:x", now=f.NOW
         )
-    for status in ("pending", "succeeded"):
+    for status in (RefundStatus.PENDING, RefundStatus.SUCCEEDED):
         async with db.session() as session:
-            settled = await record_provider_refund(
-                session,
-                shop.id,
+            report = RefundReport(
                 provider=PaymentProviderName.STRIPE,
                 provider_reference="re_settles",
                 status=status,
                 resolution_id=str(chosen.resolution.id),
-                actor="stripe",
-                now=SYSTEM_CLOCK.now(),
+            )
+            settled = await record_provider_refund(
+                session, shop.id, report, actor="stripe", now=SYSTEM_CLOCK.now()
             )
     assert settled is not None
     assert settled.status is ResolutionStatus.SUCCEEDED

@@ -32,7 +32,7 @@ from core.rules.numbers import RANDOM_BITS, rma_number_from_bits
 from core.usecases.inspection import InspectedLine, inspect_rma
 from core.usecases.logistics import ReceivedLine, receive_rma, record_shipment
 from core.usecases.merchants import API_KEY_PREFIX, create_api_key, hash_api_key
-from core.usecases.payments import mark_requires_review
+from core.usecases.money_movement import mark_requires_review
 from core.usecases.policies import PolicyChanges, update_return_policy
 from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import record_resolution_outcome, resolve_rma

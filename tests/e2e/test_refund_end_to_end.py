@@ -19,7 +19,7 @@ from core.enums import ApiKeyRole
 from core.usecases.merchants import create_api_key
 from graphql_api.app import create_app
 from graphql_api.ids import to_global_id
-from tests.fakes import FakeStripe
+from testkit.fakes import FakeStripe
 from tests.integration.money_world import (
     WEBHOOK_SECRET,
     World,
@@ -44,7 +44,9 @@ async def live(money_db: Database, fake_stripe: FakeStripe) -> AsyncIterator[tup
     """A merchant whose policy settles passed returns by itself, and the app serving on HTTP."""
     world = await make_world(money_db, fake_stripe, auto_resolve=True)
     app = create_app(
-        world.settings.model_copy(update={"secret_key": SecretStr("s" * 40)}), database=money_db
+        world.settings.model_copy(update={"secret_key": SecretStr("s" * 40)}),
+        database=money_db,
+        registry=world.registry,
     )
     port = free_port()
     server = uvicorn.Server(

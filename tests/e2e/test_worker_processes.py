@@ -48,18 +48,19 @@ from core.enums import (
     RmaStatus,
     WebhookState,
 )
-from core.jobs.kinds import EXECUTE_REFUND, EXPIRE_AUTHORIZATIONS, PROCESS_DELIVERY
-from core.jobs.queue import enqueue
 from core.migrate import upgrade_async
+from core.outbox.kinds import EXECUTE_REFUND, EXPIRE_AUTHORIZATIONS, PROCESS_DELIVERY
+from core.outbox.queue import enqueue
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY
 from core.usecases.connections import connect_platform
 from core.usecases.orders import CustomerInput, OrderInput, PaymentInput, upsert_order
 from core.usecases.resolutions import resolve_rma
+from plugins.stripe.webhooks import StripeWebhookSource
+from testkit.fakes import FakeAccount, FakeStripe
+from testkit.webhook_signing import stripe_event, stripe_headers
 from tests import factories as f
 from tests.conftest import POSTGRES_URL, PostgresServer, terminate_backends
-from tests.fakes import FakeAccount, FakeStripe
-from tests.webhook_signing import stripe_event, stripe_headers
 
 RMA = Path(sys.executable).parent / "rma"
 PROJECT = Path(__file__).resolve().parents[2]
@@ -262,8 +263,8 @@ async def stripe_connection(
         connection = await connect_platform(
             session,
             Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            StripeWebhookSource(),
             merchant_id=merchant_id,
-            platform="stripe",
             account=account,
             credentials={"secret_key": secret_key},
             webhook_secret=webhook_secret,

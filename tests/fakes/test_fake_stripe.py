@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.clock import SYSTEM_CLOCK
-from tests.fakes import STRIPE_HTTPX_WARNING_FILTER, FakeAccount, FakeStripe, sign_payload
+from testkit.fakes import STRIPE_HTTPX_WARNING_FILTER, FakeAccount, FakeStripe, sign_payload
 
 pytestmark = pytest.mark.filterwarnings(STRIPE_HTTPX_WARNING_FILTER)
 

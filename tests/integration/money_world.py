@@ -20,6 +20,7 @@ from core.enums import JobState, PaymentProviderName
 from core.jobs import failpoints
 from core.jobs.worker import Worker, reap_expired_leases
 from core.migrate import upgrade
+from core.plugins import Registry
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
 from core.usecases.connections import connect_platform
@@ -34,10 +35,13 @@ from core.usecases.orders import (
 )
 from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import ChosenResolution, resolve_rma
-from graphql_api.runtime import build_worker
+from graphql_api.composition import build_registry, build_worker
+from plugins.stripe.plugin import StripePlugin
+from plugins.stripe.settings import StripeSettings
+from plugins.stripe.webhooks import StripeWebhookSource
+from testkit.fakes import FakeAccount, FakeStripe
 from tests import factories as f
 from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
-from tests.fakes import FakeAccount, FakeStripe
 
 WEBHOOK_SECRET = "whsec_money_world"
 
@@ -80,9 +84,16 @@ class World:
     merchant_id: uuid.UUID
     settings: Settings
     connection_id: uuid.UUID
+    registry: Registry
 
     def worker(self, concurrency: int = 4) -> Worker:
-        worker = build_worker(self.settings, self.db, clock=SYSTEM_CLOCK, concurrency=concurrency)
+        worker = build_worker(
+            self.settings,
+            self.db,
+            clock=SYSTEM_CLOCK,
+            registry=self.registry,
+            concurrency=concurrency,
+        )
         worker.retry_base_seconds = 0.01
         worker.poll_interval = 0.01
         return worker
@@ -209,12 +220,14 @@ async def make_world(db: Database, fake: FakeStripe, **policy: object) -> World:
         connection = await connect_platform(
             session,
             Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            StripeWebhookSource(),
             merchant_id=merchant.id,
-            platform="stripe",
             account=account.id,
             credentials={"secret_key": account.secret_key},
             webhook_secret=WEBHOOK_SECRET,
             now=SYSTEM_CLOCK.now(),
         )
-    settings = Settings(database_url=url, stripe_api_base=fake.base_url)
-    return World(db, fake, account, merchant.id, settings, connection.id)
+    settings = Settings(database_url=url)
+    # Stripe's calls go to the fake, as RMA_STRIPE_API_BASE would send them.
+    registry = build_registry([StripePlugin(StripeSettings(api_base=fake.base_url))])
+    return World(db, fake, account, merchant.id, settings, connection.id, registry)

@@ -6,7 +6,7 @@ to the database is cut, again and again, the workers keep running and finish eve
 SIGTERM a worker finishes the job in hand (or hands it back when the grace period runs out) and
 exits 0.
 
-The workers are real processes (``python -m tests.chaos_worker``) running the real
+The workers are real processes (``python -m testkit.chaos_worker``) running the real
 :class:`core.jobs.worker.Worker`; see that module for the handler and the tables it writes.
 PostgreSQL only, since several processes share a queue there: without RMA_TEST_POSTGRES_URL these
 tests do not exist (rather than being skipped). Each test makes and drops its own database, because
@@ -32,9 +32,9 @@ import sqlalchemy as sa
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
-from core.jobs.queue import enqueue
 from core.migrate import upgrade_async
-from tests.chaos_worker import (
+from core.outbox.queue import enqueue
+from testkit.chaos_worker import (
     KIND,
     Census,
     Fleet,

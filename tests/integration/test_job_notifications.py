@@ -11,8 +11,8 @@ from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
 from core.enums import JobState
-from core.jobs.queue import enqueue
 from core.jobs.worker import JobContext, Worker
+from core.outbox.queue import enqueue
 from tests.conftest import POSTGRES_URL
 
 # PostgreSQL's LISTEN/NOTIFY: the test exists where PostgreSQL does (CI always has it).

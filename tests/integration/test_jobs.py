@@ -15,7 +15,6 @@ from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
 from core.enums import JobState
-from core.jobs.queue import enqueue
 from core.jobs.worker import (
     JobContext,
     PeriodicJob,
@@ -24,6 +23,7 @@ from core.jobs.worker import (
     reap_expired_leases,
     schedule_periodic,
 )
+from core.outbox.queue import enqueue
 
 
 def kind() -> str:

@@ -11,12 +11,12 @@ from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job, Resolution, Rma, StoreCreditEntry
 from core.enums import ItemCondition, ResolutionStatus, ReturnReason, RmaStatus
-from core.jobs.kinds import AUTO_RESOLVE
+from core.outbox.kinds import AUTO_RESOLVE
 from core.settings import Settings
 from core.usecases.inspection import InspectedLine, inspect_rma
 from core.usecases.logistics import ReceivedLine, receive_rma
 from core.usecases.resolutions import complete_manual_refund, resolve_rma, store_credit_balance
-from graphql_api.runtime import build_worker
+from graphql_api.composition import build_worker
 from tests import factories as f
 
 

@@ -15,11 +15,12 @@ from core.entities import Customer, Job, Resolution, Rma, RmaEvent
 from core.enums import JobState, PaymentProviderName, ResolutionStatus, RmaStatus
 from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
+from core.ports.payments import RefundReport, RefundStatus
+from core.usecases.money_movement import retry_resolution
 from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
-from core.usecases.payments import retry_resolution
 from core.usecases.provider_reports import record_provider_refund
 from core.usecases.resolutions import resolve_rma
-from tests.fakes import FakeStripe
+from testkit.fakes import FakeStripe
 from tests.integration.money_world import World, fake_stripe, make_world, money_db, money_url
 
 __all__ = ["fake_stripe", "money_db", "money_url"]
@@ -295,15 +296,13 @@ async def test_a_refund_that_fails_after_it_succeeded_is_flagged_not_reversed(
     await world.run_jobs()
     [refund] = fake_stripe.refunds(world.account)
     async with world.db.session() as session:
-        await record_provider_refund(
-            session,
-            world.merchant_id,
+        report = RefundReport(
             provider=PaymentProviderName.STRIPE,
             provider_reference=refund["id"],
-            status="failed",
+            status=RefundStatus.FAILED,
             failure_reason="expired_or_canceled_card",
-            now=SYSTEM_CLOCK.now(),
         )
+        await record_provider_refund(session, world.merchant_id, report, now=SYSTEM_CLOCK.now())
     assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
     async with world.db.read_session() as session:
         flagged = (

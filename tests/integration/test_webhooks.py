@@ -23,19 +23,27 @@ from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
 from core.usecases.connections import connect_platform, set_connection_enabled
 from core.usecases.resolutions import resolve_rma
 from graphql_api.app import create_app
-from graphql_api.runtime import build_worker
-from tests import factories as f
-from tests.webhook_signing import (
+from graphql_api.composition import build_worker
+from plugins.shopify.webhooks import ShopifyWebhookSource
+from plugins.stripe.webhooks import StripeWebhookSource
+from plugins.woocommerce.webhooks import WooCommerceWebhookSource
+from testkit.webhook_signing import (
     fixture_bytes,
     shopify_headers,
     stripe_event,
     stripe_headers,
     woocommerce_headers,
 )
+from tests import factories as f
 
 SHOP = "northwind.myshopify.com"
 STORE = "https://shop.example.com/"
 SECRET = "whsec_current_secret"
+WEBHOOK_SOURCES = {
+    "shopify": ShopifyWebhookSource(),
+    "woocommerce": WooCommerceWebhookSource(),
+    "stripe": StripeWebhookSource(),
+}
 
 
 @dataclass
@@ -83,8 +91,8 @@ async def inbox(db: Database) -> AsyncIterator[Inbox]:
             connection = await connect_platform(
                 session,
                 vault,
+                WEBHOOK_SOURCES[platform],
                 merchant_id=shop.id,
-                platform=platform,
                 account=account,
                 credentials=credentials,
                 webhook_secret=SECRET,
@@ -160,8 +168,8 @@ async def test_the_previous_secret_still_works_during_a_rotation(
         await connect_platform(
             session,
             Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            ShopifyWebhookSource(),
             merchant_id=inbox.merchant_id,
-            platform="shopify",
             account=SHOP,
             credentials={"access_token": "shpat_y"},
             webhook_secret="whsec_brand_new_secret",
@@ -443,8 +451,8 @@ async def test_disabling_enabling_and_rotating_take_effect_on_the_next_delivery_
                 await connect_platform(
                     session,
                     Vault(DEVELOPMENT_ENCRYPTION_KEY),
+                    StripeWebhookSource(),
                     merchant_id=inbox.merchant_id,
-                    platform="stripe",
                     account="acct_1",
                     credentials={"secret_key": "sk_test_x"},
                     webhook_secret=secret,

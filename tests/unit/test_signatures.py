@@ -8,11 +8,9 @@ import hmac
 
 import pytest
 
-from webhooks.signatures import (
-    shopify_signature_valid,
-    stripe_signature_valid,
-    woocommerce_signature_valid,
-)
+from plugins.shopify.webhooks import shopify_signature_valid
+from plugins.stripe.webhooks import stripe_signature_valid
+from plugins.woocommerce.webhooks import woocommerce_signature_valid
 
 BODY = b'{"id": 1, "url": "https:\\/\\/shop.example.com\\/"}'
 NOW = 1_800_000_000

@@ -2,7 +2,7 @@
 
 Run as a process (from the project root)::
 
-    python -m tests.chaos_worker --url postgresql://... --concurrency 4 --name w1
+    python -m testkit.chaos_worker --url postgresql://... --concurrency 4 --name w1
 
 it runs one real :class:`core.jobs.worker.Worker` with a short lease and one handler,
 ``chaos.effect``, that leaves a trace of every execution in two tables of its own:
@@ -43,8 +43,8 @@ import sqlalchemy as sa
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.jobs.queue import enqueue
 from core.jobs.worker import Handler, JobContext, Worker
+from core.outbox.queue import enqueue
 
 KIND = "chaos.effect"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -210,7 +210,7 @@ async def enqueue_jobs(
 
 @dataclass
 class Fleet:
-    """Worker processes of ``python -m tests.chaos_worker``, started, killed and replaced."""
+    """Worker processes of ``python -m testkit.chaos_worker``, started, killed and replaced."""
 
     url: str
     logs: Path
@@ -233,7 +233,7 @@ class Fleet:
                 [
                     sys.executable,
                     "-m",
-                    "tests.chaos_worker",
+                    "testkit.chaos_worker",
                     "--url",
                     self.url,
                     "--concurrency",

@@ -1,32 +1,35 @@
-"""Jobs that move money for resolutions, through whichever provider port the app wired in."""
+"""Jobs that move money for resolutions, through the installed plugin for each provider."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import sqlalchemy as sa
 import structlog
 from sqlmodel import col, select
 
-from core.database import Database
 from core.entities import Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
 from core.errors import DomainError
 from core.jobs import failpoints
-from core.jobs.kinds import EXECUTE_REFUND, REFRESH_REFUND
-from core.jobs.queue import enqueue_once
 from core.jobs.worker import JobContext, PermanentJobError
-from core.ports import (
+from core.outbox.kinds import EXECUTE_REFUND, REFRESH_REFUND
+from core.outbox.queue import enqueue_once
+from core.ports.payments import (
     PaymentProvider,
+    PaymentProviderFactory,
     ProviderIdempotencyConflict,
     ProviderRefund,
     ProviderRejected,
+    RefundReport,
     RefundRequest,
 )
-from core.usecases.payments import (
+from core.services import Services
+from core.usecases.connections import connection_credentials
+from core.usecases.money_movement import (
     RefundAttempt,
     begin_refund_attempt,
     mark_requires_review,
@@ -48,23 +51,36 @@ MAX_BLIND_ATTEMPTS = 6
 KEY_TRUST = timedelta(hours=20)
 STALE_AFTER = timedelta(minutes=10)
 
-ProviderLookup = Callable[
-    [Database, uuid.UUID, PaymentProviderName], Awaitable[PaymentProvider | None]
-]
+
+def _services(context: JobContext) -> Services:
+    if context.services is None:
+        raise PermanentJobError("this worker was started without services; money jobs need them")
+    return context.services
 
 
 @contextlib.asynccontextmanager
 async def _provider_for(
-    context: JobContext, merchant_id: uuid.UUID, name: PaymentProviderName
-) -> AsyncIterator[PaymentProvider | None]:
-    """The merchant's provider for this job, closed afterwards; None when not connected."""
-    lookup: ProviderLookup = context.services["payment_providers"]
-    provider = await lookup(context.database, merchant_id, name)
+    context: JobContext, merchant_id: uuid.UUID, factory: PaymentProviderFactory
+) -> AsyncIterator[PaymentProvider | str]:
+    """The merchant's provider for this job, closed afterwards; or why there is none (the
+    merchant has no enabled connection for it, or its credentials are unusable)."""
+    services = _services(context)
+    async with context.database.read_session() as session:
+        credentials = await connection_credentials(
+            session, services.vault, merchant_id, factory.platform
+        )
+    if credentials is None:
+        yield f"the merchant has no {factory.provider.value} connection"
+        return
+    try:
+        provider = factory.build(credentials)
+    except ProviderRejected as error:
+        yield str(error)
+        return
     try:
         yield provider
     finally:
-        if provider is not None:
-            await provider.close()
+        await provider.close()
 
 
 async def _fail(context: JobContext, attempt: RefundAttempt, reason: str) -> None:
@@ -87,18 +103,17 @@ async def _record(
     refund: ProviderRefund,
     resolution_id: uuid.UUID,
 ) -> None:
+    report = RefundReport(
+        provider=provider_name,
+        provider_reference=refund.reference,
+        status=refund.status,
+        amount_minor=refund.amount_minor,
+        resolution_id=str(resolution_id),
+        failure_reason=refund.failure_reason,
+    )
     async with context.database.session() as session:
         await record_provider_refund(
-            session,
-            merchant_id,
-            provider=provider_name,
-            provider_reference=refund.reference,
-            status=refund.status,
-            amount_minor=refund.amount_minor,
-            resolution_id=str(resolution_id),
-            failure_reason=refund.failure_reason,
-            actor="system",
-            now=context.clock.now(),
+            session, merchant_id, report, actor="system", now=context.clock.now()
         )
 
 
@@ -106,6 +121,11 @@ async def execute_refund(context: JobContext) -> None:
     """Refund a resolution through its provider, exactly once whatever fails in between."""
     resolution_id = uuid.UUID(context.job.payload["resolutionId"])
     provider_name = PaymentProviderName(context.job.payload["provider"])
+    factory = _services(context).registry.payment_providers.get(provider_name)
+    if factory is None:
+        # No installed plugin moves this provider's money: the refund waits for staff.
+        log.info("no plugin refunds through this provider", provider=provider_name.value)
+        return
     failpoints.reached("refund.after_claim")
     async with context.database.session() as session:
         attempt = await begin_refund_attempt(
@@ -117,9 +137,9 @@ async def execute_refund(context: JobContext) -> None:
     if attempt.payment_reference is None:
         await _fail(context, attempt, f"the order has no captured {provider_name.value} payment")
         return
-    async with _provider_for(context, attempt.merchant_id, provider_name) as provider:
-        if provider is None:
-            reason = f"the merchant has no {provider_name.value} connection"
+    async with _provider_for(context, attempt.merchant_id, factory) as provider:
+        if isinstance(provider, str):
+            reason = provider
             if attempt.attempts > 1:
                 # An earlier attempt may have reached the provider: failing now could let a
                 # second refund through later. A person checks instead.
@@ -203,8 +223,11 @@ async def refresh_refund(context: JobContext) -> None:
         or resolution.status not in (ResolutionStatus.PROCESSING, ResolutionStatus.REQUIRES_REVIEW)
     ):
         return
-    async with _provider_for(context, resolution.merchant_id, resolution.provider) as provider:
-        if provider is None:
+    factory = _services(context).registry.payment_providers.get(resolution.provider)
+    if factory is None:
+        return
+    async with _provider_for(context, resolution.merchant_id, factory) as provider:
+        if isinstance(provider, str):
             return
         refund = await provider.find_refund(resolution.payment_reference, str(resolution_id))
     if refund is not None:
@@ -232,8 +255,14 @@ async def apply_store_credit(context: JobContext) -> None:
         mirror = await store_credit_mirror(session, resolution_id)
     if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
         return
-    async with _provider_for(context, merchant_id, PaymentProviderName.STRIPE) as provider:
-        if provider is None:
+    # The ledger is the truth; credit is mirrored to the first installed provider that keeps
+    # customer balances, where the customer has an account there.
+    factories = _services(context).registry.payment_providers.values()
+    factory = next((found for found in factories if found.holds_customer_balances), None)
+    if factory is None:
+        return
+    async with _provider_for(context, merchant_id, factory) as provider:
+        if isinstance(provider, str):
             return
         try:
             reference = await provider.credit_customer_balance(
@@ -296,7 +325,10 @@ async def reconcile(context: JobContext) -> None:
                             ResolutionStatus.REQUIRES_REVIEW.value,
                         ]
                     ),
-                    col(Resolution.provider) == PaymentProviderName.STRIPE,
+                    # Only what an installed plugin can look up; the rest waits for staff.
+                    col(Resolution.provider).in_(
+                        [name.value for name in _services(context).registry.payment_providers]
+                    ),
                     sa.or_(
                         col(Resolution.updated_at).is_(None), col(Resolution.updated_at) < cutoff
                     ),

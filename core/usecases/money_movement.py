@@ -19,10 +19,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Customer, Order, Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
 from core.errors import Conflict
-from core.jobs.kinds import EXECUTE_REFUND
-from core.jobs.queue import enqueue
-from core.usecases.common import checked_now, get_owned, lock_rma, record_event
+from core.outbox.kinds import EXECUTE_REFUND
+from core.outbox.queue import enqueue
+from core.usecases.inputs import checked_now
+from core.usecases.owned_rows import get_owned, lock_rma
 from core.usecases.resolutions import ChosenResolution
+from core.usecases.timeline import record_event
 
 _ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
 

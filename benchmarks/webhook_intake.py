@@ -3,10 +3,10 @@
 For each backend (a fresh SQLite file, then a throwaway PostgreSQL database) the script runs
 ``rma db upgrade``, ``rma merchant create`` and ``rma connect shopify``, then loads three cases
 with the same Shopify ``orders/create`` requests (the 10.7 kB body of
-``tests/fixtures/shopify_orders_create.json``, compact, with its order id varied):
+``testkit/fixtures/shopify_orders_create.json``, compact, with its order id varied):
 
 (a) bare       A bare Starlette POST endpoint that reads the body and answers 200 JSON
-               (``benchmarks/webhook_support/bare_post.py``): the floor of the HTTP stack.
+               (``benchmarks/support/apps/bare_post.py``): the floor of the HTTP stack.
 (b) inbox      The real intake, ``POST /webhooks/shopify/{connection}`` of ``rma serve`` with the
                in-process worker off (``RMA_RUN_WORKER=false``, and ``--no-worker`` when this
                ``rma serve`` has that flag), so only intake is measured:
@@ -17,7 +17,7 @@ with the same Shopify ``orders/create`` requests (the 10.7 kB body of
 
 wrk's Lua has no HMAC, so Python signs a pool of ``--pool`` distinct deliveries beforehand
 (distinct ``X-Shopify-Event-Id`` and order id, so a distinct body and signature each) and
-``benchmarks/webhook_support/deliveries.lua`` takes them in turn; the warm-up and the measured
+``benchmarks/support/deliveries.lua`` takes them in turn; the warm-up and the measured
 run use disjoint parts of the pool. Every case is checked once with httpx first (a new delivery
 answers ``"duplicate": false``, the same one again ``"duplicate": true``). After the measured
 inbox run the script counts the rows stored against the requests wrk completed.
@@ -30,23 +30,20 @@ responses and CPU use per case, the ratio (b)/(a) and the target line
 
 Run it from the project root:
 
-    .venv/bin/python benchmarks/webhooks.py
-    .venv/bin/python benchmarks/webhooks.py --duration 5 --connections 64
-    .venv/bin/python benchmarks/webhooks.py --postgres-url postgresql://postgres@127.0.0.1/postgres
-    .venv/bin/python benchmarks/webhooks.py --sqlite-only
+    .venv/bin/python benchmarks/webhook_intake.py
+    .venv/bin/python benchmarks/webhook_intake.py --duration 5 --connections 64
+    .venv/bin/python benchmarks/webhook_intake.py --postgres-url postgresql://postgres@127.0.0.1/postgres
+    .venv/bin/python benchmarks/webhook_intake.py --sqlite-only
 
 PostgreSQL comes from ``--postgres-url`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``);
 when it does not answer, the PostgreSQL half is skipped with a line saying so. The throwaway
 database is dropped at the end, even after a failure.
 """
 
-# This file is named webhooks.py, and its folder comes first on sys.path when it runs: nothing
-# here may import the project's ``webhooks`` package, directly or through another module.
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -59,48 +56,38 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from bench_support import (
-    DEFAULT_POSTGRES_URL,
-    NOISY_PERCENT,
-    PROJECT,
-    SERVER_CPU,
+from support import PROJECT, BenchError
+from support.cli import exit_status, positive
+from support.cpu import NOISY_PERCENT, SERVER_CPU, check_cpus
+from support.databases import DEFAULT_POSTGRES_URL, empty_database, postgres_skip_reason
+from support.report import noisy_cases, print_banner, print_load_table, progress
+from support.rma_command import rma_command, run_rma
+from support.servers import Server, pinned_server, rma_serve_command, uvicorn_command
+from support.wrk import (
     WARMUP_SECONDS,
-    BenchError,
     Measurement,
-    Server,
     WrkRun,
-    check_cpus,
-    empty_database,
-    exit_status,
-    noisy_cases,
     parse_wrk,
-    pinned_server,
-    positive,
-    postgres_skip_reason,
-    print_banner,
-    print_load_table,
-    progress,
-    rma_command,
-    rma_serve_command,
-    run_rma,
     run_wrk,
     under_load,
-    uvicorn_command,
     wrk_match,
     wrk_run_line,
 )
 
-from core.database import Database
+# The signing helpers are in ``testkit``, which is not installed: import it from the project root.
+sys.path.insert(0, str(PROJECT))
 
-SUPPORT_DIR = Path(__file__).resolve().parent / "webhook_support"
+from core.database import Database
+from testkit.webhook_signing import shopify_headers
+
+SUPPORT_DIR = Path(__file__).resolve().parent / "support"
+APPS_DIR = SUPPORT_DIR / "apps"
 LUA_SCRIPT = SUPPORT_DIR / "deliveries.lua"
-FIXTURE = PROJECT / "tests" / "fixtures" / "shopify_orders_create.json"
-SIGNING = PROJECT / "tests" / "webhook_signing.py"
+FIXTURE = PROJECT / "testkit" / "fixtures" / "shopify_orders_create.json"
 RMA_TIMEOUT_SECONDS = 300.0
 SETTLE_SECONDS = 30.0
 TARGET_RATIO = 0.40
@@ -121,17 +108,6 @@ def find_wrk() -> str:
     if not found:
         raise BenchError("wrk is not installed (apt-get install wrk)")
     return found
-
-
-def load_signing() -> ModuleType:
-    """``tests/webhook_signing.py``, the project's own signing helpers (``tests`` is no package
-    on the path of a script run from ``benchmarks/``)."""
-    spec = importlib.util.spec_from_file_location("rma_webhook_signing", SIGNING)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot load {SIGNING}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # Databases ------------------------------------------------------------------------------------
@@ -253,7 +229,6 @@ def body_parts() -> list[str]:
 
 def write_pool(directory: Path, size: int) -> Pool:
     """Sign ``size`` distinct deliveries with the project's helper and write the pool files."""
-    signing = load_signing()
     parts = body_parts()
     template = directory / "body-template.txt"
     template.write_text("".join(f"{part}\n" for part in parts))
@@ -263,7 +238,7 @@ def write_pool(directory: Path, size: int) -> Pool:
         order_id = str(FIRST_ORDER_ID + index)
         event = f"evt-bench-{index:08d}"
         body = order_id.join(parts).encode()
-        headers = signing.shopify_headers(body, WEBHOOK_SECRET, SHOP, event_id=event)
+        headers = shopify_headers(body, WEBHOOK_SECRET, SHOP, event_id=event)
         signature = headers["x-shopify-hmac-sha256"]
         signatures.append(signature)
         lines.append(f"{event}\t{order_id}\t{signature}\n")
@@ -276,7 +251,7 @@ def write_pool(directory: Path, size: int) -> Pool:
 
 
 def bare_command(port: int) -> list[str]:
-    return uvicorn_command("bare_post:app", port, app_dir=SUPPORT_DIR)
+    return uvicorn_command("bare_post:app", port, app_dir=APPS_DIR)
 
 
 def serve_has_no_worker_flag() -> bool:

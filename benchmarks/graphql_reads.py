@@ -6,7 +6,7 @@ freshly seeded demo database (``rma db upgrade`` then ``rma demo``):
 (a) bare     Starlette returning a fixed JSON body: the floor of the HTTP stack.
 (b) hand     A hand-written Starlette endpoint, ``GET /rma/{number}``: Bearer API key lookup,
              then the merchant's RMA by number and its lines with plain SQLModel selects
-             (``benchmarks/graphql_support/apps.py``).
+             (``benchmarks/support/apps/read_endpoints.py``).
 (c) rma      The real API (``rma serve``): ``rma(number:)`` with the same fields as (b),
              ``number status lines { quantity reason condition receivedQuantity }``.
 (d) rmas     The real API: ``rmas(first: 50)`` with ``lines { quantity reason }`` and
@@ -20,16 +20,14 @@ then the ratios (c)/(b) and (c)/(a) and whether the target "(c) at least half of
 
 Run it from the project root (as root: it installs wrk with apt when it is missing):
 
-    .venv/bin/python benchmarks/graphql.py
-    .venv/bin/python benchmarks/graphql.py --duration 5 --connections 64
-    .venv/bin/python benchmarks/graphql.py --postgres-url postgresql://postgres@127.0.0.1/postgres
+    .venv/bin/python benchmarks/graphql_reads.py
+    .venv/bin/python benchmarks/graphql_reads.py --duration 5 --connections 64
+    .venv/bin/python benchmarks/graphql_reads.py --postgres-url postgresql://postgres@127.0.0.1/postgres
 
 SQLite only by default; with ``--postgres-url`` the cases also run on a throwaway PostgreSQL
 database created on that server and dropped at the end, even after a failure.
 """
 
-# This file is named graphql.py, and its folder comes first on sys.path when it runs: nothing
-# here may import the ``graphql`` package (graphql-core), directly or through strawberry.
 from __future__ import annotations
 
 import argparse
@@ -47,36 +45,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_support import (
-    NOISY_PERCENT,
-    SERVER_CPU,
+from support import BenchError
+from support.cli import exit_status, positive
+from support.cpu import NOISY_PERCENT, SERVER_CPU, check_cpus
+from support.databases import empty_database
+from support.report import noisy_cases, print_banner, print_load_table, progress
+from support.rma_command import run_rma
+from support.servers import Server, pinned_server, rma_serve_command, uvicorn_command
+from support.wrk import (
     WARMUP_SECONDS,
-    BenchError,
     Measurement,
-    Server,
-    check_cpus,
-    empty_database,
-    exit_status,
-    noisy_cases,
     parse_wrk,
-    pinned_server,
-    positive,
-    print_banner,
-    print_load_table,
-    progress,
-    rma_serve_command,
-    run_rma,
     run_wrk,
     under_load,
-    uvicorn_command,
     wrk_run_line,
 )
 
-SUPPORT_DIR = Path(__file__).resolve().parent / "graphql_support"
+APPS_DIR = Path(__file__).resolve().parent / "support" / "apps"
 SEED_TIMEOUT_SECONDS = 600.0
 APT_TIMEOUT_SECONDS = 600.0
 PAGE_SIZE = 50
-# What the bare app answers (``BARE_BODY`` in graphql_support/apps.py).
+# What the bare app answers (``BARE_BODY`` in support/apps/read_endpoints.py).
 BARE_BODY = {"status": "ok", "service": "rma", "bench": True}
 
 RMA_QUERY = """query Rma($number: String!) {
@@ -315,7 +304,7 @@ def bench_backend(
         bare = stack.enter_context(
             pinned_server(
                 f"{backend}-bare",
-                lambda p: uvicorn_command("apps:bare_app", p, app_dir=SUPPORT_DIR),
+                lambda p: uvicorn_command("read_endpoints:bare_app", p, app_dir=APPS_DIR),
                 env,
                 directory,
             )
@@ -324,7 +313,7 @@ def bench_backend(
             pinned_server(
                 f"{backend}-hand",
                 lambda p: uvicorn_command(
-                    "apps:create_handwritten_app", p, app_dir=SUPPORT_DIR, factory=True
+                    "read_endpoints:create_handwritten_app", p, app_dir=APPS_DIR, factory=True
                 ),
                 env,
                 directory,

@@ -1,8 +1,7 @@
-"""The reference app ``benchmarks/webhooks.py`` measures webhook intake against.
+"""The reference app ``benchmarks/webhook_intake.py`` measures webhook intake against.
 
-uvicorn serves it with ``--app-dir benchmarks/webhook_support`` (``bare_post:app``); it lives in
-its own folder because ``--app-dir benchmarks`` would put ``benchmarks/webhooks.py`` ahead of the
-project's ``webhooks`` package on ``sys.path``.
+uvicorn serves it with ``--app-dir benchmarks/support/apps`` (``bare_post:app``). That folder
+holds only such apps, so putting it first on the server's ``sys.path`` shadows no package.
 
 ``app`` answers ``POST /webhooks/{platform}/{connection_id}`` the way the real intake answers a
 new delivery: it reads the whole body, then returns ``{"received": true, "duplicate": false}``

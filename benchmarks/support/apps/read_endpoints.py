@@ -1,9 +1,8 @@
-"""The two reference apps ``benchmarks/graphql.py`` measures the GraphQL API against.
+"""The two reference apps ``benchmarks/graphql_reads.py`` measures the GraphQL API against.
 
-uvicorn serves them with ``--app-dir benchmarks/graphql_support`` (``apps:bare_app``, and
-``apps:create_handwritten_app --factory``). They live in their own folder, not next to the
-script, because ``--app-dir benchmarks`` would put ``benchmarks/graphql.py`` ahead of the
-``graphql`` package (graphql-core) on ``sys.path``.
+uvicorn serves them with ``--app-dir benchmarks/support/apps`` (``read_endpoints:bare_app``, and
+``read_endpoints:create_handwritten_app --factory``). That folder holds only such apps, so
+putting it first on the server's ``sys.path`` shadows no package.
 
 - ``bare_app``: Starlette returning a fixed JSON body; the floor of the stack (uvicorn, uvloop,
   httptools, Starlette, JSON) with no database.

@@ -1,6 +1,6 @@
--- wrk script for benchmarks/webhooks.py: every request is a distinct, correctly signed Shopify
--- orders/create delivery, taken in turn from a pool the benchmark wrote beforehand (wrk's Lua
--- has no HMAC, so Python signs them).
+-- wrk script for benchmarks/webhook_intake.py: every request is a distinct, correctly signed
+-- Shopify orders/create delivery, taken in turn from a pool the benchmark wrote beforehand (wrk's
+-- Lua has no HMAC, so Python signs them).
 --
 --   wrk ... --script deliveries.lua URL -- POOL TEMPLATE SHOP OFFSET MODE
 --

@@ -1,0 +1,113 @@
+"""An order platform (Shopify, WooCommerce): where orders come from and refunds go back to.
+
+The core reads orders through it into the values ``upsert_order`` applies, and writes back what
+happened on a return: the refund (made by the platform, or by our payment provider and only
+recorded there), the restock of returned units, and store credit where the merchant keeps it on
+the platform. Methods raise ``PlatformRejected`` (will not work as asked) or
+``PlatformUnavailable`` (try again later; nothing is known to have happened).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.enums import PaymentProviderName, Platform
+from core.usecases.orders import OrderInput
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPage:
+    orders: Sequence[OrderInput]
+    # Where the next page starts; None once the platform has nothing newer.
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundLine:
+    line_reference: str  # the platform's order line id
+    quantity: int
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRefund:
+    """A refund to record on the platform's order, once, under ``idempotency_key``."""
+
+    order_reference: str
+    lines: Sequence[RefundLine]
+    shipping_minor: int
+    currency: str
+    reason: str
+    idempotency_key: str
+    # Who moved the money: the platform's own gateway, or our provider (then the platform
+    # only records it and must not move money again).
+    paid_by: PaymentProviderName
+    provider_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RestockLine:
+    line_reference: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformCredit:
+    customer_reference: str
+    amount_minor: int
+    currency: str
+    idempotency_key: str
+    note: str
+
+
+class PlatformError(Exception):
+    """Base of what a platform reports; the message is safe to show to staff."""
+
+
+class PlatformRejected(PlatformError):
+    """The platform refused the request as made (bad data, missing scope): do not retry."""
+
+
+class PlatformUnavailable(PlatformError):
+    """Rate limited, timed out or down: retry later, after looking where it matters."""
+
+
+class CommercePlatform(Protocol):
+    """One merchant's store on an order platform."""
+
+    async def fetch_order(self, order_reference: str) -> OrderInput | None:
+        """One order as the platform has it now; None when it does not exist."""
+        ...
+
+    async def orders_changed_since(self, cursor: str | None, *, limit: int) -> OrderPage:
+        """Orders created or updated after ``cursor`` (from the start when None), oldest first."""
+        ...
+
+    async def write_refund(self, refund: PlatformRefund) -> str:
+        """Record the refund on the order; returns the platform's refund id."""
+        ...
+
+    async def restock(
+        self, order_reference: str, lines: Sequence[RestockLine], idempotency_key: str
+    ) -> None:
+        """Put returned units back into the platform's inventory."""
+        ...
+
+    async def issue_store_credit(self, credit: PlatformCredit) -> str:
+        """Give the customer credit kept by the platform; returns its transaction id."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the platform client is not used after this."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommercePlatformFactory:
+    """How a plugin builds its platform client for one merchant, from decrypted credentials
+    and the connection's account (a shop domain, a store URL)."""
+
+    platform: Platform
+    build: Callable[[str, Mapping[str, Any]], CommercePlatform]

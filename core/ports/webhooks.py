@@ -1,0 +1,113 @@
+"""A platform's webhooks: how a delivery is verified, and what its topics mean.
+
+The generic intake (``webhooks/``) finds the registered ``WebhookSource`` for the platform in
+the URL, verifies the raw delivery with the connection's secrets, and stores it. A worker later
+calls the topic's handler, which parses the payload into values (a refund report, a note);
+core's use cases apply them. Neither a source nor a handler touches the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.enums import Platform
+from core.ports.payments import RefundReport
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDelivery:
+    topic: str
+    dedupe_key: str  # unique per genuine delivery: duplicates of it are stored once
+
+
+class DeliveryRefused(Exception):
+    """A delivery that fails its checks; ``status`` is the HTTP answer (401, 400)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class WebhookSource(Protocol):
+    """Verifies one platform's deliveries; pure functions of bytes, headers, secrets and time."""
+
+    platform: Platform
+    # Headers stored with a delivery (lower case), for replay and support.
+    kept_headers: tuple[str, ...]
+
+    def normalize_account(self, account: str) -> str:
+        """The account a connection speaks for, as its deliveries will claim it (a shop
+        domain, a store URL); raises ``InvalidInput`` for one that cannot be right."""
+        ...
+
+    def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """A platform's unsigned check that the URL answers, to be answered 200 and dropped."""
+        ...
+
+    def verify(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        secrets: Sequence[str],
+        account: str,
+        now: datetime,
+    ) -> VerifiedDelivery:
+        """The delivery's topic and dedupe key, or ``DeliveryRefused``: signed with one of
+        ``secrets`` (constant-time), from ``account``, and not too old where that is checked."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TopicContext:
+    """What a topic handler knows besides the payload."""
+
+    delivery_id: uuid.UUID
+    merchant_id: uuid.UUID
+    connection_id: uuid.UUID
+    topic: str
+    headers: Mapping[str, str]
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A delivery that was read and needs nothing applied; the text is kept on it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A genuine delivery that is not this service's to apply; kept as IGNORED with why."""
+
+    reason: str
+
+
+TopicResult = RefundReport | Note | Ignored
+# A handler parses a delivery's JSON payload; bad payloads raise ValueError, KeyError or
+# TypeError and are marked FAILED without retries.
+TopicHandler = Callable[[TopicContext, Any], Awaitable[TopicResult]]
+
+
+def body_sha256(body: bytes) -> str:
+    """The hex SHA-256 of a raw body: a dedupe key for deliveries that carry no id."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def header_dedupe_key(prefix: str, value: str) -> str:
+    """A dedupe key from an unsigned header's value: hashed when long, so it always fits its
+    column (and an overlong header harms no other delivery)."""
+    key = f"{prefix}:{value}"
+    return key if len(key) <= 200 else f"{prefix}#sha256:{body_sha256(value.encode())}"
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    return hmac.new(key, message, hashlib.sha256).digest()

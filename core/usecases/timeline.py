@@ -1,0 +1,77 @@
+"""The one place that moves an RMA and writes its timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Rma, RmaEvent
+from core.enums import RmaStatus
+from core.rules.status import check_transition
+
+SYSTEM_ACTOR = "system"
+
+
+async def record_event(
+    session: AsyncSession,
+    rma: Rma,
+    *,
+    actor: str,
+    kind: str,
+    message: str = "",
+    from_status: RmaStatus | None = None,
+    to_status: RmaStatus | None = None,
+    data: dict[str, Any] | None = None,
+    now: datetime,
+) -> RmaEvent:
+    """Append an entry to the RMA's timeline (the caller holds the RMA's lock)."""
+    last = (
+        await session.exec(select(sa.func.max(RmaEvent.sequence)).where(RmaEvent.rma_id == rma.id))
+    ).one()
+    event = RmaEvent(
+        merchant_id=rma.merchant_id,
+        rma_id=rma.id,
+        sequence=(last or 0) + 1,
+        actor=actor,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        message=message,
+        data=data or {},
+        created_at=now,
+    )
+    session.add(event)
+    return event
+
+
+async def transition(
+    session: AsyncSession,
+    rma: Rma,
+    target: RmaStatus,
+    *,
+    actor: str,
+    now: datetime,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Move the RMA if the status machine allows it, and record the move in the timeline."""
+    check_transition(rma.status, target)
+    current = rma.status
+    rma.status = target
+    rma.updated_at = now
+    session.add(rma)
+    await record_event(
+        session,
+        rma,
+        actor=actor,
+        kind="STATUS_CHANGED",
+        message=message,
+        from_status=current,
+        to_status=target,
+        data=data,
+        now=now,
+    )
