@@ -1,0 +1,20 @@
+"""Root mutations, one module per domain: input -> use case -> payload.
+
+Expected failures become ``userErrors``; the parts are merged into one ``Mutation`` type, in the
+order the schema lists them.
+"""
+
+from strawberry.tools import merge_types
+
+from graphql_api.mutations.orders import OrderMutations
+from graphql_api.mutations.policy import PolicyMutations
+from graphql_api.mutations.returns import ReturnMutations
+from graphql_api.mutations.sessions import SessionMutations
+from graphql_api.mutations.settlement import SettlementMutations
+
+Mutation = merge_types(
+    "Mutation",
+    (SessionMutations, ReturnMutations, SettlementMutations, PolicyMutations, OrderMutations),
+)
+
+__all__ = ["Mutation"]

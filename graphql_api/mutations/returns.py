@@ -1,0 +1,179 @@
+"""Root mutations: The return itself: request, review, shipment, receipt and inspection."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import entities
+from core.usecases import (
+    inspection,
+    logistics,
+    requests,
+    review,
+)
+from graphql_api.context import Info
+from graphql_api.ids import expect_id
+from graphql_api.mutations.running import (
+    check_text,
+    rma_line_id,
+    rma_payload,
+)
+from graphql_api.permissions import CustomerOrStaffWrite, StaffWrite
+from graphql_api.types.common import (
+    Carrier,
+)
+from graphql_api.types.mutation_io import (
+    InspectRmaLineInput,
+    ReceiveRmaLineInput,
+    RequestRmaInput,
+    RmaPayload,
+)
+
+
+@strawberry.type
+class ReturnMutations:
+    @strawberry.mutation(permission_classes=[CustomerOrStaffWrite])
+    async def request_rma(self, info: Info, input: RequestRmaInput) -> RmaPayload:
+        context = info.context
+
+        async def work(session: AsyncSession) -> entities.Rma:
+            check_text(customerNote=input.customer_note)
+            lines = [
+                requests.ReturnLineInput(
+                    order_line_id=expect_id(
+                        line.order_line_id, "OrderLine", field=f"lines[{index}].orderLineId"
+                    ),
+                    quantity=line.quantity,
+                    reason=line.reason.value,
+                    condition=line.condition.value,
+                    comment=line.comment,
+                    troubleshooting_completed=line.troubleshooting_completed,
+                )
+                for index, line in enumerate(input.lines)
+            ]
+            return await requests.request_rma(
+                session,
+                context.merchant_id,
+                order_id=expect_id(input.order_id, "Order", field="orderId"),
+                lines=lines,
+                actor=context.actor,
+                now=context.clock.now(),
+                customer_id=context.customer_id,
+                preferred_resolution=(
+                    input.preferred_resolution.value if input.preferred_resolution else None
+                ),
+                customer_note=input.customer_note,
+            )
+
+        return await rma_payload(info, work)
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def authorize_rma(self, info: Info, id: strawberry.ID, note: str = "") -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: review.authorize_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+                note=note,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def reject_rma(self, info: Info, id: strawberry.ID, reason: str) -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: review.reject_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+                reason=reason,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[CustomerOrStaffWrite])
+    async def cancel_rma(self, info: Info, id: strawberry.ID, reason: str = "") -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: review.cancel_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+                reason=reason,
+                customer_id=info.context.customer_id,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[CustomerOrStaffWrite])
+    async def record_rma_shipment(
+        self, info: Info, id: strawberry.ID, carrier: Carrier, tracking_number: str
+    ) -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: logistics.record_shipment(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                carrier=carrier.value,
+                tracking_number=tracking_number,
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+                customer_id=info.context.customer_id,
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def receive_rma(
+        self, info: Info, id: strawberry.ID, lines: list[ReceiveRmaLineInput]
+    ) -> RmaPayload:
+        def received() -> list[logistics.ReceivedLine]:
+            return [
+                logistics.ReceivedLine(rma_line_id(line.rma_line_id, index), line.quantity)
+                for index, line in enumerate(lines)
+            ]
+
+        return await rma_payload(
+            info,
+            lambda session: logistics.receive_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                lines=received(),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def inspect_rma(
+        self, info: Info, id: strawberry.ID, lines: list[InspectRmaLineInput]
+    ) -> RmaPayload:
+        def inspected() -> list[inspection.InspectedLine]:
+            return [
+                inspection.InspectedLine(
+                    rma_line_id(line.rma_line_id, index),
+                    line.condition.value,
+                    line.disposition.value,
+                    line.note,
+                )
+                for index, line in enumerate(lines)
+            ]
+
+        return await rma_payload(
+            info,
+            lambda session: inspection.inspect_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                lines=inspected(),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+            ),
+        )

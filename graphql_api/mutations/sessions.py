@@ -1,0 +1,86 @@
+"""Root mutations: Signing customers in."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import strawberry
+
+from core.errors import DomainError
+from core.usecases import (
+    lookup,
+)
+from graphql_api.auth import CustomerSession
+from graphql_api.context import Info
+from graphql_api.errors import ErrorCode, UserError
+from graphql_api.ids import expect_id
+from graphql_api.permissions import Public
+from graphql_api.types.commerce import Customer
+from graphql_api.types.mutation_io import (
+    CustomerSessionPayload,
+)
+
+
+@strawberry.type
+class SessionMutations:
+    @strawberry.mutation(
+        permission_classes=[Public],
+        description="Sign a customer in with an order number and the e-mail it was placed with.",
+    )
+    async def start_customer_session(
+        self, info: Info, merchant_id: strawberry.ID, order_number: str, email: str
+    ) -> CustomerSessionPayload:
+        context = info.context
+        client = context.request.client.host if context.request.client else "unknown"
+        keys = (f"ip:{client}", f"order:{merchant_id}:{order_number.strip().lower()[:64]}")
+        if any(context.limiter.blocked(key) for key in keys):
+            return CustomerSessionPayload(
+                token=None,
+                expires_at=None,
+                customer=None,
+                user_errors=[
+                    UserError(
+                        field=None,
+                        code=ErrorCode.RATE_LIMITED,
+                        message="too many attempts; try again in a few minutes",
+                    )
+                ],
+            )
+        customer = None
+        if len(order_number) <= 64 and len(email) <= 320:
+            merchant = expect_id_or_none(merchant_id, "Merchant")
+            if merchant is not None:
+                async with context.database.read_session() as session:
+                    customer = await lookup.find_customer_by_order(
+                        session, merchant, order_number, email
+                    )
+        if customer is None:
+            for key in keys:
+                context.limiter.record_failure(key)
+            return CustomerSessionPayload(
+                token=None,
+                expires_at=None,
+                customer=None,
+                user_errors=[
+                    UserError(
+                        field=["orderNumber"],
+                        code=ErrorCode.INVALID_CREDENTIALS,
+                        message="no order matches that number and e-mail",
+                    )
+                ],
+            )
+        session_principal = CustomerSession(customer.merchant_id, customer.id)
+        return CustomerSessionPayload(
+            token=context.tokens.issue(session_principal),
+            expires_at=context.clock.now() + timedelta(seconds=context.tokens.max_age),
+            customer=Customer.from_row(customer),
+            user_errors=[],
+        )
+
+
+def expect_id_or_none(global_id: str, type_name: str) -> uuid.UUID | None:
+    try:
+        return expect_id(global_id, type_name)
+    except DomainError:
+        return None

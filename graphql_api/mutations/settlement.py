@@ -1,0 +1,103 @@
+"""Root mutations: Settling a return: the money, then closing it."""
+
+from __future__ import annotations
+
+import strawberry
+
+from core.enums import ResolutionKind as CoreResolutionKind
+from core.usecases import (
+    money_movement,
+    resolutions,
+)
+from graphql_api.context import Info
+from graphql_api.ids import expect_id
+from graphql_api.mutations.running import (
+    resolution_payload,
+    rma_payload,
+)
+from graphql_api.permissions import StaffWrite
+from graphql_api.types.common import (
+    ResolutionKind,
+)
+from graphql_api.types.mutation_io import (
+    ResolveRmaPayload,
+    RmaPayload,
+)
+
+
+@strawberry.type
+class SettlementMutations:
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Choose a refund or store credit; the same idempotencyKey returns the same "
+        "resolution however often it is sent.",
+    )
+    async def resolve_rma(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        resolution: ResolutionKind,
+        idempotency_key: str | None = None,
+    ) -> ResolveRmaPayload:
+        return await resolution_payload(
+            info,
+            lambda session: resolutions.resolve_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                kind=CoreResolutionKind(resolution.value),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+                request_key=idempotency_key,
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Confirm a refund that staff made by hand (orders not paid through Stripe).",
+    )
+    async def record_manual_refund(
+        self, info: Info, resolution_id: strawberry.ID, reference: str
+    ) -> ResolveRmaPayload:
+        return await resolution_payload(
+            info,
+            lambda session: resolutions.complete_manual_refund(
+                session,
+                info.context.merchant_id,
+                expect_id(resolution_id, "Resolution", field="resolutionId"),
+                reference=reference,
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Send a refund that needed review back to the provider, once checked; it "
+        "looks for an existing refund before sending anything.",
+    )
+    async def retry_resolution(self, info: Info, resolution_id: strawberry.ID) -> ResolveRmaPayload:
+        return await resolution_payload(
+            info,
+            lambda session: money_movement.retry_resolution(
+                session,
+                info.context.merchant_id,
+                expect_id(resolution_id, "Resolution", field="resolutionId"),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+            ),
+        )
+
+    @strawberry.mutation(permission_classes=[StaffWrite])
+    async def close_rma(self, info: Info, id: strawberry.ID, note: str = "") -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: resolutions.close_rma(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+                note=note,
+            ),
+        )
