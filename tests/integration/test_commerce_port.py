@@ -1,0 +1,120 @@
+"""The order platform port, through its in-memory double: what core reads and writes back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlmodel import func, select
+
+from core.clock import SYSTEM_CLOCK
+from core.database import Database
+from core.entities import Order
+from core.enums import PaymentProviderName
+from core.ports.commerce import (
+    CommercePlatform,
+    PlatformCredit,
+    PlatformRefund,
+    PlatformRejected,
+    PlatformUnavailable,
+    RefundLine,
+    RestockLine,
+)
+from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
+from testkit.commerce_platform import InMemoryCommercePlatform, edited
+from tests import factories as f
+
+
+def platform_order(number: int, email: str = "ann@example.com") -> OrderInput:
+    return OrderInput(
+        platform="shopify",
+        external_id=f"gid-{number}",
+        order_number=f"#{1000 + number}",
+        currency="USD",
+        placed_at=f.NOW - timedelta(days=3),
+        customer=CustomerInput(email=email),
+        lines=[
+            OrderLineInput(
+                external_id=f"line-{number}", title="Tee", quantity=1, unit_price_minor=2500
+            )
+        ],
+    )
+
+
+async def pull_everything(db: Database, merchant_id: uuid.UUID, platform: CommercePlatform) -> int:
+    """Page through the platform's orders into core, as a sync job will; how many pages."""
+    cursor, pages = None, 0
+    while True:
+        page = await platform.orders_changed_since(cursor, limit=2)
+        pages += 1
+        for order in page.orders:
+            async with db.session() as session:
+                await upsert_order(session, merchant_id, order, now=SYSTEM_CLOCK.now())
+        if page.next_cursor is None:
+            return pages
+        cursor = page.next_cursor
+
+
+async def orders_of(db: Database, merchant_id: uuid.UUID) -> int:
+    async with db.read_session() as session:
+        statement = select(func.count()).select_from(Order).where(Order.merchant_id == merchant_id)
+        return int((await session.exec(statement)).one())
+
+
+async def test_orders_paged_from_the_platform_land_once_and_edits_update_them(
+    db: Database,
+) -> None:
+    shop = await f.merchant(db)
+    platform = InMemoryCommercePlatform()
+    for number in range(5):
+        platform.put_order(platform_order(number))
+
+    pages = await pull_everything(db, shop.id, platform)
+    assert pages == 3
+    assert await orders_of(db, shop.id) == 5
+
+    platform.put_order(edited(platform_order(2), customer=CustomerInput(email="bo@example.com")))
+    page = await platform.orders_changed_since("5", limit=2)
+    assert [order.external_id for order in page.orders] == ["gid-2"]
+    async with db.session() as session:
+        stored = await upsert_order(session, shop.id, page.orders[0], now=SYSTEM_CLOCK.now())
+    assert await orders_of(db, shop.id) == 5
+    assert stored.external_id == "gid-2"
+
+
+async def test_writes_back_are_idempotent_and_failures_are_typed() -> None:
+    platform = InMemoryCommercePlatform()
+    platform.put_order(platform_order(1))
+    refund = PlatformRefund(
+        order_reference="gid-1",
+        lines=[RefundLine("line-1", 1, 2500)],
+        shipping_minor=0,
+        currency="USD",
+        reason="RMA-7K3F-9Q2D",
+        idempotency_key="rma-refund-1",
+        paid_by=PaymentProviderName.STRIPE,
+        provider_reference="re_1",
+    )
+
+    first = await platform.write_refund(refund)
+    again = await platform.write_refund(refund)
+    await platform.restock("gid-1", [RestockLine("line-1", 1)], "restock-1")
+    await platform.restock("gid-1", [RestockLine("line-1", 1)], "restock-1")
+    credit = PlatformCredit("cust-1", 500, "USD", "credit-1", "RMA-7K3F-9Q2D")
+
+    assert first == again
+    assert len(platform.refunds) == 1
+    assert platform.restocked == {"gid-1": [RestockLine("line-1", 1)]}
+    assert await platform.issue_store_credit(credit) == await platform.issue_store_credit(credit)
+
+    platform.unavailable_calls = 1
+    with pytest.raises(PlatformUnavailable):
+        await platform.fetch_order("gid-1")
+    assert await platform.fetch_order("gid-1") == platform_order(1)
+    with pytest.raises(PlatformRejected):
+        await platform.write_refund(
+            PlatformRefund("gid-404", [], 0, "USD", "r", "other-key", PaymentProviderName.STRIPE)
+        )
+    await platform.close()
+    assert platform.closed
