@@ -47,8 +47,6 @@ log = structlog.get_logger()
 # After this many attempts whose outcome stayed unknown and found no refund, a person decides:
 # sending again could only ever be a second refund.
 MAX_BLIND_ATTEMPTS = 6
-# Stripe may forget an idempotency key after 24 hours; look before trusting it that late.
-KEY_TRUST = timedelta(hours=20)
 STALE_AFTER = timedelta(minutes=10)
 
 
@@ -154,7 +152,7 @@ async def execute_refund(context: JobContext) -> None:
                 return
             await _fail(context, attempt, reason)
             return
-        await _refund_through(context, provider, attempt, attempt.payment_reference, provider_name)
+        await _refund_through(context, provider, attempt, attempt.payment_reference, factory)
 
 
 async def _refund_through(
@@ -162,11 +160,13 @@ async def _refund_through(
     provider: PaymentProvider,
     attempt: RefundAttempt,
     payment_reference: str,
-    provider_name: PaymentProviderName,
+    factory: PaymentProviderFactory,
 ) -> None:
     resolution_id = attempt.resolution_id
+    provider_name = factory.provider
     refund = None
-    if attempt.attempts > 1 or context.clock.now() - attempt.key_created_at > KEY_TRUST:
+    key_age = context.clock.now() - attempt.key_created_at
+    if attempt.attempts > 1 or key_age > factory.idempotency_keys_trusted_for:
         # An earlier attempt may have made the refund without us hearing back.
         refund = await provider.find_refund(payment_reference, str(resolution_id))
     if refund is None:

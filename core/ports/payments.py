@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -114,3 +115,6 @@ class PaymentProviderFactory:
     build: Callable[[Mapping[str, Any]], PaymentProvider]
     # Whether store credit is mirrored to a customer balance kept by this provider.
     holds_customer_balances: bool = False
+    # How long the provider surely remembers an idempotency key: past that, a retry looks for
+    # the refund before sending, since the key alone may no longer stop a second one.
+    idempotency_keys_trusted_for: timedelta = timedelta(hours=20)

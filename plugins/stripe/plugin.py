@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import stripe
@@ -65,6 +66,8 @@ class StripePlugin(Plugin):
             platform=Platform.STRIPE,
             build=build,
             holds_customer_balances=True,
+            # Stripe may forget an idempotency key after 24 hours.
+            idempotency_keys_trusted_for=timedelta(hours=20),
         )
 
     def webhook_source(self) -> WebhookSource:
