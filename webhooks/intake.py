@@ -2,13 +2,16 @@
 
 The connection in the URL binds a delivery to one merchant before anything in it is trusted;
 the platform's registered ``WebhookSource`` verifies it. Nothing is stored for a delivery that
-fails its checks. This module knows no platform: each plugin brings its own source.
+fails its checks, or whose connection was disabled or re-keyed meanwhile (checked where it is
+stored, so every process sees such a change on the next delivery). This module knows no
+platform: each plugin brings its own source.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,7 +26,7 @@ from core.enums import Platform
 from core.ports.webhooks import DeliveryRefused, WebhookSource
 from core.secrets import SecretsUnreadable, Vault
 from core.usecases.connections import read_secrets
-from webhooks.inbox import InboxWriter, NewDelivery
+from webhooks.inbox import InboxWriter, NewDelivery, Stored
 
 log = structlog.get_logger()
 
@@ -47,57 +50,86 @@ class WebhookIntake:
         self.clock = clock or SystemClock()
         self.on_enqueued = on_enqueued
         self.inbox = InboxWriter(database, clock=self.clock)
-        # Decrypted webhook secrets by connection and ciphertext: a rotation changes the
-        # ciphertext, so a stale entry is never used; decryption is the costly part.
-        self._secrets: dict[tuple[uuid.UUID, str], list[str]] = {}
+        # Enabled connections with their decrypted webhook secrets, as last read. A cached
+        # entry is only a guess: the inbox checks, in the transaction that stores a delivery,
+        # that the connection is still enabled and still has the secrets it was verified with.
+        self._known: dict[uuid.UUID, _KnownConnection] = {}
 
     def routes(self) -> list[Route]:
         return [Route("/webhooks/{platform}/{connection_id}", self.receive, methods=["POST"])]
 
     async def receive(self, request: Request) -> Response:
         body = await request.body()
+        connection_id: uuid.UUID | None = None
         try:
             source, connection_id = self._source_and_connection(request)
-            connection, secrets = await self._connection(source.platform, connection_id)
-            structlog.contextvars.bind_contextvars(
-                merchant_id=str(connection.merchant_id), connection_id=str(connection.id)
-            )
-            if source.is_ping(request.headers, body):
-                return JSONResponse({"received": True, "ping": True})
-            verified = source.verify(
-                body,
-                request.headers,
-                secrets=secrets,
-                account=connection.account,
-                now=self.clock.now(),
-            )
+            known = self._known.get(connection_id)
+            for fresh in (False, True) if known is not None else (True,):
+                if fresh:
+                    known = await self._read_connection(source.platform, connection_id)
+                assert known is not None
+                outcome = await self._verify_and_store(source, known, request, body)
+                if outcome is not None:
+                    return outcome
+            raise DeliveryRefused(503, "the connection kept changing; try again")
         except DeliveryRefused as refusal:
+            if refusal.status == 404 and connection_id is not None:
+                self._known.pop(connection_id, None)
             log.info("webhook refused", status=refusal.status, reason=refusal.reason)
             return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
         except SecretsUnreadable:
             log.error("webhook secrets unreadable", connection=str(request.path_params))
             return JSONResponse({"error": "connection secrets unreadable"}, status_code=401)
-        kept = (*source.kept_headers, *_ALWAYS_KEPT_HEADERS)
-        headers = {name: request.headers[name] for name in kept if name in request.headers}
-        try:
-            duplicate = await self.inbox.store(
-                NewDelivery(
-                    merchant_id=connection.merchant_id,
-                    connection_id=connection.id,
-                    platform=source.platform,
-                    topic=verified.topic,
-                    dedupe_key=verified.dedupe_key,
-                    body=body,
-                    headers=headers,
-                )
-            )
         except SQLAlchemyError as error:
             # Not stored: say so, and the platform delivers again later.
             log.error("webhook not stored", error=str(error)[:200])
             return JSONResponse({"error": "not stored, try again"}, status_code=503)
-        if not duplicate and self.on_enqueued is not None:
+
+    async def _verify_and_store(
+        self, source: WebhookSource, known: _KnownConnection, request: Request, body: bytes
+    ) -> Response | None:
+        """Verify against ``known`` and store; None when ``known`` proved stale (read again)."""
+        connection = known.connection
+        structlog.contextvars.bind_contextvars(
+            merchant_id=str(connection.merchant_id), connection_id=str(connection.id)
+        )
+        if source.is_ping(request.headers, body):
+            return JSONResponse({"received": True, "ping": True})
+        try:
+            verified = source.verify(
+                body,
+                request.headers,
+                secrets=known.secrets,
+                account=connection.account,
+                now=self.clock.now(),
+            )
+        except DeliveryRefused:
+            if not known.fresh:
+                return None  # the secrets may have been rotated since they were cached
+            raise
+        kept = (*source.kept_headers, *_ALWAYS_KEPT_HEADERS)
+        headers = {name: request.headers[name] for name in kept if name in request.headers}
+        outcome = await self.inbox.store(
+            NewDelivery(
+                merchant_id=connection.merchant_id,
+                connection_id=connection.id,
+                platform=source.platform,
+                topic=verified.topic,
+                dedupe_key=verified.dedupe_key,
+                body=body,
+                headers=headers,
+                verified_with=connection.webhook_secrets_encrypted,
+            )
+        )
+        if outcome is Stored.CONNECTION_GONE:
+            raise DeliveryRefused(404, "unknown webhook URL")
+        if outcome is Stored.SECRETS_CHANGED:
+            self._known.pop(connection.id, None)
+            return None
+        self._known[connection.id] = _KnownConnection(connection, known.secrets, fresh=False)
+        if outcome is Stored.NEW and self.on_enqueued is not None:
             self.on_enqueued()
-        return JSONResponse({"received": True, "duplicate": duplicate})
+        return JSONResponse({"received": True, "duplicate": outcome is Stored.DUPLICATE})
 
     def _source_and_connection(self, request: Request) -> tuple[WebhookSource, uuid.UUID]:
         try:
@@ -110,23 +142,22 @@ class WebhookIntake:
             raise DeliveryRefused(404, "unknown webhook URL")
         return source, connection_id
 
-    async def _connection(
+    async def _read_connection(
         self, platform: Platform, connection_id: uuid.UUID
-    ) -> tuple[Connection, list[str]]:
-        """The connection as the database has it now, with its webhook secrets.
-
-        Read on every delivery (one lookup by primary key), never from a cache: disabling,
-        re-enabling or rotating a secret takes effect on the next delivery, in every process.
-        """
+    ) -> _KnownConnection:
+        """The connection as the database has it now, with its decrypted webhook secrets."""
         async with self.database.read_session() as session:
             connection = await session.get(Connection, connection_id)
         if connection is None or connection.platform is not platform or connection.disabled_at:
             raise DeliveryRefused(404, "unknown webhook URL")
-        key = (connection.id, connection.webhook_secrets_encrypted)
-        secrets = self._secrets.get(key)
-        if secrets is None:
-            secrets = read_secrets(self.vault, connection).webhook_secrets
-            if len(self._secrets) > 10_000:
-                self._secrets.clear()
-            self._secrets[key] = secrets
-        return connection, secrets
+        secrets = read_secrets(self.vault, connection).webhook_secrets
+        if len(self._known) > 10_000:
+            self._known.clear()
+        return _KnownConnection(connection, secrets, fresh=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownConnection:
+    connection: Connection
+    secrets: list[str]
+    fresh: bool  # read for this delivery, so a failed check is final
