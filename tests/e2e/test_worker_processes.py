@@ -286,6 +286,11 @@ async def final_delivery(database: Database, dedupe_key: str) -> WebhookDelivery
     return found if found is not None and found.state in FINAL else None
 
 
+async def all_finished(database: Database) -> list[Job] | None:
+    found = await jobs(database, kind=PROCESS_DELIVERY)
+    return found if found and all(job.state is not JobState.RUNNING for job in found) else None
+
+
 async def jobs(database: Database, *, kind: str | None = None) -> list[Job]:
     async with database.read_session() as session:
         statement = select(Job)
@@ -538,7 +543,13 @@ async def test_rma_serve_on_sqlite_processes_deliveries_with_its_in_process_work
             what="the unknown topic processed in-process",
             logs=processes,
         )
-        done = [job.state for job in await jobs(database, kind=PROCESS_DELIVERY)]
+        # The handler marks a delivery before the worker records its job as done: wait for both.
+        finished = await until(
+            lambda: all_finished(database),
+            what="both processing jobs recorded as finished",
+            logs=processes,
+        )
+        done = [job.state for job in finished]
     finally:
         await database.dispose()
     listed = await rma(["webhooks", "list"], env, tmp_path)
