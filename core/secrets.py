@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 
 from core.errors import DomainError
+from core.settings import split_keys
 
 
 class SecretsUnreadable(DomainError):
@@ -24,11 +25,8 @@ class SecretsUnreadable(DomainError):
 
 
 class Vault:
-    def __init__(self, keys: SecretStr | str | list[str]) -> None:
-        if isinstance(keys, SecretStr):
-            keys = keys.get_secret_value()
-        listed = [key.strip() for key in keys.split(",")] if isinstance(keys, str) else keys
-        usable = [key for key in listed if key]
+    def __init__(self, keys: SecretStr | str) -> None:
+        usable = split_keys(keys)
         if not usable:
             raise ValueError("at least one encryption key is needed")
         self._fernet = MultiFernet([Fernet(key.encode()) for key in usable])

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_development_secrets_in_production(self) -> Settings:
+    def _check_secrets(self) -> Settings:
+        """Keys are required everywhere; production also refuses development or weak secrets."""
         if self.env != "production":
             if not split_keys(self.encryption_keys):
                 raise ValueError("RMA_ENCRYPTION_KEYS needs at least one Fernet key")
@@ -99,9 +100,10 @@ class Settings(BaseSettings):
         return async_url(self.database_url)
 
 
-def split_keys(keys: SecretStr) -> list[str]:
+def split_keys(keys: SecretStr | str) -> list[str]:
     """The Fernet keys of a comma-separated setting, newest first."""
-    return [key.strip() for key in keys.get_secret_value().split(",") if key.strip()]
+    text = keys.get_secret_value() if isinstance(keys, SecretStr) else keys
+    return [key.strip() for key in text.split(",") if key.strip()]
 
 
 def async_url(url: str) -> str:

@@ -48,7 +48,7 @@ class InMemoryCommercePlatform:
             self.unavailable_calls -= 1
             raise PlatformUnavailable("rate limited; retry later")
 
-    def _write(self, key: str, prefix: str) -> str | None:
+    def _write(self, key: str) -> str | None:
         self._call()
         if self.refuse is not None:
             raise PlatformRejected(self.refuse)
@@ -71,7 +71,7 @@ class InMemoryCommercePlatform:
         )
 
     async def write_refund(self, refund: PlatformRefund) -> str:
-        found = self._write(refund.idempotency_key, "refund")
+        found = self._write(refund.idempotency_key)
         if found is not None:
             return found
         if refund.order_reference not in self.orders:
@@ -84,13 +84,13 @@ class InMemoryCommercePlatform:
     async def restock(
         self, order_reference: str, lines: Sequence[RestockLine], idempotency_key: str
     ) -> None:
-        if self._write(idempotency_key, "restock") is not None:
+        if self._write(idempotency_key) is not None:
             return
         self.restocked.setdefault(order_reference, []).extend(lines)
         self._answers[idempotency_key] = "restocked"
 
     async def issue_store_credit(self, credit: PlatformCredit) -> str:
-        found = self._write(credit.idempotency_key, "credit")
+        found = self._write(credit.idempotency_key)
         if found is not None:
             return found
         reference = f"credit-{next(self._ids)}"

@@ -126,6 +126,8 @@ class WebhookIntake:
         if outcome is Stored.SECRETS_CHANGED:
             self._known.pop(connection.id, None)
             return None
+        if len(self._known) > 10_000:
+            self._known.clear()
         self._known[connection.id] = _KnownConnection(connection, known.secrets, fresh=False)
         if outcome is Stored.NEW and self.on_enqueued is not None:
             self.on_enqueued()
@@ -151,8 +153,6 @@ class WebhookIntake:
         if connection is None or connection.platform is not platform or connection.disabled_at:
             raise DeliveryRefused(404, "unknown webhook URL")
         secrets = read_secrets(self.vault, connection).webhook_secrets
-        if len(self._known) > 10_000:
-            self._known.clear()
         return _KnownConnection(connection, secrets, fresh=True)
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from core.enums import Platform
+from core.errors import InvalidInput
 from core.ports.payments import RefundReport
 
 
@@ -111,3 +112,11 @@ def header_dedupe_key(prefix: str, value: str) -> str:
 
 def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def required_account(account: str) -> str:
+    """A connection's account as given, trimmed; every platform needs one of sane length."""
+    value = account.strip()
+    if not value or len(value) > 255:
+        raise InvalidInput("account", "the shop, store URL or account is required")
+    return value

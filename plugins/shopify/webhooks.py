@@ -15,6 +15,7 @@ from core.ports.webhooks import (
     body_sha256,
     header_dedupe_key,
     hmac_sha256,
+    required_account,
 )
 
 
@@ -31,9 +32,7 @@ def shopify_signature_valid(body: bytes, header: str | None, secrets: Sequence[s
 
 def normalize_shop(account: str) -> str:
     """A shop as its deliveries name it: ``the-shop.myshopify.com``."""
-    value = account.strip()
-    if not value or len(value) > 255:
-        raise InvalidInput("account", "the shop, store URL or account is required")
+    value = required_account(account)
     domain = value.lower().removeprefix("https://").removeprefix("http://").strip("/")
     if not domain.endswith(".myshopify.com") or "/" in domain:
         raise InvalidInput("shop", "a Shopify shop looks like the-shop.myshopify.com")

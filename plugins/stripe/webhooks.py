@@ -19,6 +19,7 @@ from core.ports.webhooks import (
     VerifiedDelivery,
     header_dedupe_key,
     hmac_sha256,
+    required_account,
 )
 
 TOLERANCE_SECONDS = 300
@@ -61,7 +62,7 @@ class StripeWebhookSource:
     kept_headers: tuple[str, ...] = ()
 
     def normalize_account(self, account: str) -> str:
-        return account.strip()
+        return required_account(account)
 
     def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
         return False

@@ -17,6 +17,7 @@ from core.ports.webhooks import (
     body_sha256,
     header_dedupe_key,
     hmac_sha256,
+    required_account,
 )
 
 
@@ -35,9 +36,7 @@ def woocommerce_signature_valid(body: bytes, header: str | None, secrets: Sequen
 
 def normalize_store_url(account: str) -> str:
     """A store as its deliveries name it: scheme, lower-case host and path, one final slash."""
-    value = account.strip()
-    if not value or len(value) > 255:
-        raise InvalidInput("account", "the shop, store URL or account is required")
+    value = required_account(account)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput("storeUrl", "a store URL looks like https://shop.example.com/")
