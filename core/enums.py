@@ -79,10 +79,8 @@ class PaymentProviderName(StrEnum):
 # Who moves a refund's money, in order of preference when an order was paid several ways; an
 # order paid by none of these is refunded by hand (MANUAL).
 REFUND_PROVIDERS = (PaymentProviderName.STRIPE, PaymentProviderName.SHOPIFY_PAYMENTS)
-# Refunds that staff make and confirm themselves: no plugin moves these yet.
-CONFIRMED_BY_STAFF = frozenset(
-    {PaymentProviderName.MANUAL, PaymentProviderName.SHOPIFY_PAYMENTS, PaymentProviderName.OTHER}
-)
+# Refunds that staff make and confirm themselves: no plugin moves these.
+CONFIRMED_BY_STAFF = frozenset({PaymentProviderName.MANUAL, PaymentProviderName.OTHER})
 
 
 class Platform(StrEnum):

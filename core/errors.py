@@ -98,3 +98,9 @@ class RefundExceedsPaid(DomainError):
     """The refunds on an order would add up to more than was paid for it."""
 
     code = "REFUND_EXCEEDS_PAID"
+
+
+class NotConfigured(DomainError):
+    """A platform's app is not set up on this service (its key and secret are missing)."""
+
+    code = "NOT_CONFIGURED"

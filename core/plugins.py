@@ -17,23 +17,42 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic_settings import BaseSettings
 
 from core.enums import PaymentProviderName, Platform
-from core.ports.commerce import CommercePlatformFactory
+from core.ports.commerce import CommercePlatformFactory, CredentialRefresher
+from core.ports.installs import AppInstaller
 from core.ports.payments import PaymentProviderFactory
-from core.ports.webhooks import TopicHandler, WebhookSource
+from core.ports.webhooks import AppWebhookSource, TopicHandler, WebhookSource
 
 if TYPE_CHECKING:
+    from core.clock import Clock
+    from core.database import Database
     from core.jobs.worker import Handler
+    from core.secrets import Vault
+    from core.settings import Settings
 
 PLUGIN_GROUP = "rma.plugins"
 
 
 @dataclass(frozen=True, slots=True)
+class RouteServices:
+    """What a plugin's page may use, bound by the app factory: core's use cases run on this
+    database; ``wake_worker`` tells the in-process worker that jobs were queued."""
+
+    database: Database
+    vault: Vault
+    clock: Clock
+    settings: Settings
+    registry: Registry
+    wake_worker: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
 class HttpRoute:
     """A page or callback a plugin serves (an app install, an OAuth callback), mounted by the
-    app factory. ``endpoint`` takes the web framework's request and returns its response."""
+    app factory. ``endpoint`` takes the web framework's request and the route services, and
+    returns the framework's response."""
 
     path: str
-    endpoint: Callable[[Any], Awaitable[Any]]
+    endpoint: Callable[[Any, RouteServices], Awaitable[Any]]
     methods: tuple[str, ...] = ("GET",)
 
 
@@ -57,6 +76,10 @@ class Plugin:
     def webhook_source(self) -> WebhookSource | None:
         return None
 
+    def app_webhook_source(self) -> AppWebhookSource | None:
+        """Verifies deliveries signed with the app's own secret, if the platform sends them."""
+        return None
+
     def topic_handlers(self) -> Mapping[str, TopicHandler]:
         return {}
 
@@ -64,6 +87,14 @@ class Plugin:
         return None
 
     def commerce_platform(self) -> CommercePlatformFactory | None:
+        return None
+
+    def credential_refresher(self) -> CredentialRefresher | None:
+        """How this platform's expiring credentials are renewed, if they expire."""
+        return None
+
+    def app_installer(self) -> AppInstaller | None:
+        """How a merchant installs this platform's app from the service, if it has one."""
         return None
 
     def job_handlers(self) -> Mapping[str, Handler]:
@@ -83,11 +114,14 @@ class Registry:
 
     plugins: tuple[Plugin, ...] = ()
     webhook_sources: Mapping[Platform, WebhookSource] = field(default_factory=dict)
+    app_webhook_sources: Mapping[Platform, AppWebhookSource] = field(default_factory=dict)
     topics: Mapping[Platform, Mapping[str, TopicHandler]] = field(default_factory=dict)
     payment_providers: Mapping[PaymentProviderName, PaymentProviderFactory] = field(
         default_factory=dict
     )
     commerce_platforms: Mapping[Platform, CommercePlatformFactory] = field(default_factory=dict)
+    refreshers: Mapping[Platform, CredentialRefresher] = field(default_factory=dict)
+    installers: Mapping[Platform, AppInstaller] = field(default_factory=dict)
     job_handlers: Mapping[str, Handler] = field(default_factory=dict)
     routes: tuple[HttpRoute, ...] = ()
 
@@ -95,15 +129,21 @@ class Registry:
     def of(cls, plugins: Iterable[Plugin]) -> Registry:
         chosen = tuple(plugins)
         sources: dict[Platform, WebhookSource] = {}
+        app_sources: dict[Platform, AppWebhookSource] = {}
         topics: dict[Platform, dict[str, TopicHandler]] = {}
         providers: dict[PaymentProviderName, PaymentProviderFactory] = {}
         platforms: dict[Platform, CommercePlatformFactory] = {}
+        refreshers: dict[Platform, CredentialRefresher] = {}
+        installers: dict[Platform, AppInstaller] = {}
         handlers: dict[str, Handler] = {}
         routes: list[HttpRoute] = []
         for plugin in chosen:
             source = plugin.webhook_source()
             if source is not None:
                 sources[plugin.platform] = source
+            app_source = plugin.app_webhook_source()
+            if app_source is not None:
+                app_sources[plugin.platform] = app_source
             topics.setdefault(plugin.platform, {}).update(plugin.topic_handlers())
             provider = plugin.payment_provider()
             if provider is not None:
@@ -111,9 +151,26 @@ class Registry:
             platform = plugin.commerce_platform()
             if platform is not None:
                 platforms[platform.platform] = platform
+            refresher = plugin.credential_refresher()
+            if refresher is not None:
+                refreshers[plugin.platform] = refresher
+            installer = plugin.app_installer()
+            if installer is not None:
+                installers[plugin.platform] = installer
             handlers.update(plugin.job_handlers())
             routes.extend(plugin.routes())
-        return cls(chosen, sources, topics, providers, platforms, handlers, tuple(routes))
+        return cls(
+            chosen,
+            sources,
+            app_sources,
+            topics,
+            providers,
+            platforms,
+            refreshers,
+            installers,
+            handlers,
+            tuple(routes),
+        )
 
     def secrets(self) -> list[str]:
         return [secret for plugin in self.plugins for secret in plugin.secrets()]

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # `rma serve` runs the job worker in-process unless this is off (`rma serve --no-worker`).
     run_worker: bool = True
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    # The address platforms reach this service at: OAuth callbacks and webhook addresses.
+    public_url: str = "http://127.0.0.1:8000"
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -17,7 +17,7 @@ from core.clock import Clock, SystemClock
 from core.database import Database
 from core.logs import configure_logging_for
 from core.migrate import current_revision
-from core.plugins import Registry
+from core.plugins import HttpRoute, Registry, RouteServices
 from core.secrets import Vault
 from core.settings import Settings
 from graphql_api.auth import CustomerTokens, FailureLimiter
@@ -75,12 +75,14 @@ def create_app(
         limiter=FailureLimiter(),
         clock=time,
         on_write=worker.wake if worker else None,
+        registry=plugins,
     )
-
+    vault = Vault(chosen.encryption_keys)
     intake = WebhookIntake(
         db,
-        Vault(chosen.encryption_keys),
+        vault,
         plugins.webhook_sources,
+        app_sources=plugins.app_webhook_sources,
         clock=time,
         on_enqueued=worker.wake if worker else None,
     )
@@ -105,7 +107,17 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *intake.routes(),
-            *(Route(r.path, r.endpoint, methods=list(r.methods)) for r in plugins.routes),
+            *plugin_routes(
+                plugins,
+                RouteServices(
+                    database=db,
+                    vault=vault,
+                    clock=time,
+                    settings=chosen,
+                    registry=plugins,
+                    wake_worker=worker.wake if worker else _nothing,
+                ),
+            ),
         ],
         lifespan=lifespan,
     )
@@ -113,6 +125,28 @@ def create_app(
     app.state.database = db
     limited = BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT})
     return RequestContext(limited)
+
+
+def _nothing() -> None:
+    return None
+
+
+def plugin_routes(registry: Registry, services: RouteServices) -> list[Route]:
+    """The plugins' pages, each given the services it may use; an unexpected failure is a
+    plain 503 page that names nothing (the log has the details)."""
+
+    def bind(route: HttpRoute) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                response: Response = await route.endpoint(request, services)
+            except Exception:
+                log.exception("plugin page failed", path=route.path)
+                return PlainTextResponse("Something went wrong; try again.", status_code=503)
+            return response
+
+        return Route(route.path, endpoint, methods=list(route.methods))
+
+    return [bind(route) for route in registry.routes]
 
 
 def serve_app() -> ASGIApp:

@@ -11,6 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from core.clock import Clock
 from core.database import Database
+from core.plugins import Registry
 from core.settings import Settings
 from graphql_api.auth import CustomerSession, CustomerTokens, FailureLimiter, Principal, Staff
 from graphql_api.errors import Denied
@@ -27,6 +28,7 @@ class Context:
     principal: Principal | None
     clock: Clock
     on_write: Callable[[], None] | None = None
+    registry: Registry = field(default_factory=Registry)
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _loaders: Loaders | None = None
 

@@ -56,6 +56,9 @@ class ErrorCode(Enum):
     RATE_LIMITED = strawberry.enum_value(
         "RATE_LIMITED", description="Too many failed attempts; wait a few minutes."
     )
+    NOT_CONFIGURED = strawberry.enum_value(
+        "NOT_CONFIGURED", description="The platform's app is not set up on this service."
+    )
     INVALID = strawberry.enum_value("INVALID", description="Any other expected failure.")
 
 

@@ -12,13 +12,15 @@ from core import entities, queries
 from core.enums import ReturnReason as CoreReason
 from core.enums import RmaStatus as CoreStatus
 from core.errors import InvalidInput, NotFound
+from core.usecases.connections import list_connections
 from core.usecases.inputs import require_time
 from core.usecases.lookup import get_rma_by_number
 from core.usecases.owned_rows import current_policy
 from core.usecases.requests import order_eligibility
 from graphql_api.context import Info
 from graphql_api.ids import decode_cursor, encode_cursor, expect_id, parse_global_id
-from graphql_api.permissions import SignedIn
+from graphql_api.mutations.connections import settings_defaults
+from graphql_api.permissions import Admin, SignedIn
 from graphql_api.types.commerce import (
     Customer,
     Merchant,
@@ -27,6 +29,7 @@ from graphql_api.types.commerce import (
     OrderEdge,
 )
 from graphql_api.types.common import ApiKeyRole, Node, PageInfo, ReturnReason, RmaStatus
+from graphql_api.types.connections import Connection
 from graphql_api.types.policy import LineEligibility, ReturnEligibility, ReturnPolicy
 from graphql_api.types.returns import Rma, RmaConnection, RmaEdge
 
@@ -277,3 +280,12 @@ class Query:
             return None
         row = await info.context.loaders.customer.load(parsed[1])
         return Customer.from_row(row) if row else None
+
+    @strawberry.field(
+        permission_classes=[Admin],
+        description="The merchant's platform connections, oldest first (never credentials).",
+    )
+    async def connections(self, info: Info) -> list[Connection]:
+        async with info.context.database.read_session() as session:
+            rows = await list_connections(session, merchant_id=info.context.merchant_id)
+        return [Connection.from_row(row, settings_defaults(info, row.platform)) for row in rows]

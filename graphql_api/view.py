@@ -19,6 +19,7 @@ from strawberry.schema import BaseSchema
 
 from core.clock import Clock
 from core.database import Database
+from core.plugins import Registry
 from core.settings import Settings
 from graphql_api.auth import CustomerSession, CustomerTokens, FailureLimiter, authenticate
 from graphql_api.context import Context
@@ -70,6 +71,7 @@ class GraphQLView(GraphQL[Context, None]):
         limiter: FailureLimiter,
         clock: Clock,
         on_write: Callable[[], None] | None = None,
+        registry: Registry | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -83,6 +85,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.limiter = limiter
         self.clock = clock
         self.on_write = on_write
+        self.registry = registry or Registry()
         self.persisted = PersistedQueries()
 
     async def get_context(self, request: Request, response: Any) -> Context:  # type: ignore[override]
@@ -102,6 +105,7 @@ class GraphQLView(GraphQL[Context, None]):
             principal=principal,
             clock=self.clock,
             on_write=self.on_write,
+            registry=self.registry,
             request_id=request_id_of(request.scope),
         )
 

@@ -32,6 +32,7 @@ class InMemoryCommercePlatform:
     unavailable_calls: int = 0  # the next N calls fail as if rate limited
     refuse: str | None = None  # every write is refused with this message
     closed: bool = False
+    subscribed_to: str | None = None
     _changes: list[str] = field(default_factory=list)
     _answers: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -67,7 +68,8 @@ class InMemoryCommercePlatform:
         end = start + len(window)
         return OrderPage(
             orders=[self.orders[reference] for reference in references],
-            next_cursor=str(end) if end < len(self._changes) else None,
+            next_cursor=str(end),
+            has_more=end < len(self._changes),
         )
 
     async def write_refund(self, refund: PlatformRefund) -> str:
@@ -97,6 +99,10 @@ class InMemoryCommercePlatform:
         self.credits[reference] = credit
         self._answers[credit.idempotency_key] = reference
         return reference
+
+    async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
+        self._call()
+        self.subscribed_to = f"{public_url}/webhooks/{connection_id}"
 
     async def close(self) -> None:
         self.closed = True

@@ -40,6 +40,8 @@ class NewDelivery:
     # The sealed webhook secrets the delivery was verified against: it is stored only if the
     # connection still has them (and is enabled) when the batch commits.
     verified_with: str
+    # Stored even when the connection was disabled meanwhile (an app's privacy topics).
+    even_if_disabled: bool = False
 
 
 class Stored(Enum):
@@ -216,7 +218,7 @@ async def _refused_by_connection(
     refused: dict[int, Stored] = {}
     for index, delivery in enumerate(deliveries):
         row = current.get(delivery.connection_id)
-        if row is None or row[1] is not None:
+        if row is None or (row[1] is not None and not delivery.even_if_disabled):
             refused[index] = Stored.CONNECTION_GONE
         elif row[2] != delivery.verified_with:
             refused[index] = Stored.SECRETS_CHANGED

@@ -23,9 +23,10 @@ from core.clock import Clock, SystemClock
 from core.database import Database
 from core.entities import Connection
 from core.enums import Platform
-from core.ports.webhooks import DeliveryRefused, WebhookSource
+from core.ports.webhooks import AppDelivery, AppWebhookSource, DeliveryRefused, WebhookSource
 from core.secrets import SecretsUnreadable, Vault
 from core.usecases.connections import read_secrets
+from core.usecases.installs import app_connection
 from webhooks.inbox import InboxWriter, NewDelivery, Stored
 
 log = structlog.get_logger()
@@ -41,12 +42,14 @@ class WebhookIntake:
         vault: Vault,
         sources: Mapping[Platform, WebhookSource],
         *,
+        app_sources: Mapping[Platform, AppWebhookSource] | None = None,
         clock: Clock | None = None,
         on_enqueued: Callable[[], None] | None = None,
     ) -> None:
         self.database = database
         self.vault = vault
         self.sources = dict(sources)
+        self.app_sources = dict(app_sources or {})
         self.clock = clock or SystemClock()
         self.on_enqueued = on_enqueued
         self.inbox = InboxWriter(database, clock=self.clock)
@@ -56,7 +59,60 @@ class WebhookIntake:
         self._known: dict[uuid.UUID, _KnownConnection] = {}
 
     def routes(self) -> list[Route]:
-        return [Route("/webhooks/{platform}/{connection_id}", self.receive, methods=["POST"])]
+        return [
+            Route("/webhooks/{platform}/app", self.receive_for_app, methods=["POST"]),
+            Route("/webhooks/{platform}/{connection_id}", self.receive, methods=["POST"]),
+        ]
+
+    async def receive_for_app(self, request: Request) -> Response:
+        """A delivery signed with an app's secret; the shop header names the connection, and
+        is believed only once the signature is checked."""
+        body = await request.body()
+        try:
+            source = self.app_sources.get(_platform_of(request))
+            if source is None:
+                raise DeliveryRefused(404, "unknown webhook URL")
+            delivery = source.verify_app(body, request.headers, now=self.clock.now())
+            connection = await self._app_connection(source.platform, delivery)
+            if connection is None:
+                if delivery.reaches_disabled:
+                    # A privacy request for a shop we hold nothing of: nothing to erase.
+                    return JSONResponse({"received": True, "unknownAccount": True})
+                raise DeliveryRefused(404, "no connection for this shop")
+            structlog.contextvars.bind_contextvars(
+                merchant_id=str(connection.merchant_id), connection_id=str(connection.id)
+            )
+            kept = (*source.kept_headers, *_ALWAYS_KEPT_HEADERS)
+            outcome = await self.inbox.store(
+                NewDelivery(
+                    merchant_id=connection.merchant_id,
+                    connection_id=connection.id,
+                    platform=source.platform,
+                    topic=delivery.topic,
+                    dedupe_key=delivery.dedupe_key,
+                    body=body,
+                    headers={n: request.headers[n] for n in kept if n in request.headers},
+                    verified_with=connection.webhook_secrets_encrypted,
+                    even_if_disabled=delivery.reaches_disabled,
+                )
+            )
+            if outcome in (Stored.CONNECTION_GONE, Stored.SECRETS_CHANGED):
+                raise DeliveryRefused(404, "no connection for this shop")
+            if outcome is Stored.NEW and self.on_enqueued is not None:
+                self.on_enqueued()
+            return JSONResponse({"received": True, "duplicate": outcome is Stored.DUPLICATE})
+        except DeliveryRefused as refusal:
+            log.info("webhook refused", status=refusal.status, reason=refusal.reason)
+            return JSONResponse({"error": refusal.reason}, status_code=refusal.status)
+        except SQLAlchemyError as error:
+            log.error("webhook not stored", error=str(error)[:200])
+            return JSONResponse({"error": "not stored, try again"}, status_code=503)
+
+    async def _app_connection(self, platform: Platform, delivery: AppDelivery) -> Connection | None:
+        async with self.database.read_session() as session:
+            return await app_connection(
+                session, platform, delivery.account, include_disabled=delivery.reaches_disabled
+            )
 
     async def receive(self, request: Request) -> Response:
         body = await request.body()
@@ -135,7 +191,7 @@ class WebhookIntake:
 
     def _source_and_connection(self, request: Request) -> tuple[WebhookSource, uuid.UUID]:
         try:
-            platform = Platform(request.path_params["platform"])
+            platform = _platform_of(request)
             connection_id = uuid.UUID(request.path_params["connection_id"])
         except ValueError as error:
             raise DeliveryRefused(404, "unknown webhook URL") from error
@@ -154,6 +210,13 @@ class WebhookIntake:
             raise DeliveryRefused(404, "unknown webhook URL")
         secrets = read_secrets(self.vault, connection).webhook_secrets
         return _KnownConnection(connection, secrets, fresh=True)
+
+
+def _platform_of(request: Request) -> Platform:
+    try:
+        return Platform(request.path_params["platform"])
+    except ValueError as error:
+        raise DeliveryRefused(404, "unknown webhook URL") from error
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from core.entities.base import metadata
 from core.entities.inbox import Job, WebhookDelivery
-from core.entities.merchants import ApiKey, Connection, Merchant
+from core.entities.merchants import ApiKey, Connection, Merchant, PendingInstall
 from core.entities.orders import Customer, Order, OrderLine, OrderPayment
 from core.entities.policies import ReturnPolicy
 from core.entities.resolutions import Resolution, StoreCreditEntry
@@ -19,6 +19,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderPayment",
+    "PendingInstall",
     "Resolution",
     "ReturnPolicy",
     "Rma",

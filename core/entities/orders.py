@@ -41,7 +41,13 @@ class Order(TenantRow, table=True):
     placed_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
     delivered_at: datetime | None = timestamp_field()
     shipping_minor: int = Field(default=0, nullable=False)
+    # Refunds the platform made that this service did not (staff in the platform's admin):
+    # they are no longer ours to refund.
+    refunded_elsewhere_minor: int = Field(default=0, nullable=False)
     updated_at: datetime | None = timestamp_field()
+    # When the platform last changed the order, as it says: an older copy (a late webhook, a
+    # slow page of a sync) never overwrites a newer one.
+    source_updated_at: datetime | None = timestamp_field()
 
     lines: list["OrderLine"] = Relationship(
         sa_relationship_kwargs={
@@ -102,3 +108,5 @@ class OrderPayment(TenantRow, table=True):
     reference: str = Field(max_length=100, nullable=False, index=True)
     captured_minor: int = Field(nullable=False)
     currency: str = Field(max_length=3, nullable=False)
+    # How the platform names the way it was paid (shopify_payments, gift_card, paypal, manual).
+    gateway: str = Field(default="", max_length=100, nullable=False)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.jobs import money
+from core.jobs import commerce, money
 from core.jobs.worker import Handler, JobContext, PeriodicJob
 from core.outbox.kinds import (
     APPLY_STORE_CREDIT,
     AUTO_RESOLVE,
     EXECUTE_REFUND,
     EXPIRE_AUTHORIZATIONS,
+    RECONCILE_CONNECTIONS,
     RECONCILE_PAYMENTS,
     REFRESH_REFUND,
+    RESTOCK_RETURN,
+    SUBSCRIBE_WEBHOOKS,
+    SYNC_CONNECTION,
+    SYNC_ORDER,
 )
 from core.usecases.review import expire_authorizations
 
@@ -32,10 +37,19 @@ CORE_HANDLERS: dict[str, Handler] = {
     APPLY_STORE_CREDIT: money.apply_store_credit,
     AUTO_RESOLVE: money.auto_resolve,
     RECONCILE_PAYMENTS: money.reconcile,
+    SYNC_CONNECTION: commerce.sync_connection,
+    SYNC_ORDER: commerce.sync_order,
+    SUBSCRIBE_WEBHOOKS: commerce.subscribe_webhooks,
+    RESTOCK_RETURN: commerce.restock_return,
+    RECONCILE_CONNECTIONS: commerce.reconcile_connections,
 }
 CORE_PERIODIC = [
     PeriodicJob(
         name="expire-authorizations", kind=EXPIRE_AUTHORIZATIONS, every=timedelta(minutes=15)
     ),
     PeriodicJob(name="reconcile-payments", kind=RECONCILE_PAYMENTS, every=timedelta(minutes=15)),
+    # Webhooks can be missed (WooCommerce never retries) or reordered: read what changed.
+    PeriodicJob(
+        name="reconcile-connections", kind=RECONCILE_CONNECTIONS, every=timedelta(minutes=15)
+    ),
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -17,7 +17,17 @@ from core.entities import WebhookDelivery
 from core.enums import Platform, ResolutionStatus, WebhookState
 from core.jobs.worker import Handler, JobContext, PermanentJobError
 from core.ports.payments import RefundReport
-from core.ports.webhooks import Ignored, Note, TopicContext, TopicHandler, TopicResult
+from core.ports.webhooks import (
+    AccessRevoked,
+    Ignored,
+    Note,
+    OrderChanged,
+    TopicContext,
+    TopicHandler,
+    TopicResult,
+)
+from core.usecases.connections import set_connection_enabled
+from core.usecases.platform_sync import queue_order_sync
 from core.usecases.provider_reports import (
     REFUND_STATUS_MEANS,
     ReportDoesNotMatch,
@@ -77,12 +87,43 @@ def _topic_context(context: JobContext, delivery: WebhookDelivery) -> TopicConte
 
 
 async def _apply(
+    context: JobContext,
+    delivery: WebhookDelivery,
+    results: TopicResult | Sequence[TopicResult],
+) -> tuple[WebhookState, str | None]:
+    """Apply each result; the delivery is IGNORED only when every result was."""
+    if not isinstance(results, Sequence):
+        results = [results]
+    outcomes = [await _apply_one(context, delivery, result) for result in results]
+    notes = "; ".join(note for _state, note in outcomes if note) or None
+    if outcomes and all(state is WebhookState.IGNORED for state, _note in outcomes):
+        return WebhookState.IGNORED, notes
+    return WebhookState.PROCESSED, notes
+
+
+async def _apply_one(
     context: JobContext, delivery: WebhookDelivery, result: TopicResult
 ) -> tuple[WebhookState, str | None]:
     if isinstance(result, Note):
         return WebhookState.PROCESSED, result.text
     if isinstance(result, Ignored):
         return WebhookState.IGNORED, result.reason
+    if isinstance(result, OrderChanged):
+        async with context.database.session() as session:
+            await queue_order_sync(
+                session,
+                delivery.connection_id,
+                delivery.merchant_id,
+                result.order_reference,
+                now=context.clock.now(),
+            )
+        return WebhookState.PROCESSED, None
+    if isinstance(result, AccessRevoked):
+        async with context.database.session() as session:
+            await set_connection_enabled(
+                session, delivery.connection_id, enabled=False, now=context.clock.now()
+            )
+        return WebhookState.PROCESSED, f"connection disabled: {result.reason}"
     return await _apply_refund_report(context, delivery, result)
 
 

@@ -11,13 +11,15 @@ import sqlalchemy as sa
 import structlog
 from sqlmodel import col, select
 
-from core.entities import Resolution, Rma
+from core.entities import Order, Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
 from core.errors import DomainError
 from core.jobs import failpoints
+from core.jobs.access import fresh_access, services_of
 from core.jobs.worker import JobContext, PermanentJobError
 from core.outbox.kinds import EXECUTE_REFUND, REFRESH_REFUND
 from core.outbox.queue import enqueue_once
+from core.ports.commerce import PlatformRejected
 from core.ports.payments import (
     PaymentProvider,
     PaymentProviderFactory,
@@ -28,7 +30,6 @@ from core.ports.payments import (
     RefundRequest,
 )
 from core.services import Services
-from core.usecases.connections import connection_credentials
 from core.usecases.money_movement import (
     RefundAttempt,
     begin_refund_attempt,
@@ -51,9 +52,7 @@ STALE_AFTER = timedelta(minutes=10)
 
 
 def _services(context: JobContext) -> Services:
-    if context.services is None:
-        raise PermanentJobError("this worker was started without services; money jobs need them")
-    return context.services
+    return services_of(context)
 
 
 @contextlib.asynccontextmanager
@@ -62,16 +61,16 @@ async def _provider_for(
 ) -> AsyncIterator[PaymentProvider | str]:
     """The merchant's provider for this job, closed afterwards; or why there is none (the
     merchant has no enabled connection for it, or its credentials are unusable)."""
-    services = _services(context)
-    async with context.database.read_session() as session:
-        credentials = await connection_credentials(
-            session, services.vault, merchant_id, factory.platform
-        )
-    if credentials is None:
+    try:
+        access = await fresh_access(context, merchant_id, factory.platform)
+    except PlatformRejected as error:
+        yield f"the {factory.platform.value} connection refused to renew its access: {error}"
+        return
+    if access is None:
         yield f"the merchant has no {factory.provider.value} connection"
         return
     try:
-        provider = factory.build(credentials)
+        provider = factory.build({**access.credentials, "account": access.account})
     except ProviderRejected as error:
         yield str(error)
         return
@@ -168,7 +167,9 @@ async def _refund_through(
     key_age = context.clock.now() - attempt.key_created_at
     if attempt.attempts > 1 or key_age > factory.idempotency_keys_trusted_for:
         # An earlier attempt may have made the refund without us hearing back.
-        refund = await provider.find_refund(payment_reference, str(resolution_id))
+        refund = await provider.find_refund(
+            payment_reference, str(resolution_id), order_reference=attempt.order_reference
+        )
     if refund is None:
         if attempt.attempts > MAX_BLIND_ATTEMPTS:
             async with context.database.session() as session:
@@ -189,6 +190,7 @@ async def _refund_through(
                     currency=attempt.currency,
                     idempotency_key=attempt.idempotency_key,
                     metadata=attempt.metadata,
+                    order_reference=attempt.order_reference,
                 )
             )
         except ProviderRejected as error:
@@ -217,6 +219,7 @@ async def refresh_refund(context: JobContext) -> None:
     resolution_id = uuid.UUID(context.job.payload["resolutionId"])
     async with context.database.read_session() as session:
         resolution = await session.get(Resolution, resolution_id)
+        order = None if resolution is None else await session.get(Order, resolution.order_id)
     if (
         resolution is None
         or resolution.payment_reference is None
@@ -229,7 +232,11 @@ async def refresh_refund(context: JobContext) -> None:
     async with _provider_for(context, resolution.merchant_id, factory) as provider:
         if isinstance(provider, str):
             return
-        refund = await provider.find_refund(resolution.payment_reference, str(resolution_id))
+        refund = await provider.find_refund(
+            resolution.payment_reference,
+            str(resolution_id),
+            order_reference=order.external_id if order else None,
+        )
     if refund is not None:
         await _record(context, resolution.merchant_id, resolution.provider, refund, resolution_id)
 

@@ -10,7 +10,8 @@ the platform. Methods raise ``PlatformRejected`` (will not work as asked) or
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from core.enums import PaymentProviderName, Platform
@@ -20,8 +21,13 @@ from core.usecases.orders import OrderInput
 @dataclass(frozen=True, slots=True)
 class OrderPage:
     orders: Sequence[OrderInput]
-    # Where the next page starts; None once the platform has nothing newer.
+    # Where the next call starts: kept after every page, so a sync resumes there after a
+    # crash, and the next incremental sync starts there once this one is done.
     next_cursor: str | None
+    # Whether the platform has more changes right now (another page is due).
+    has_more: bool = False
+    # Orders on this page the plugin could not read, each named with why (never half-read).
+    refused: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +105,11 @@ class CommercePlatform(Protocol):
         """Give the customer credit kept by the platform; returns its transaction id."""
         ...
 
+    async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
+        """Make the platform send its order webhooks to this service (idempotent: a topic
+        already subscribed is left alone)."""
+        ...
+
     async def close(self) -> None:
         """Release connections; the platform client is not used after this."""
         ...
@@ -106,8 +117,24 @@ class CommercePlatform(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class CommercePlatformFactory:
-    """How a plugin builds its platform client for one merchant, from decrypted credentials
-    and the connection's account (a shop domain, a store URL)."""
+    """How a plugin builds its platform client for one merchant, from the connection's account
+    (a shop domain, a store URL), its decrypted credentials and its settings."""
 
     platform: Platform
-    build: Callable[[str, Mapping[str, Any]], CommercePlatform]
+    build: Callable[[str, Mapping[str, Any], Mapping[str, Any]], CommercePlatform]
+    # The settings staff may change on a connection of this platform, with their defaults.
+    settings_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CredentialRefresher(Protocol):
+    """Renews credentials that expire (Shopify's expiring offline tokens). The core calls it
+    under a per-connection lock and stores what it returns in the same transaction, because a
+    platform may rotate the refresh token on every use."""
+
+    def due(self, credentials: Mapping[str, Any], now: datetime) -> bool:
+        """Whether the credentials lapse soon enough to renew them before use."""
+        ...
+
+    async def refresh(self, credentials: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """New credentials; ``PlatformRejected`` when the grant is gone (app uninstalled)."""
+        ...

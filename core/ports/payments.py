@@ -32,6 +32,8 @@ class RefundRequest:
     currency: str
     idempotency_key: str
     metadata: Mapping[str, str]
+    # The platform's order, for providers that refund through the order (Shopify).
+    order_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,7 @@ class PaymentProvider(Protocol):
         ...
 
     async def find_refund(
-        self, payment_reference: str, resolution_id: str
+        self, payment_reference: str, resolution_id: str, *, order_reference: str | None = None
     ) -> ProviderRefund | None:
         """The refund made for this resolution, found by its metadata, if it exists."""
         ...
@@ -107,7 +109,8 @@ class PaymentProviderFactory:
     """How a plugin builds its provider for one merchant, from that merchant's credentials.
 
     ``platform`` names the connection that holds the credentials; the core finds and decrypts
-    it, so the plugin never sees the database.
+    it, so the plugin never sees the database. ``build`` receives the credentials with the
+    connection's account (a shop domain) added under ``"account"``.
     """
 
     provider: PaymentProviderName

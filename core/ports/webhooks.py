@@ -67,6 +67,31 @@ class WebhookSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class AppDelivery:
+    """A delivery signed with an app's own secret, for whichever shop installed the app."""
+
+    account: str  # the shop it is for, as the connection names it
+    topic: str
+    dedupe_key: str
+    # Privacy topics (a shop's data to erase) must reach a connection even after the app
+    # was uninstalled and the connection disabled.
+    reaches_disabled: bool = False
+
+
+class AppWebhookSource(Protocol):
+    """Verifies deliveries at a platform's app-wide address (``/webhooks/{platform}/app``):
+    signed with the app's secret (the current one or the one before a rotation), with the
+    account named in a header that is trusted only after the signature is checked."""
+
+    platform: Platform
+    kept_headers: tuple[str, ...]
+
+    def verify_app(self, body: bytes, headers: Mapping[str, str], *, now: datetime) -> AppDelivery:
+        """The delivery, or ``DeliveryRefused`` (401 for a bad signature)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class TopicContext:
     """What a topic handler knows besides the payload."""
 
@@ -92,10 +117,27 @@ class Ignored:
     reason: str
 
 
-TopicResult = RefundReport | Note | Ignored
-# A handler parses a delivery's JSON payload; bad payloads raise ValueError, KeyError or
-# TypeError and are marked FAILED without retries.
-TopicHandler = Callable[[TopicContext, Any], Awaitable[TopicResult]]
+@dataclass(frozen=True, slots=True)
+class OrderChanged:
+    """An order changed on the platform: read it again from there (the payload may be stale
+    or reordered), and apply it if it is newer than what is stored."""
+
+    order_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRevoked:
+    """The platform no longer lets the service act for this account (the app was
+    uninstalled): the connection is disabled at once and its jobs stop."""
+
+    reason: str
+
+
+TopicResult = RefundReport | Note | Ignored | OrderChanged | AccessRevoked
+# A handler parses a delivery's JSON payload into one result or several (a refund to settle and
+# its order to read again); bad payloads raise ValueError, KeyError or TypeError and are
+# marked FAILED without retries.
+TopicHandler = Callable[[TopicContext, Any], Awaitable[TopicResult | Sequence[TopicResult]]]
 
 
 def body_sha256(body: bytes) -> str:

@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Connection, Merchant
 from core.enums import Platform
 from core.errors import InvalidInput, NotFound
+from core.ports.commerce import CredentialRefresher
 from core.ports.webhooks import WebhookSource
 from core.secrets import Vault
 from core.usecases.inputs import as_uuid, checked_now
@@ -41,9 +42,7 @@ async def connect_platform(
 ) -> Connection:
     """Create the connection to ``source``'s platform, or rotate its secrets when it exists.
 
-    The account is normalized by the platform's source, as its deliveries will claim it. A new
-    webhook secret goes first; the previous one stays valid until the next rotation, because
-    platforms take a while to sign with the new one.
+    The account is normalized by the platform's source, as its deliveries will claim it.
     """
     chosen = source.platform
     normalized = source.normalize_account(account)
@@ -56,31 +55,59 @@ async def connect_platform(
     async with session.begin():
         if await session.get(Merchant, merchant_uuid) is None:
             raise NotFound("Merchant", merchant_uuid, field="merchant")
-        statement = select(Connection).where(
-            Connection.merchant_id == merchant_uuid,
-            Connection.platform == chosen,
-            Connection.account == normalized,
+        return await save_connection(
+            session,
+            vault,
+            merchant_id=merchant_uuid,
+            platform=chosen,
+            account=normalized,
+            credentials=dict(credentials),
+            webhook_secret=secret,
+            now=checked_now(now),
         )
-        connection = (await session.exec(statement)).first()
-        secrets = [secret]
-        if connection is None:
-            connection = Connection(
-                merchant_id=merchant_uuid,
-                platform=chosen,
-                account=normalized,
-                created_at=checked_now(now),
-            )
-        else:
-            previous = read_secrets(vault, connection).webhook_secrets
-            secrets += [old for old in previous if old != secret]
-        connection.credentials_encrypted = vault.seal(
-            merchant_uuid, connection.id, dict(credentials)
+
+
+async def save_connection(
+    session: AsyncSession,
+    vault: Vault,
+    *,
+    merchant_id: uuid.UUID,
+    platform: Platform,
+    account: str,
+    credentials: dict[str, Any],
+    webhook_secret: str | None,
+    installed_by_app: bool = False,
+    now: datetime,
+) -> Connection:
+    """Within the caller's transaction: create or update (and re-enable) the connection.
+
+    A new webhook secret goes first; the previous one stays valid until the next rotation,
+    because platforms take a while to sign with the new one. ``None`` keeps the secrets (an
+    app's deliveries are signed with the app's secret instead).
+    """
+    statement = select(Connection).where(
+        Connection.merchant_id == merchant_id,
+        Connection.platform == platform,
+        Connection.account == account,
+    )
+    connection = (await session.exec(statement)).first()
+    secrets: list[str] = []
+    if connection is None:
+        connection = Connection(
+            merchant_id=merchant_id, platform=platform, account=account, created_at=now
         )
-        connection.webhook_secrets_encrypted = vault.seal(
-            merchant_uuid, connection.id, secrets[:KEPT_WEBHOOK_SECRETS]
-        )
-        connection.disabled_at = None
-        session.add(connection)
+    elif connection.webhook_secrets_encrypted:
+        secrets = read_secrets(vault, connection).webhook_secrets
+    if webhook_secret is not None:
+        secrets = [webhook_secret, *(old for old in secrets if old != webhook_secret)]
+    connection.credentials_encrypted = vault.seal(merchant_id, connection.id, credentials)
+    connection.webhook_secrets_encrypted = vault.seal(
+        merchant_id, connection.id, secrets[:KEPT_WEBHOOK_SECRETS]
+    )
+    connection.installed_by_app = installed_by_app or connection.installed_by_app
+    connection.disabled_at = None
+    session.add(connection)
+    await session.flush()
     return connection
 
 
@@ -120,20 +147,115 @@ async def list_connections(
     return (await session.exec(statement)).all()
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionAccess:
+    """What a plugin's factory needs to act for one connection (never log it)."""
+
+    connection_id: uuid.UUID
+    merchant_id: uuid.UUID
+    platform: Platform
+    account: str
+    credentials: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def _access(vault: Vault, connection: Connection) -> ConnectionAccess:
+    return ConnectionAccess(
+        connection_id=connection.id,
+        merchant_id=connection.merchant_id,
+        platform=connection.platform,
+        account=connection.account,
+        credentials=read_secrets(vault, connection).credentials,
+        settings=dict(connection.settings),
+    )
+
+
+async def connection_access(
+    session: AsyncSession,
+    vault: Vault,
+    merchant_id: uuid.UUID,
+    platform: Platform,
+    *,
+    connection_id: uuid.UUID | None = None,
+) -> ConnectionAccess | None:
+    """The given enabled connection of the merchant, or its oldest enabled one to
+    ``platform``; None when there is none. For plugin factories, which never read the
+    database themselves."""
+    statement = select(Connection).where(
+        Connection.merchant_id == merchant_id,
+        Connection.platform == platform,
+        col(Connection.disabled_at).is_(None),
+    )
+    if connection_id is not None:
+        statement = statement.where(Connection.id == connection_id)
+    connection = (await session.exec(statement.order_by(col(Connection.created_at)))).first()
+    return None if connection is None else _access(vault, connection)
+
+
 async def connection_credentials(
     session: AsyncSession, vault: Vault, merchant_id: uuid.UUID, platform: Platform
 ) -> dict[str, Any] | None:
-    """The decrypted credentials of the merchant's oldest enabled connection to ``platform``;
-    None when it has none. For plugin factories, which never read the database themselves."""
-    connection = (
-        await session.exec(
-            select(Connection)
-            .where(
-                Connection.merchant_id == merchant_id,
-                Connection.platform == platform,
-                col(Connection.disabled_at).is_(None),
-            )
-            .order_by(col(Connection.created_at))
+    """The decrypted credentials of the merchant's oldest enabled connection to ``platform``."""
+    access = await connection_access(session, vault, merchant_id, platform)
+    return None if access is None else access.credentials
+
+
+async def refresh_credentials(
+    session: AsyncSession,
+    vault: Vault,
+    connection_id: uuid.UUID,
+    refresher: CredentialRefresher,
+    *,
+    now: datetime,
+) -> ConnectionAccess:
+    """Renew a connection's expiring credentials under its row lock, storing what the platform
+    returned (a rotated refresh token) in the same transaction. A caller that waited for the
+    lock finds them renewed already and makes no second call."""
+    async with session.begin():
+        connection = await session.get(Connection, connection_id, with_for_update=True)
+        if connection is None or connection.disabled_at is not None:
+            raise NotFound("Connection", connection_id, field="connection")
+        access = _access(vault, connection)
+        if not refresher.due(access.credentials, now):
+            return access
+        renewed = await refresher.refresh(access.credentials, now)
+        connection.credentials_encrypted = vault.seal(
+            connection.merchant_id, connection.id, renewed
         )
-    ).first()
-    return None if connection is None else read_secrets(vault, connection).credentials
+        session.add(connection)
+    return ConnectionAccess(
+        connection_id=access.connection_id,
+        merchant_id=access.merchant_id,
+        platform=access.platform,
+        account=access.account,
+        credentials=renewed,
+        settings=access.settings,
+    )
+
+
+async def update_connection_settings(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    connection_id: uuid.UUID | str,
+    changes: dict[str, Any],
+    *,
+    allowed: dict[str, Any],
+) -> Connection:
+    """Change some of a connection's settings; ``allowed`` names the keys its platform knows
+    (with their defaults), and a value must have the default's type."""
+    identifier = as_uuid(connection_id, "connection")
+    for key, value in changes.items():
+        if key not in allowed:
+            raise InvalidInput("settings", f"{key!r} is not a setting of this platform")
+        default = allowed[key]
+        if default is not None and value is not None and not isinstance(value, type(default)):
+            raise InvalidInput("settings", f"{key!r} takes a {type(default).__name__}")
+        if isinstance(value, str) and (len(value) > 255 or "\x00" in value):
+            raise InvalidInput("settings", f"{key!r} is too long or contains a NUL")
+    async with session.begin():
+        connection = await session.get(Connection, identifier, with_for_update=True)
+        if connection is None or connection.merchant_id != merchant_id:
+            raise NotFound("Connection", identifier, field="connection")
+        connection.settings = {**connection.settings, **changes}
+        session.add(connection)
+    return connection

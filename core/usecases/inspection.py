@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Inspection, Rma
 from core.enums import Disposition, ItemCondition, RmaStatus
 from core.errors import InvalidInput, NotFound
-from core.outbox.kinds import AUTO_RESOLVE
+from core.outbox.kinds import AUTO_RESOLVE, RESTOCK_RETURN
 from core.outbox.queue import enqueue
 from core.rules.policy import passes_inspection
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum, require_unique
@@ -67,18 +67,30 @@ async def inspect_rma(
             raise InvalidInput("lines", "every received line must be inspected")
         await transition(session, rma, RmaStatus.INSPECTED, actor=actor, now=moment)
         rma.inspected_at = moment
+        restocked: list[str] = []
         for line_id, condition, disposition, note in parsed:
-            session.add(
-                Inspection(
-                    merchant_id=merchant_id,
-                    rma_id=rma.id,
-                    rma_line_id=line_id,
-                    condition=condition,
-                    disposition=disposition,
-                    note=note,
-                    inspected_by=actor,
-                    created_at=moment,
-                )
+            inspection = Inspection(
+                merchant_id=merchant_id,
+                rma_id=rma.id,
+                rma_line_id=line_id,
+                condition=condition,
+                disposition=disposition,
+                note=note,
+                inspected_by=actor,
+                created_at=moment,
+            )
+            session.add(inspection)
+            if disposition is Disposition.RESTOCK:
+                restocked.append(str(inspection.id))
+        if restocked:
+            # Back into the platform's stock, when the order came from one.
+            enqueue(
+                session,
+                RESTOCK_RETURN,
+                {"rmaId": str(rma.id), "merchantId": str(merchant_id), "inspections": restocked},
+                now=moment,
+                merchant_id=merchant_id,
+                lock_key=f"rma:{rma.id}",
             )
         reasons = {line.id: line.reason for line in rma.lines}
         policy = await policy_of(session, rma)

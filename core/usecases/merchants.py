@@ -37,12 +37,18 @@ async def create_merchant(
     if not cleaned:
         raise InvalidInput("name", "a merchant needs a name")
     currency = normalize_currency(default_currency)
-    created = checked_now(now)
     async with session.begin():
-        merchant = Merchant(name=cleaned, default_currency=currency, created_at=created)
-        session.add(merchant)
-        await session.flush()
-        session.add(ReturnPolicy(merchant_id=merchant.id, version=1, created_at=created))
+        return await add_merchant(session, cleaned, currency, now=checked_now(now))
+
+
+async def add_merchant(
+    session: AsyncSession, name: str, currency: str, *, now: datetime
+) -> Merchant:
+    """Within the caller's transaction: a merchant with version 1 of a default return policy."""
+    merchant = Merchant(name=name, default_currency=currency, created_at=now)
+    session.add(merchant)
+    await session.flush()
+    session.add(ReturnPolicy(merchant_id=merchant.id, version=1, created_at=now))
     return merchant
 
 
@@ -66,19 +72,27 @@ async def create_api_key(
         ApiKeyRole, role, "role", f"{role!s} is not a role; use ADMIN, AGENT or READONLY"
     )
     merchant_uuid = as_uuid(merchant_id, "merchant")
-    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    cleaned = clean_text(label, "label", limit=200)
     async with session.begin():
         if await session.get(Merchant, merchant_uuid) is None:
             raise NotFound("Merchant", merchant_uuid, field="merchant")
-        api_key = ApiKey(
-            merchant_id=merchant_uuid,
-            role=chosen_role,
-            prefix=plaintext[: len(API_KEY_PREFIX) + 4],
-            key_hash=hash_api_key(plaintext),
-            label=clean_text(label, "label", limit=200),
-            created_at=checked_now(now),
-        )
-        session.add(api_key)
+        return add_api_key(session, merchant_uuid, chosen_role, cleaned, now=checked_now(now))
+
+
+def add_api_key(
+    session: AsyncSession, merchant_id: uuid.UUID, role: ApiKeyRole, label: str, *, now: datetime
+) -> IssuedApiKey:
+    """Within the caller's transaction: a new key for an existing merchant."""
+    plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey(
+        merchant_id=merchant_id,
+        role=role,
+        prefix=plaintext[: len(API_KEY_PREFIX) + 4],
+        key_hash=hash_api_key(plaintext),
+        label=label,
+        created_at=now,
+    )
+    session.add(api_key)
     return IssuedApiKey(api_key, plaintext)
 
 

@@ -40,6 +40,7 @@ class RefundAttempt:
     idempotency_key: str
     attempts: int
     key_created_at: datetime
+    order_reference: str | None = None  # the platform's id of the order
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -89,6 +90,7 @@ async def begin_refund_attempt(
         if claimed is None:
             return None
         rma = await session.get(Rma, claimed.rma_id)
+        order = await session.get(Order, claimed.order_id)
         return RefundAttempt(
             merchant_id=claimed.merchant_id,
             resolution_id=claimed.id,
@@ -99,6 +101,7 @@ async def begin_refund_attempt(
             idempotency_key=claimed.idempotency_key,
             attempts=claimed.attempts,
             key_created_at=claimed.created_at,
+            order_reference=order.external_id if order else None,
         )
 
 

@@ -63,6 +63,7 @@ class PaymentInput:
     reference: str
     captured_minor: int
     currency: str
+    gateway: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,10 @@ class OrderInput:
     delivered_at: datetime | None = None
     shipping_minor: int = 0
     payments: Sequence[PaymentInput] = field(default_factory=tuple)
+    # When the platform last changed the order: an older copy than the stored one is skipped.
+    source_updated_at: datetime | None = None
+    # Refunded on the platform by someone other than this service (its admin, its staff).
+    refunded_elsewhere_minor: int = 0
 
 
 # Amounts are 32-bit integers of minor units in storage and in GraphQL: $21 million, or
@@ -127,6 +132,9 @@ def _validate(order: OrderInput) -> tuple[Platform, str]:
     for index, line in enumerate(order.lines):
         _validate_line(line, index)
     _non_negative(order.shipping_minor, "shippingMinor")
+    _non_negative(order.refunded_elsewhere_minor, "refundedElsewhereMinor")
+    if order.source_updated_at is not None:
+        require_time(order.source_updated_at, "sourceUpdatedAt")
     total = order.shipping_minor + sum(
         line.unit_price_minor * line.quantity - line.discount_minor + line.tax_minor
         for line in order.lines
@@ -140,6 +148,8 @@ def _validate(order: OrderInput) -> tuple[Platform, str]:
                 field=f"payments[{index}].currency",
             )
         _non_negative(payment.captured_minor, f"payments[{index}].capturedMinor")
+        if len(payment.reference) > 100 or not payment.reference.strip():
+            raise InvalidInput(f"payments[{index}].reference", "1 to 100 characters")
         parse_enum(
             PaymentProviderName,
             payment.provider,
@@ -174,7 +184,9 @@ async def upsert_order(
 ) -> Order:
     """Create the order or bring it up to date, keyed by platform and the platform's id.
 
-    Calling it again with the same data changes nothing, so sync and webhooks may repeat it.
+    Calling it again with the same data changes nothing, so sync and webhooks may repeat it;
+    a copy older than the stored one (by ``source_updated_at``) is skipped, so deliveries and
+    sync pages may arrive in any order.
     Lines are matched by the platform's line id; a line that is already on an RMA is never
     removed, and its quantity never drops below what has been returned.
     """
@@ -230,6 +242,8 @@ async def _upsert_order_once(
                 f"order {order.order_number} is in {order.currency}, not {currency}",
                 field="currency",
             )
+        elif _is_older(data.source_updated_at, order.source_updated_at):
+            return order
         else:
             await _ensure_lines_kept(session, order, data)
         order.customer_id = customer.id
@@ -237,11 +251,17 @@ async def _upsert_order_once(
         order.placed_at = data.placed_at
         order.delivered_at = data.delivered_at
         order.shipping_minor = data.shipping_minor
+        order.refunded_elsewhere_minor = data.refunded_elsewhere_minor
+        order.source_updated_at = data.source_updated_at or order.source_updated_at
         order.updated_at = checked_now(now)
         _merge_lines(order, data.lines)
         _merge_payments(order, data.payments)
         await session.flush()
     return order
+
+
+def _is_older(incoming: datetime | None, stored: datetime | None) -> bool:
+    return incoming is not None and stored is not None and incoming < stored
 
 
 async def _ensure_lines_kept(session: AsyncSession, order: Order, data: OrderInput) -> None:
@@ -298,5 +318,6 @@ def _merge_payments(order: Order, payments: Sequence[PaymentInput]) -> None:
             currency=order.currency,
         )
         payment.captured_minor = data.captured_minor
+        payment.gateway = clean_text(data.gateway, "payments.gateway", limit=100)
         kept.append(payment)
     order.payments = kept

@@ -66,9 +66,11 @@ def refund_provider(order: Order) -> PaymentProviderName:
 
 
 def refundable_minor(order: Order) -> int:
-    """What the customer paid: the captured payments, or the order's total when none are known."""
+    """What the customer paid and can still get back from us: the captured payments (or the
+    order's total when none are known), less what the platform refunded without us."""
     captured = sum(payment.captured_minor for payment in order.payments)
-    return captured if order.payments else order.total_minor
+    paid = captured if order.payments else order.total_minor
+    return max(paid - order.refunded_elsewhere_minor, 0)
 
 
 async def _quote(session: AsyncSession, rma: Rma, order: Order) -> RefundQuote:
@@ -310,7 +312,7 @@ def _enqueue_money_movement(
 ) -> None:
     """In the same transaction as the choice: the job that moves the money, when a machine can.
 
-    Manual refunds (and platform refunds until their plugins land) wait for staff instead.
+    Manual refunds wait for staff instead.
     """
     payload = {
         "resolutionId": str(resolution.id),

@@ -6,6 +6,7 @@ order the schema lists them.
 
 from strawberry.tools import merge_types
 
+from graphql_api.mutations.connections import ConnectionMutations
 from graphql_api.mutations.orders import OrderMutations
 from graphql_api.mutations.policy import PolicyMutations
 from graphql_api.mutations.returns import ReturnMutations
@@ -14,7 +15,14 @@ from graphql_api.mutations.settlement import SettlementMutations
 
 Mutation = merge_types(
     "Mutation",
-    (SessionMutations, ReturnMutations, SettlementMutations, PolicyMutations, OrderMutations),
+    (
+        SessionMutations,
+        ReturnMutations,
+        SettlementMutations,
+        PolicyMutations,
+        OrderMutations,
+        ConnectionMutations,
+    ),
 )
 
 __all__ = ["Mutation"]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+
+from shopify.utils.shop_url import sanitize_shop_domain
 
 from core.enums import Platform
 from core.errors import InvalidInput
 from core.ports.webhooks import (
+    AppDelivery,
     DeliveryRefused,
     VerifiedDelivery,
     body_sha256,
-    header_dedupe_key,
     hmac_sha256,
     required_account,
 )
@@ -31,12 +33,13 @@ def shopify_signature_valid(body: bytes, header: str | None, secrets: Sequence[s
 
 
 def normalize_shop(account: str) -> str:
-    """A shop as its deliveries name it: ``the-shop.myshopify.com``."""
-    value = required_account(account)
-    domain = value.lower().removeprefix("https://").removeprefix("http://").strip("/")
-    if not domain.endswith(".myshopify.com") or "/" in domain:
+    """A shop as its deliveries name it: ``the-shop.myshopify.com`` (ShopifyAPI's own check;
+    anything else, such as ``evil.com`` or an IP address, is refused)."""
+    value = required_account(account).rstrip("/")
+    domain = sanitize_shop_domain(value) if value.isascii() else None
+    if not domain or not domain.endswith(".myshopify.com"):
         raise InvalidInput("shop", "a Shopify shop looks like the-shop.myshopify.com")
-    return domain
+    return str(domain)
 
 
 class ShopifyWebhookSource:
@@ -70,9 +73,51 @@ class ShopifyWebhookSource:
         shop = (headers.get("x-shopify-shop-domain") or "").strip().lower()
         if shop != account:
             raise DeliveryRefused(401, "delivery is for another shop")
-        topic = headers.get("x-shopify-topic") or ""
-        if not topic:
-            raise DeliveryRefused(400, "X-Shopify-Topic is missing")
-        event = headers.get("x-shopify-event-id") or headers.get("x-shopify-webhook-id")
-        key = header_dedupe_key("event", event) if event else f"body:{body_sha256(body)}"
-        return VerifiedDelivery(topic[:100], key)
+        return VerifiedDelivery(_topic(headers), dedupe_key(body))
+
+
+def _topic(headers: Mapping[str, str]) -> str:
+    topic = (headers.get("x-shopify-topic") or "").strip()
+    if not topic:
+        raise DeliveryRefused(400, "X-Shopify-Topic is missing")
+    return topic[:100]
+
+
+def dedupe_key(body: bytes) -> str:
+    """Deliveries are told apart by what the signature covers, the body: a retry or a second
+    subscription's copy of one event carries the same body, and a captured body replayed with
+    a fresh ``X-Shopify-Event-Id`` (unsigned) is still the same delivery."""
+    return f"body:{body_sha256(body)}"
+
+
+# Privacy topics every App Store app must handle; they arrive even after an uninstall.
+COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+
+
+class ShopifyAppWebhookSource:
+    """Deliveries to ``/webhooks/shopify/app``: signed with the app's secret (or the one
+    before a rotation), for the shop named in ``X-Shopify-Shop-Domain``."""
+
+    platform = Platform.SHOPIFY
+    kept_headers = ShopifyWebhookSource.kept_headers
+
+    def __init__(self, app_secrets: Callable[[], Sequence[str]]) -> None:
+        self._app_secrets = app_secrets
+
+    def verify_app(self, body: bytes, headers: Mapping[str, str], *, now: datetime) -> AppDelivery:
+        secrets = self._app_secrets()
+        if not secrets:
+            raise DeliveryRefused(404, "the Shopify app is not configured")
+        if not shopify_signature_valid(body, headers.get("x-shopify-hmac-sha256"), secrets):
+            raise DeliveryRefused(401, "signature does not match")
+        try:
+            shop = normalize_shop(headers.get("x-shopify-shop-domain") or "")
+        except InvalidInput as error:
+            raise DeliveryRefused(400, "X-Shopify-Shop-Domain is not a shop") from error
+        topic = _topic(headers)
+        return AppDelivery(
+            account=shop,
+            topic=topic,
+            dedupe_key=dedupe_key(body),
+            reaches_disabled=topic in COMPLIANCE_TOPICS,
+        )

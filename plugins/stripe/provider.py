@@ -82,7 +82,7 @@ class StripeProvider:
         return _refund(created)
 
     async def find_refund(
-        self, payment_reference: str, resolution_id: str
+        self, payment_reference: str, resolution_id: str, *, order_reference: str | None = None
     ) -> ProviderRefund | None:
         key = "charge" if payment_reference.startswith("ch_") else "payment_intent"
         params: dict[str, Any] = {key: payment_reference, "limit": 100}

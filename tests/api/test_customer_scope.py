@@ -25,7 +25,12 @@ from core.entities import Order, Rma
 from graphql_api.schema import build_schema
 from tests import factories as f
 from tests.api.conftest import Api, Shop, gid, make_shop
-from tests.api.test_permissions import POLICY, STAFF_ONLY_FIELDS, start_session
+from tests.api.test_permissions import (
+    CONNECTION_ROOT_FIELDS,
+    POLICY,
+    STAFF_ONLY_FIELDS,
+    start_session,
+)
 
 MAX_EDGES = 5  # object fields followed from the root; deeper paths repeat these types
 SKIPPED_EDGES = {"edges", "pageInfo", "node"}  # connections are read through their nodes
@@ -65,6 +70,8 @@ def customer_paths() -> list[str]:
                 continue
             if name in STAFF_ONLY_FIELDS.get(graphql_type.name, ()):
                 continue
+            if root and name in CONNECTION_ROOT_FIELDS["Query"]:
+                continue  # ADMIN only: refused to customers (test_connections_api)
             if isinstance(target, GraphQLInterfaceType):
                 continue  # node(id:) is swept by the permission tests
             arguments = ROOT_ARGUMENTS.get(name, "") if root else ""

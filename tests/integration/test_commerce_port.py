@@ -51,9 +51,9 @@ async def pull_everything(db: Database, merchant_id: uuid.UUID, platform: Commer
         for order in page.orders:
             async with db.session() as session:
                 await upsert_order(session, merchant_id, order, now=SYSTEM_CLOCK.now())
-        if page.next_cursor is None:
-            return pages
         cursor = page.next_cursor
+        if not page.has_more:
+            return pages
 
 
 async def orders_of(db: Database, merchant_id: uuid.UUID) -> int:

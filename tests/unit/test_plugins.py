@@ -27,9 +27,18 @@ def test_the_registry_indexes_what_each_plugin_provides() -> None:
     }
     for platform, source in registry.webhook_sources.items():
         assert source.platform is platform
-    assert set(registry.payment_providers) == {PaymentProviderName.STRIPE}
+    assert set(registry.payment_providers) == {
+        PaymentProviderName.STRIPE,
+        PaymentProviderName.SHOPIFY_PAYMENTS,
+    }
     assert "refund.updated" in registry.topics[Platform.STRIPE]
-    assert registry.topics[Platform.SHOPIFY] == {}
+    assert {"orders/updated", "refunds/create", "app/uninstalled"} <= set(
+        registry.topics[Platform.SHOPIFY]
+    )
+    assert set(registry.commerce_platforms) == {Platform.SHOPIFY}
+    assert set(registry.app_webhook_sources) == {Platform.SHOPIFY}
+    assert set(registry.installers) == {Platform.SHOPIFY}
+    assert {route.path for route in registry.routes} == {"/shopify/install", "/shopify/callback"}
 
 
 def test_an_empty_registry_provides_nothing() -> None:

@@ -1,0 +1,284 @@
+"""Jobs that keep a merchant's orders in step with its platform and write returns back.
+
+Each reads the connection (renewing expiring credentials first), builds the plugin's platform
+client, and applies what it reads through core's use cases, one order per transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.entities import Connection, Inspection, Order, OrderLine, Rma, RmaLine
+from core.enums import Disposition
+from core.errors import DomainError
+from core.jobs.access import fresh_access, services_of
+from core.jobs.worker import JobContext, PermanentJobError
+from core.ports.commerce import (
+    CommercePlatform,
+    PlatformRejected,
+    PlatformUnavailable,
+    RestockLine,
+)
+from core.usecases.connections import ConnectionAccess
+from core.usecases.orders import upsert_order
+from core.usecases.platform_sync import (
+    queue_periodic_sync,
+    record_sync_finished,
+    record_sync_page,
+    record_sync_started,
+)
+from core.usecases.rma_notes import note_on_rma
+
+log = structlog.get_logger()
+
+PAGE_SIZE = 250
+
+
+@contextlib.asynccontextmanager
+async def _platform_for(
+    context: JobContext, connection: Connection
+) -> AsyncIterator[tuple[CommercePlatform, ConnectionAccess]]:
+    """The connection's platform client, closed afterwards. ``PermanentJobError`` when the
+    platform has no plugin, the connection is gone, or its access was revoked."""
+    factory = services_of(context).registry.commerce_platforms.get(connection.platform)
+    if factory is None:
+        raise PermanentJobError(f"no installed plugin syncs {connection.platform.value}")
+    try:
+        access = await fresh_access(
+            context, connection.merchant_id, connection.platform, connection_id=connection.id
+        )
+    except PlatformRejected as error:
+        raise PermanentJobError(f"the platform refused to renew access: {error}") from error
+    if access is None:
+        raise PermanentJobError("the connection is disabled or gone")
+    settings = {**factory.settings_defaults, **access.settings}
+    platform = factory.build(access.account, access.credentials, settings)
+    try:
+        yield platform, access
+    finally:
+        await platform.close()
+
+
+async def _connection(context: JobContext) -> Connection | None:
+    connection_id = uuid.UUID(context.job.payload["connectionId"])
+    async with context.database.read_session() as session:
+        connection = await session.get(Connection, connection_id)
+    if connection is None or connection.disabled_at is not None:
+        return None
+    return connection
+
+
+async def sync_connection(context: JobContext) -> None:
+    """The job: a sync asked for by staff, an install or the periodic reconciliation."""
+    connection_id = uuid.UUID(context.job.payload["connectionId"])
+    # A retried full sync resumes from its cursor instead of starting over.
+    full = bool(context.job.payload.get("full")) and context.job.attempts <= 1
+    await run_sync(context, connection_id, full=full)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    applied: int
+    refused: list[str]
+
+
+async def run_sync(
+    context: JobContext,
+    connection_id: uuid.UUID,
+    *,
+    full: bool,
+    on_page: Callable[[int], None] | None = None,
+) -> SyncOutcome | None:
+    """Read every order changed since the connection's cursor (all of them when ``full``).
+
+    Each order is applied in its own transaction and the cursor kept after every page: a
+    crash or a rate limit resumes where it stopped. An order the core refuses (a currency it
+    does not know) is skipped and named in the sync's last error; the others still land.
+    None when the connection is gone or disabled.
+    """
+    async with context.database.session() as session:
+        started = await record_sync_started(
+            session, connection_id, full=full, now=context.clock.now()
+        )
+    if started is None:
+        return None
+    merchant_id = started.merchant_id
+    refused: list[str] = []
+    applied_total = 0
+    try:
+        async with _platform_for(context, started) as (platform, _access):
+            cursor = started.sync_cursor
+            while True:
+                page = await platform.orders_changed_since(cursor, limit=PAGE_SIZE)
+                applied = 0
+                for order in page.orders:
+                    try:
+                        async with context.database.session() as session:
+                            await upsert_order(session, merchant_id, order, now=context.clock.now())
+                        applied += 1
+                    except DomainError as error:
+                        refused.append(f"order {order.order_number}: {error.message}")
+                refused.extend(page.refused)
+                cursor = page.next_cursor
+                async with context.database.session() as session:
+                    await record_sync_page(session, connection_id, cursor, applied)
+                applied_total += applied
+                if on_page is not None:
+                    on_page(applied)
+                if not page.has_more:
+                    break
+    except PlatformUnavailable:
+        raise  # retried with backoff; the cursor kept so far is where it resumes
+    except (PlatformRejected, PermanentJobError) as error:
+        async with context.database.session() as session:
+            await record_sync_finished(
+                session, connection_id, error=str(error), now=context.clock.now()
+            )
+        raise PermanentJobError(str(error)) from error
+    error_text = "; ".join(refused[:20]) + (f" (+{len(refused) - 20} more)" if refused[20:] else "")
+    async with context.database.session() as session:
+        await record_sync_finished(
+            session, connection_id, error=error_text or None, now=context.clock.now()
+        )
+    return SyncOutcome(applied_total, refused)
+
+
+async def sync_order(context: JobContext) -> None:
+    """Read one order again (a webhook said it changed: its payload may be stale)."""
+    connection = await _connection(context)
+    if connection is None:
+        return
+    reference = str(context.job.payload["orderReference"])
+    async with _platform_for(context, connection) as (platform, _access):
+        try:
+            order = await platform.fetch_order(reference)
+        except PlatformRejected as error:
+            raise PermanentJobError(str(error)) from error
+    if order is None:
+        log.info("order no longer on the platform", order=reference)
+        return
+    try:
+        async with context.database.session() as session:
+            await upsert_order(session, connection.merchant_id, order, now=context.clock.now())
+    except DomainError as error:
+        raise PermanentJobError(f"order {order.order_number}: {error.message}") from error
+
+
+async def subscribe_webhooks(context: JobContext) -> None:
+    """After an install: ask the platform to send us its webhooks."""
+    connection = await _connection(context)
+    if connection is None:
+        return
+    public_url = services_of(context).settings.public_url.rstrip("/")
+    async with _platform_for(context, connection) as (platform, _access):
+        try:
+            await platform.subscribe_webhooks(public_url, str(connection.id))
+        except PlatformRejected as error:
+            raise PermanentJobError(str(error)) from error
+
+
+async def restock_return(context: JobContext) -> None:
+    """Put inspected units marked RESTOCK back into the platform's stock, once.
+
+    The key names the inspections, so a retry (or a crash after the platform answered) sends
+    the same adjustment, which the platform applies once.
+    """
+    rma_id = uuid.UUID(context.job.payload["rmaId"])
+    merchant_id = uuid.UUID(context.job.payload["merchantId"])
+    inspection_ids = sorted(uuid.UUID(value) for value in context.job.payload["inspections"])
+    async with context.database.read_session() as session:
+        rma = await session.get(Rma, rma_id)
+        order = None if rma is None else await session.get(Order, rma.order_id)
+        if rma is None or order is None or rma.merchant_id != merchant_id:
+            return
+        registry = services_of(context).registry
+        if order.platform not in registry.commerce_platforms:
+            return  # a storefront's order: its stock is not ours to move
+        connection = (
+            await session.exec(
+                select(Connection)
+                .where(
+                    Connection.merchant_id == merchant_id,
+                    Connection.platform == order.platform,
+                    col(Connection.disabled_at).is_(None),
+                )
+                .order_by(col(Connection.created_at))
+            )
+        ).first()
+        lines = await _restock_lines(session, inspection_ids)
+    if connection is None or not lines:
+        return
+    digest = hashlib.sha256(",".join(map(str, inspection_ids)).encode()).hexdigest()[:24]
+    key = f"rma-restock-{rma_id}-{digest}"
+    async with _platform_for(context, connection) as (platform, _access):
+        try:
+            await platform.restock(order.external_id, lines, key)
+        except PlatformRejected as error:
+            async with context.database.session() as session:
+                await note_on_rma(
+                    session,
+                    merchant_id,
+                    rma_id,
+                    kind="RESTOCK_REFUSED",
+                    message=f"the platform refused the restock: {error}",
+                    now=context.clock.now(),
+                )
+            raise PermanentJobError(str(error)) from error
+    async with context.database.session() as session:
+        await note_on_rma(
+            session,
+            merchant_id,
+            rma_id,
+            kind="RESTOCKED",
+            message=f"{sum(line.quantity for line in lines)} unit(s) back in stock on "
+            f"{order.platform.value}",
+            data={"key": key},
+            now=context.clock.now(),
+        )
+
+
+async def _restock_lines(
+    session: AsyncSession, inspection_ids: list[uuid.UUID]
+) -> list[RestockLine]:
+    rows = (
+        await session.exec(
+            select(Inspection, RmaLine, OrderLine)
+            .join(RmaLine, col(RmaLine.id) == col(Inspection.rma_line_id))
+            .join(OrderLine, col(OrderLine.id) == col(RmaLine.order_line_id))
+            .where(col(Inspection.id).in_(inspection_ids))
+        )
+    ).all()
+    return [
+        RestockLine(line_reference=order_line.external_id, quantity=rma_line.received_quantity)
+        for inspection, rma_line, order_line in rows
+        if inspection.disposition is Disposition.RESTOCK and rma_line.received_quantity > 0
+    ]
+
+
+async def reconcile_connections(context: JobContext) -> None:
+    """Every period, an incremental sync of every enabled connection a plugin can sync:
+    webhooks can be missed or reordered, and some platforms never send them again."""
+    platforms = list(services_of(context).registry.commerce_platforms)
+    if not platforms:
+        return
+    now = context.clock.now()
+    slot = context.job.payload.get("slot", now.isoformat())
+    async with context.database.session() as session, session.begin():
+        connections = (
+            await session.exec(
+                select(Connection).where(
+                    col(Connection.platform).in_([p.value for p in platforms]),
+                    col(Connection.disabled_at).is_(None),
+                )
+            )
+        ).all()
+        for connection in connections:
+            await queue_periodic_sync(session, connection, slot, now=now)

@@ -1,0 +1,116 @@
+"""Root mutations: connecting platforms, syncing them, their settings (ADMIN only)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from core import entities
+from core.enums import Platform
+from core.errors import DomainError, InvalidInput, NotConfigured
+from core.usecases.connections import update_connection_settings
+from core.usecases.installs import begin_install
+from core.usecases.owned_rows import get_owned
+from core.usecases.platform_sync import request_sync
+from graphql_api.context import Info
+from graphql_api.errors import user_error
+from graphql_api.ids import expect_id
+from graphql_api.mutations.running import run_use_case
+from graphql_api.permissions import Admin
+from graphql_api.types.connections import (
+    Connection,
+    ConnectionPayload,
+    ConnectionSettingInput,
+    ConnectShopifyPayload,
+)
+
+
+def settings_defaults(info: Info, platform: Platform) -> dict[str, object]:
+    factory = info.context.registry.commerce_platforms.get(platform)
+    return dict(factory.settings_defaults) if factory else {}
+
+
+@strawberry.type
+class ConnectionMutations:
+    @strawberry.mutation(
+        permission_classes=[Admin],
+        description="The link where the merchant approves the Shopify app for this shop.",
+    )
+    async def connect_shopify(self, info: Info, shop: str) -> ConnectShopifyPayload:
+        installer = info.context.registry.installers.get(Platform.SHOPIFY)
+        try:
+            if installer is None or not installer.configured():
+                raise NotConfigured("the Shopify app is not configured on this service")
+            if len(shop) > 255:
+                raise InvalidInput("shop", "a shop domain has at most 255 characters")
+            account = installer.normalize_account(shop)
+            state = await run_use_case(
+                info,
+                lambda session: begin_install(
+                    session,
+                    platform=Platform.SHOPIFY,
+                    account=account,
+                    merchant_id=info.context.merchant_id,
+                    now=info.context.clock.now(),
+                ),
+            )
+        except DomainError as error:
+            return ConnectShopifyPayload(install_url=None, user_errors=[user_error(error)])
+        url = installer.authorize_url(account, state, info.context.settings.public_url)
+        return ConnectShopifyPayload(install_url=url, user_errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[Admin],
+        description="Read the connection's orders again: what changed since the last sync, "
+        "or all of them with full: true. A sync already queued or running is not doubled.",
+    )
+    async def sync_connection(
+        self, info: Info, id: strawberry.ID, full: bool = False
+    ) -> ConnectionPayload:
+        try:
+            connection_id = expect_id(id, "Connection")
+            row = await run_use_case(
+                info,
+                lambda session: request_sync(
+                    session,
+                    connection_id,
+                    merchant_id=info.context.merchant_id,
+                    full=full,
+                    now=info.context.clock.now(),
+                ),
+            )
+        except DomainError as error:
+            return ConnectionPayload(connection=None, user_errors=[user_error(error)])
+        defaults = settings_defaults(info, row.platform)
+        return ConnectionPayload(connection=Connection.from_row(row, defaults), user_errors=[])
+
+    @strawberry.mutation(
+        permission_classes=[Admin],
+        description="Change some settings of a connection (the names its platform documents, "
+        "e.g. restock_location_id for Shopify); an empty value restores the default.",
+    )
+    async def update_connection_settings(
+        self, info: Info, id: strawberry.ID, settings: list[ConnectionSettingInput]
+    ) -> ConnectionPayload:
+        try:
+            connection_id = expect_id(id, "Connection")
+            if len(settings) > 20:
+                raise InvalidInput("settings", "at most 20 settings at a time")
+            changes = {setting.name: setting.value for setting in settings}
+            async with info.context.database.read_session() as session:
+                current = await get_owned(
+                    session, entities.Connection, info.context.merchant_id, connection_id
+                )
+            defaults = settings_defaults(info, current.platform)
+            row = await run_use_case(
+                info,
+                lambda session: update_connection_settings(
+                    session,
+                    info.context.merchant_id,
+                    connection_id,
+                    changes,
+                    allowed=defaults,
+                ),
+            )
+        except DomainError as error:
+            return ConnectionPayload(connection=None, user_errors=[user_error(error)])
+        return ConnectionPayload(connection=Connection.from_row(row, defaults), user_errors=[])

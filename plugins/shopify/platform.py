@@ -1,0 +1,173 @@
+"""One shop as the core's ``CommercePlatform``: orders read, stock put back, webhooks asked for."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.ports.commerce import (
+    OrderPage,
+    PlatformCredit,
+    PlatformRefund,
+    PlatformRejected,
+    RestockLine,
+)
+from core.usecases.orders import OrderInput
+from plugins.shopify import queries
+from plugins.shopify.client import JSON, ShopifyGraphQL, user_errors
+from plugins.shopify.mapping import order_input
+
+# Topics the app subscribes to for each shop (the compliance topics are set in the app's
+# configuration instead: Shopify does not let an app subscribe to them).
+SUBSCRIBED_TOPICS = (
+    "ORDERS_CREATE",
+    "ORDERS_UPDATED",
+    "ORDERS_CANCELLED",
+    "REFUNDS_CREATE",
+    "APP_UNINSTALLED",
+)
+APP_WEBHOOK_PATH = "/webhooks/shopify/app"
+
+# Connection settings staff may change, with their defaults.
+SETTINGS_DEFAULTS: dict[str, Any] = {
+    # Where restocked units go (a Location GID); empty: the shop's primary location.
+    "restock_location_id": "",
+}
+
+
+class ShopifyPlatform:
+    def __init__(self, client: ShopifyGraphQL, settings: Mapping[str, Any]) -> None:
+        self.client = client
+        self.settings = dict(settings)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def fetch_order(self, order_reference: str) -> OrderInput | None:
+        data = await self.client.execute(
+            queries.ORDER, {"id": order_reference}, cost=queries.ORDER_COST
+        )
+        node = data.get("order")
+        if node is None:
+            return None
+        if node["lineItems"]["pageInfo"]["hasNextPage"]:
+            raise PlatformRejected(
+                f"order {node.get('name')} has more than {queries.LINES_PER_ORDER} lines"
+            )
+        try:
+            return order_input(node)
+        except (ValueError, KeyError, TypeError) as error:
+            raise PlatformRejected(f"order {node.get('name')} cannot be read: {error}") from error
+
+    async def orders_changed_since(self, cursor: str | None, *, limit: int) -> OrderPage:
+        """Orders by ``updatedAt``, from the time in the cursor (inclusive: an order updated
+        in the same second as the last one read is read again, which changes nothing)."""
+        position = json.loads(cursor) if cursor else {}
+        since = position.get("since")
+        data = await self.client.execute(
+            queries.ORDERS_PAGE,
+            {
+                "first": max(1, min(limit, queries.ORDERS_PER_PAGE)),
+                "after": position.get("after"),
+                "query": f"updated_at:>='{since}'" if since else None,
+            },
+            cost=queries.ORDERS_PER_PAGE * queries.PAGED_ORDER_COST,
+        )
+        connection = data["orders"]
+        orders: list[OrderInput] = []
+        refused: list[str] = []
+        newest = position.get("newest") or since
+        for node in connection["nodes"]:
+            newest = max(filter(None, (newest, node.get("updatedAt"))), default=None)
+            try:
+                orders.append(await self._read(node))
+            except (PlatformRejected, ValueError, KeyError, TypeError) as error:
+                refused.append(f"order {node.get('name') or node.get('id')}: {error}")
+        more = bool(connection["pageInfo"]["hasNextPage"])
+        if more:
+            following = {"since": since, "after": connection["pageInfo"]["endCursor"]}
+            following["newest"] = newest
+        else:
+            following = {"since": newest}
+        return OrderPage(orders, json.dumps(following), has_more=more, refused=refused)
+
+    async def _read(self, node: JSON) -> OrderInput:
+        if node["lineItems"]["pageInfo"]["hasNextPage"]:
+            full = await self.fetch_order(str(node["id"]))
+            if full is None:
+                raise PlatformRejected("the order disappeared while it was read")
+            return full
+        return order_input(node)
+
+    async def write_refund(self, refund: PlatformRefund) -> str:
+        raise PlatformRejected(
+            "a Shopify order is refunded through Shopify itself (refundCreate), not recorded"
+        )
+
+    async def restock(
+        self, order_reference: str, lines: Sequence[RestockLine], idempotency_key: str
+    ) -> None:
+        """An inventory adjustment at the restock location, applied once under the key."""
+        location = self.settings.get("restock_location_id") or await self._primary_location()
+        data = await self.client.execute(
+            queries.ORDER_INVENTORY_ITEMS, {"id": order_reference}, cost=260
+        )
+        order = data.get("order")
+        if order is None:
+            raise PlatformRejected(f"order {order_reference} is not in the shop")
+        items = {
+            line["id"]: ((line.get("variant") or {}).get("inventoryItem") or {}).get("id")
+            for line in order["lineItems"]["nodes"]
+        }
+        changes = []
+        for line in lines:
+            item = items.get(line.line_reference)
+            if item is None:
+                continue  # a custom item or a deleted product: nothing to put back
+            changes.append(
+                {
+                    "delta": line.quantity,
+                    "inventoryItemId": item,
+                    "locationId": location,
+                    "changeFromQuantity": None,
+                }
+            )
+        if not changes:
+            return
+        result = await self.client.execute(
+            queries.INVENTORY_ADJUST,
+            {
+                "input": {
+                    "reason": "restock",
+                    "name": "available",
+                    "referenceDocumentUri": f"gid://rma-service/Restock/{idempotency_key}",
+                    "changes": changes,
+                },
+                "key": idempotency_key,
+            },
+            cost=10,
+        )
+        problem = user_errors(result.get("inventoryAdjustQuantities"))
+        if problem:
+            raise PlatformRejected(f"Shopify refused the restock: {problem}")
+
+    async def _primary_location(self) -> str:
+        data = await self.client.execute(queries.PRIMARY_LOCATION, cost=2)
+        location = data.get("location")
+        if not location:
+            raise PlatformRejected("the shop has no location to restock to")
+        return str(location["id"])
+
+    async def issue_store_credit(self, credit: PlatformCredit) -> str:
+        raise PlatformRejected("store credit is kept in the service's ledger for Shopify shops")
+
+    async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
+        uri = f"{public_url}{APP_WEBHOOK_PATH}"
+        for topic in SUBSCRIBED_TOPICS:
+            result = await self.client.execute(
+                queries.WEBHOOK_SUBSCRIBE, {"topic": topic, "uri": uri}, cost=10
+            )
+            problem = user_errors(result.get("webhookSubscriptionCreate"))
+            if problem and "already been taken" not in problem:
+                raise PlatformRejected(f"Shopify refused the {topic} subscription: {problem}")

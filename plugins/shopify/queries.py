@@ -1,0 +1,118 @@
+"""The GraphQL documents the app sends, at the pinned API version (settings.API_VERSION)."""
+
+MONEY = "shopMoney { amount currencyCode }"
+
+
+def order_fields(fragment: str, lines: int) -> str:
+    """The fields of an order the mapping reads, with up to ``lines`` line items."""
+    return f"""
+fragment {fragment} on Order {{
+  id name email createdAt processedAt updatedAt cancelledAt currencyCode
+  customer {{ id email firstName lastName }}
+  totalShippingPriceSet {{ {MONEY} }}
+  lineItems(first: {lines}) {{
+    pageInfo {{ hasNextPage }}
+    nodes {{
+      id sku title quantity
+      originalUnitPriceSet {{ {MONEY} }}
+      totalDiscountSet {{ {MONEY} }}
+      taxLines {{ priceSet {{ {MONEY} }} }}
+      product {{ productType tags }}
+    }}
+  }}
+  fulfillments(first: 5) {{ deliveredAt }}
+  transactions(first: 10) {{
+    id kind status gateway
+    amountSet {{ {MONEY} }}
+    parentTransaction {{ id }}
+  }}
+  refunds(first: 10) {{ id note totalRefundedSet {{ {MONEY} }} }}
+}}
+"""
+
+
+# Shopify charges a connection by its ``first`` times the cost of one node, before it runs
+# (then refunds what was not used); a query may cost at most 1,000. An order with 20 lines
+# costs about 240 points, so a page holds 4 of them. Orders with more lines are read again
+# one by one with 100 lines.
+LINES_PER_PAGED_ORDER = 20
+LINES_PER_ORDER = 100
+ORDERS_PER_PAGE = 4
+PAGED_ORDER_COST = 240
+ORDER_COST = 900
+
+ORDERS_PAGE = (
+    order_fields("PagedOrder", LINES_PER_PAGED_ORDER)
+    + """
+query OrdersPage($first: Int!, $after: String, $query: String) {
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes { ...PagedOrder }
+  }
+}
+"""
+)
+
+ORDER = (
+    order_fields("FullOrder", LINES_PER_ORDER)
+    + """
+query Order($id: ID!) { order(id: $id) { ...FullOrder } }
+"""
+)
+
+ORDER_REFUNDS = f"""
+query OrderRefunds($id: ID!) {{
+  order(id: $id) {{
+    id currencyCode
+    transactions(first: 100) {{
+      id kind status gateway
+      amountSet {{ {MONEY} }}
+      parentTransaction {{ id }}
+    }}
+    refunds(first: 100) {{
+      id note createdAt
+      totalRefundedSet {{ {MONEY} }}
+    }}
+  }}
+}}
+"""
+
+REFUND_CREATE = f"""
+mutation RefundCreate($input: RefundInput!, $key: String!) {{
+  refundCreate(input: $input) @idempotent(key: $key) {{
+    refund {{ id note totalRefundedSet {{ {MONEY} }} }}
+    userErrors {{ field message }}
+  }}
+}}
+"""
+
+ORDER_INVENTORY_ITEMS = """
+query OrderInventoryItems($id: ID!) {
+  order(id: $id) {
+    id
+    lineItems(first: 250) { nodes { id variant { inventoryItem { id } } } }
+  }
+}
+"""
+
+PRIMARY_LOCATION = "query PrimaryLocation { location { id name } }"
+
+INVENTORY_ADJUST = """
+mutation Restock($input: InventoryAdjustQuantitiesInput!, $key: String!) {
+  inventoryAdjustQuantities(input: $input) @idempotent(key: $key) {
+    inventoryAdjustmentGroup { id }
+    userErrors { field message code }
+  }
+}
+"""
+
+WEBHOOK_SUBSCRIBE = """
+mutation Subscribe($topic: WebhookSubscriptionTopic!, $uri: String!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {uri: $uri, format: JSON}) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}
+"""
+
+SHOP = "query Shop { shop { id name myshopifyDomain currencyCode } }"
