@@ -204,6 +204,63 @@ def demo(
 
 
 @app.command()
+def sync(
+    connection: Annotated[str, typer.Option(help="The connection's id (rma connections list).")],
+    full: Annotated[
+        bool, typer.Option("--full", help="Read every order again, not only the changes.")
+    ] = False,
+) -> None:
+    """Read a connection's orders from its platform now, showing progress."""
+    from core.entities import Job
+    from core.jobs.commerce import run_sync
+    from core.jobs.worker import JobContext, PermanentJobError
+    from core.outbox.kinds import SYNC_CONNECTION
+    from core.ports.commerce import PlatformUnavailable
+    from core.usecases.inputs import as_uuid
+    from graphql_api.composition import build_services
+
+    settings = load_settings()
+    services = build_services(settings, build_registry())
+
+    async def work(database: Database) -> tuple[int, list[str]] | None:
+        connection_id = as_uuid(connection, "connection")
+        context = JobContext(
+            job=Job(kind=SYNC_CONNECTION, payload={"connectionId": str(connection_id)}),
+            database=database,
+            services=services,
+            clock=SYSTEM_CLOCK,
+        )
+        with Progress(
+            TextColumn("syncing orders"),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("sync", total=None)
+            try:
+                outcome = await run_sync(
+                    context,
+                    connection_id,
+                    full=full,
+                    on_page=lambda applied: progress.advance(task, applied),
+                )
+            except PermanentJobError as error:
+                raise fail(f"sync failed: {error}") from None
+            except PlatformUnavailable as error:
+                raise fail(f"the platform is unavailable, try again later: {error}") from None
+        return None if outcome is None else (outcome.applied, outcome.refused)
+
+    result = run_with_database(work)
+    if result is None:
+        raise fail("no enabled connection with that id")
+    applied, refused = result
+    out.print(f"{applied} orders synced")
+    for problem in refused:
+        err.print(Text(f"skipped {problem}"), highlight=False)
+
+
+@app.command()
 def schema() -> None:
     """Print the GraphQL schema (SDL)."""
     from graphql_api.schema import schema_sdl

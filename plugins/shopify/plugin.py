@@ -65,7 +65,7 @@ class ShopifyPlugin(Plugin):
 
     def payment_provider(self) -> PaymentProviderFactory:
         def build(credentials: Mapping[str, Any]) -> PaymentProvider:
-            shop = str(credentials.get("shop") or credentials.get("account") or "")
+            shop = str(credentials.get("account") or credentials.get("shop") or "")
             return ShopifyRefunds(self.client(shop, credentials))
 
         # Shopify keeps @idempotent keys for a while only; past that, look before sending.

@@ -57,25 +57,37 @@ What it implements, and how closely it follows Shopify (facts: platforms.md §1)
   replayed for the same key and the same arguments; the same key with other arguments is a
   top-level ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH`` error (the fake's own code name). Requests
   execute one at a time under a lock, so concurrent requests with one key never both run.
-  ``inventoryAdjustQuantities`` needs ``changeFromQuantity`` on every change from 2026-04
-  (``INVALID_INPUT`` when the key is missing, ``CHANGE_FROM_QUANTITY_STALE`` when stale).
-  ``storeCreditAccountCredit`` has no idempotency: each call credits again. Also
+  ``refundCreate`` checks its input as Shopify does (userErrors, nothing refunded): each
+  transaction's parent is a successful SALE/CAPTURE of the order with enough left and the same
+  gateway, quantities within what is refundable; RETURN/CANCEL restocks (at ``locationId`` or
+  the primary location). ``inventoryAdjustQuantities`` needs the ``changeFromQuantity`` key on
+  every change from 2026-04 (``INVALID_INPUT`` when missing, ``CHANGE_FROM_QUANTITY_STALE`` when
+  stale). ``storeCreditAccountCredit`` has no idempotency: each call credits again. Also
   ``webhookSubscriptionCreate`` (https URIs only, as Shopify), ``bulkOperationRunQuery``,
   ``returnCreate``/``returnApproveRequest``/``returnDeclineRequest``/``returnClose``/
-  ``returnCancel``.
+  ``returnCancel``. As in the real schema, the ``StoreCreditAccountTransaction`` interface has
+  no ``id``: select it in ``... on StoreCreditAccountCreditTransaction``.
 * Bulk queries run in a background thread (``complete_bulk_immediately`` runs them inline,
   ``hold_bulk_operations`` keeps them RUNNING until ``finish_bulk``) and write JSONL: one line
   per root object without its nested connections, then one line per nested node with
-  ``__parentId``. The file is streamed (chunked) from ``GET /bulk/{id}.jsonl``.
+  ``__parentId``; plain lists stay inline. At most 5 connections, nested at most 2 deep. The
+  file is streamed (chunked) from ``GET /bulk/{id}.jsonl``; ``url`` is null without objects.
 * Webhooks the shop would send are recorded as ``FakeWebhook`` (REST bodies, Shopify's headers,
-  HMAC keyed by the app secret) whether or not anyone subscribed; ``uris`` lists the subscribed
-  addresses at trigger time. ``deliver``/``redeliver`` POST them with httpx.
-* Faults (``inject``): 500/502/503/429 answers, ``timeout`` (held, never executed),
-  ``drop`` (closed unanswered, not executed), ``drop_after_execute`` and ``throttle``.
+  HMAC keyed by the installed app's secret) whether or not anyone subscribed; ``uris`` lists
+  the addresses subscribed at trigger time. Orders send ``orders/create``, ``orders/updated``
+  (also after a refund or cancel) and ``orders/cancelled``; refunds ``refunds/create``; stock
+  changes ``inventory_levels/update``; returns ``returns/request|approve|decline|close|cancel``;
+  bulk queries ``bulk_operations/finish``; ``uninstall`` ``app/uninstalled``.
+  ``deliver``/``redeliver`` POST them with httpx.
+* Faults (``inject``): 500 (JSON), 502/503 (HTML pages, as from Shopify's edge), 429
+  (``Retry-After: 1.0``), ``timeout`` (held, never executed), ``drop`` (closed unanswered, not
+  executed), ``drop_after_execute`` and ``throttle``. ``requests()`` logs every request and
+  ``server_errors()`` every exception inside the fake (a test should assert it is empty).
 
-Simplifications: amounts are decimals without exchange rates (an order in another currency than
-the shop's shows the same amounts in both ``shopMoney`` and ``presentmentMoney``); taxes are
-never included in prices; one fulfillment per delivered order; no REST Admin API.
+Data: lines with the same SKU share one variant and inventory item, stocked 10 at the primary
+location. Simplifications: amounts are decimals without exchange rates (an order in another
+currency than the shop's shows the same amounts in ``shopMoney`` and ``presentmentMoney``);
+taxes are never included in prices; one fulfillment per delivered order; no REST Admin API.
 
 The server is a ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive) in a background thread; the
 control API is thread-safe and returns copies (dicts or frozen records) of the fake's objects.
@@ -1047,8 +1059,8 @@ def _mutation(
     payload: str,
     resolve: Resolver,
     *,
-    args: Sequence[str],
-    required: Sequence[str] = (),
+    required: Sequence[str],
+    args: Sequence[str] = (),
     scope: str | None = None,
     idempotent: bool = False,
 ) -> _Field:
@@ -1158,7 +1170,9 @@ def _read_cursor(cursor: Any) -> JSON:
 
 
 def _item_id(item: Any) -> Any:
-    return item["id"] if isinstance(item, dict) else item.id
+    if isinstance(item, dict):
+        return item["id"] if "id" in item else item["_cursor"]
+    return item.id
 
 
 def _page_list(items: Iterable[Any], args: JSON) -> _Page:
@@ -1670,6 +1684,11 @@ def _id(obj: Any, args: JSON, ex: _Exec) -> str:
     return str(obj["id"]) if isinstance(obj, dict) else str(obj.gid)
 
 
+def _dict_key(key: str) -> _Field:
+    """A scalar read from a dict under another key (REST-shaped data such as addresses)."""
+    return _scalar(lambda obj, args, ex: obj.get(key))
+
+
 def _bag(amount: Callable[[Any], Decimal]) -> _Field:
     return _object("MoneyBag", lambda o, a, ex: ex.bag(amount(o), o.currency))
 
@@ -1735,14 +1754,13 @@ def _q_inventory_item(root: Any, args: JSON, ex: _Exec) -> _InventoryItem | None
 
 def _inventory_level(item: _InventoryItem, args: JSON, ex: _Exec) -> JSON | None:
     location = ex.shop.location(args.get("locationId"))
-    key = (item.id, location.id) if location is not None else None
-    if key is None or key not in ex.shop.inventory:
+    if location is None or (item.id, location.id) not in ex.shop.inventory:
         return None
     return {
         "id": f"gid://shopify/InventoryLevel/{location.id}?inventory_item_id={item.id}",
         "item": item,
         "location": location,
-        "available": ex.shop.inventory[key],
+        "available": ex.shop.inventory[(item.id, location.id)],
     }
 
 
@@ -1761,7 +1779,7 @@ def _q_returnable_fulfillments(root: Any, args: JSON, ex: _Exec) -> list[JSON]:
     found = []
     for fulfillment in order.fulfillments:
         lines = [
-            {"fulfillmentLineItem": line, "quantity": order.returnable(line)}
+            {"fulfillmentLineItem": line, "quantity": order.returnable(line), "_cursor": line.id}
             for line in fulfillment.fulfillment_line_items
             if order.returnable(line) > 0
         ]
@@ -1840,11 +1858,13 @@ def _order_filter(query: Any, ex: _Exec) -> Callable[[_Order], bool]:
         if match["field"] is None:
             continue  # AND, OR and free text
         term = _order_term(match["field"], match["op"] or "=", match["value"].strip("'\""))
-        if term is not None and match["neg"]:
-            tests.append(lambda o, term=term: not term(o))
-        elif term is not None:
-            tests.append(term)
+        if term is not None:
+            tests.append(_negated(term) if match["neg"] else term)
     return lambda order: all(test(order) for test in tests)
+
+
+def _negated(term: Callable[[_Order], bool]) -> Callable[[_Order], bool]:
+    return lambda order: not term(order)
 
 
 def _cursor_value(value: Any) -> Any:
@@ -1855,7 +1875,7 @@ def _order_cursor_key(cursor: Any, sort_key: str) -> tuple[Any, int]:
     data = _read_cursor(cursor)
     try:
         last_id = int(data["last_id"])
-        value = data.get("last_value")
+        value: Any = data.get("last_value")
         return (int(value) if sort_key == "ID" else _parse_time(value)), last_id
     except (TypeError, ValueError):
         raise _GraphQLError(
@@ -1863,7 +1883,9 @@ def _order_cursor_key(cursor: Any, sort_key: str) -> tuple[Any, int]:
         ) from None
 
 
-def _walk(keys: list[tuple[Any, int]], start: tuple[Any, int] | None, reverse: bool) -> Iterator:
+def _walk(
+    keys: list[tuple[Any, int]], start: tuple[Any, int] | None, reverse: bool
+) -> Iterator[tuple[Any, int]]:
     if not reverse:
         index = bisect.bisect_right(keys, start) if start is not None else 0
         return itertools.islice(keys, index, None)
@@ -2336,7 +2358,6 @@ _SCHEMA.update(
             "refundCreate": _mutation(
                 "RefundCreatePayload",
                 _m_refund_create,
-                args=("input",),
                 required=("input",),
                 scope="write_orders",
                 idempotent=True,
@@ -2344,7 +2365,6 @@ _SCHEMA.update(
             "inventoryAdjustQuantities": _mutation(
                 "InventoryAdjustQuantitiesPayload",
                 _m_inventory_adjust,
-                args=("input",),
                 required=("input",),
                 scope="write_inventory",
                 idempotent=True,
@@ -2352,13 +2372,11 @@ _SCHEMA.update(
             "webhookSubscriptionCreate": _mutation(
                 "WebhookSubscriptionCreatePayload",
                 _m_webhook_create,
-                args=("topic", "webhookSubscription"),
                 required=("topic", "webhookSubscription"),
             ),
             "webhookSubscriptionDelete": _mutation(
                 "WebhookSubscriptionDeletePayload",
                 _m_webhook_delete,
-                args=("id",),
                 required=("id",),
             ),
             "bulkOperationRunQuery": _mutation(
@@ -2370,35 +2388,30 @@ _SCHEMA.update(
             "storeCreditAccountCredit": _mutation(
                 "StoreCreditAccountCreditPayload",
                 _m_store_credit,
-                args=("id", "creditInput"),
                 required=("id", "creditInput"),
                 scope="write_store_credit_account_transactions",
             ),
             "returnCreate": _mutation(
                 "ReturnCreatePayload",
                 _m_return_create,
-                args=("returnInput",),
                 required=("returnInput",),
                 scope="write_returns",
             ),
             "returnApproveRequest": _mutation(
                 "ReturnApproveRequestPayload",
                 _return_transition("OPEN", in_input=True),
-                args=("input",),
                 required=("input",),
                 scope="write_returns",
             ),
             "returnDeclineRequest": _mutation(
                 "ReturnDeclineRequestPayload",
                 _return_transition("DECLINED", in_input=True),
-                args=("input",),
                 required=("input",),
                 scope="write_returns",
             ),
             "returnClose": _mutation(
                 "ReturnClosePayload",
                 _return_transition("CLOSED", in_input=False),
-                args=("id",),
                 required=("id",),
                 scope="write_returns",
             ),
@@ -2439,7 +2452,7 @@ _SCHEMA.update(
         },
         "MailingAddress": {
             **{
-                name: _scalar(lambda o, a, ex, key=_snake(name): o.get(key))
+                name: _dict_key(_snake(name))
                 for name in [
                     "address1",
                     "address2",
@@ -2455,7 +2468,7 @@ _SCHEMA.update(
                     "company",
                 ]
             },
-            "countryCodeV2": _scalar(lambda o, a, ex: o.get("country_code")),
+            "countryCodeV2": _dict_key("country_code"),
         },
         "Order": {
             "id": _ID,
@@ -3741,10 +3754,10 @@ class FakeShopify:
                         if order.returnable(line) > 0:
                             chosen.append((line, order.returnable(line), "UNKNOWN", ""))
             for gid, quantity in lines or ():
-                line = order.find_fulfillment_line(gid)
-                if line is None or not 0 < quantity <= order.returnable(line):
+                found = order.find_fulfillment_line(gid)
+                if found is None or not 0 < quantity <= order.returnable(found):
                     raise ValueError(f"cannot return {quantity} of {gid}")
-                chosen.append((line, quantity, "UNKNOWN", ""))
+                chosen.append((found, quantity, "UNKNOWN", ""))
             if not chosen:
                 raise ValueError("nothing on this order can be returned (is it delivered?)")
             return self._open_return(state, order, chosen, "REQUESTED").gid
@@ -4376,7 +4389,7 @@ class FakeShopify:
                 "client_id": client_id,
                 "scope": (query.get("scope") or [""])[0],
                 "redirect_uri": query["redirect_uri"][0],
-                "state": (query.get("state") or [None])[0],
+                "state": query["state"][0] if query.get("state") else None,
                 "grant_options": query.get("grant_options[]", []),
             },
             "next": "FakeShopify.approve_install(authorize_url, shop) plays the merchant",
@@ -4484,6 +4497,8 @@ class FakeShopify:
         operation = _BulkOperation(next(_IDS), query, ex.now, ex.scopes)
         state.bulk_operations[operation.id] = operation
         created = dataclasses.replace(operation)
+        if self.hold_bulk_operations:
+            operation.status = "RUNNING"  # until finish_bulk, whatever the thread's timing
         if self.complete_bulk_immediately:
             self._run_bulk(state, operation)
         else:
@@ -4532,6 +4547,8 @@ class FakeShopify:
 
     def _run_bulk(self, state: _ShopState, operation: _BulkOperation) -> None:
         try:
+            with self._lock:
+                operation.status = "RUNNING"
             if self.hold_bulk_operations and not self.complete_bulk_immediately:
                 operation.release.wait()
             if self._stopping.is_set() and not self.complete_bulk_immediately:
@@ -4539,7 +4556,6 @@ class FakeShopify:
                     operation.status = "CANCELED"
                 return
             with self._lock:
-                operation.status = "RUNNING"
                 ex, root = self._bulk_exec(state, operation.scopes, operation.query)
                 spec = _SCHEMA["QueryRoot"][root.name.value]
                 args = ex.arguments(root)
@@ -4827,11 +4843,11 @@ class FakeShopify:
             return 200, answer({"errors": [_max_cost_error(requested)]}, requested, None), False
         if throttle or requested > bucket.available:
             state.throttled += 1
-            error = {
+            throttled = {
                 "message": "Throttled",
                 "extensions": {"code": "THROTTLED", "documentation": RATE_LIMIT_DOCS},
             }
-            return 200, answer({"errors": [error]}, requested, None), False
+            return 200, answer({"errors": [throttled]}, requested, None), False
         bucket.available -= requested
         data, actual = _resolve_object(ex, root, state, selections, [])
         actual = min(actual, requested)
