@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.errors import DomainError
 from core.ports.commerce import (
     OrderPage,
     PlatformCredit,
@@ -57,7 +58,7 @@ class ShopifyPlatform:
             )
         try:
             return order_input(node)
-        except (ValueError, KeyError, TypeError) as error:
+        except (DomainError, ValueError, KeyError, TypeError) as error:
             raise PlatformRejected(f"order {node.get('name')} cannot be read: {error}") from error
 
     async def orders_changed_since(self, cursor: str | None, *, limit: int) -> OrderPage:
@@ -82,7 +83,7 @@ class ShopifyPlatform:
             newest = max(filter(None, (newest, node.get("updatedAt"))), default=None)
             try:
                 orders.append(await self._read(node))
-            except (PlatformRejected, ValueError, KeyError, TypeError) as error:
+            except (DomainError, PlatformRejected, ValueError, KeyError, TypeError) as error:
                 refused.append(f"order {node.get('name') or node.get('id')}: {error}")
         more = bool(connection["pageInfo"]["hasNextPage"])
         if more:
@@ -93,7 +94,12 @@ class ShopifyPlatform:
         return OrderPage(orders, json.dumps(following), has_more=more, refused=refused)
 
     async def _read(self, node: JSON) -> OrderInput:
-        if node["lineItems"]["pageInfo"]["hasNextPage"]:
+        brim = queries.PAYMENTS_PER_PAGED_ORDER
+        if (
+            node["lineItems"]["pageInfo"]["hasNextPage"]
+            or len(node.get("transactions") or []) >= brim
+            or len(node.get("refunds") or []) >= brim
+        ):
             full = await self.fetch_order(str(node["id"]))
             if full is None:
                 raise PlatformRejected("the order disappeared while it was read")

@@ -3,8 +3,9 @@
 MONEY = "shopMoney { amount currencyCode }"
 
 
-def order_fields(fragment: str, lines: int) -> str:
-    """The fields of an order the mapping reads, with up to ``lines`` line items."""
+def order_fields(fragment: str, lines: int, payments: int = 10) -> str:
+    """The fields of an order the mapping reads, with up to ``lines`` line items and
+    ``payments`` transactions and refunds."""
     return f"""
 fragment {fragment} on Order {{
   id name email createdAt processedAt updatedAt cancelledAt currencyCode
@@ -21,28 +22,31 @@ fragment {fragment} on Order {{
     }}
   }}
   fulfillments(first: 5) {{ deliveredAt }}
-  transactions(first: 10) {{
+  transactions(first: {payments}) {{
     id kind status gateway
     amountSet {{ {MONEY} }}
     parentTransaction {{ id }}
   }}
-  refunds(first: 10) {{ id note totalRefundedSet {{ {MONEY} }} }}
+  refunds(first: {payments}) {{ id note totalRefundedSet {{ {MONEY} }} }}
 }}
 """
 
 
 # Shopify charges a connection by its ``first`` times the cost of one node, before it runs
-# (then refunds what was not used); a query may cost at most 1,000. An order with 20 lines
-# costs about 240 points, so a page holds 4 of them. Orders with more lines are read again
-# one by one with 100 lines.
-LINES_PER_PAGED_ORDER = 20
-LINES_PER_ORDER = 100
-ORDERS_PER_PAGE = 4
-PAGED_ORDER_COST = 240
-ORDER_COST = 900
+# (then refunds what was not used); a query may cost at most 1,000. An order with 10 lines
+# and 5 payments costs about 152 points, so a page holds 6 of them. An order that may have
+# more (a page filled its lines or payments to the brim) is read again alone, with 80 lines
+# and 20 payments (about 960 points).
+LINES_PER_PAGED_ORDER = 10
+PAYMENTS_PER_PAGED_ORDER = 5
+ORDERS_PER_PAGE = 6
+PAGED_ORDER_COST = 152
+LINES_PER_ORDER = 80
+PAYMENTS_PER_ORDER = 20
+ORDER_COST = 960
 
 ORDERS_PAGE = (
-    order_fields("PagedOrder", LINES_PER_PAGED_ORDER)
+    order_fields("PagedOrder", LINES_PER_PAGED_ORDER, PAYMENTS_PER_PAGED_ORDER)
     + """
 query OrdersPage($first: Int!, $after: String, $query: String) {
   orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {
@@ -54,7 +58,7 @@ query OrdersPage($first: Int!, $after: String, $query: String) {
 )
 
 ORDER = (
-    order_fields("FullOrder", LINES_PER_ORDER)
+    order_fields("FullOrder", LINES_PER_ORDER, PAYMENTS_PER_ORDER)
     + """
 query Order($id: ID!) { order(id: $id) { ...FullOrder } }
 """

@@ -1,0 +1,281 @@
+"""The Shopify app against the fake Shopify: install, sync, webhooks, uninstall, bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from sqlmodel import func, select
+
+from core.clock import SYSTEM_CLOCK
+from core.entities import Connection, Merchant, Order, PendingInstall, WebhookDelivery
+from core.secrets import Vault
+from core.settings import DEVELOPMENT_ENCRYPTION_KEY
+from core.usecases.connections import read_secrets
+from testkit.fakes import oauth_hmac
+from tests.integration.shopify_world import (  # noqa: F401 (fixtures)
+    API_SECRET,
+    PUBLIC_URL,
+    ShopifyWorld,
+    fake_shopify,
+    shopify_db,
+    shopify_url,
+    world,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+ORDERS = "{ orders(first: 100) { edges { node { orderNumber externalId currency } } } }"
+
+
+async def count(world: ShopifyWorld, entity: type, **where: object) -> int:
+    async with world.db.read_session() as session:
+        statement = select(func.count()).select_from(entity)
+        for name, value in where.items():
+            statement = statement.where(getattr(entity, name) == value)
+        return int((await session.exec(statement)).one())
+
+
+async def test_a_shop_installs_the_app_and_its_orders_arrive(world: ShopifyWorld) -> None:
+    shop = world.new_shop()
+    numbers = [
+        world.fake.create_order(shop, email=f"buyer{i}@example.com", lines=[{"sku": f"S{i}"}])
+        for i in range(6)
+    ]
+
+    installed = await world.install(shop)
+
+    # A new merchant, shown its id and an ADMIN key once, with an expiring token kept sealed.
+    assert installed.admin_key is not None and installed.admin_key.startswith("rma_sk_")
+    connection = await world.connection(installed.connection_id)
+    assert connection.installed_by_app and connection.account == shop.domain
+    credentials = read_secrets(Vault(DEVELOPMENT_ENCRYPTION_KEY), connection).credentials
+    assert credentials["refresh_token"] and credentials["expires_at"]
+    assert API_SECRET not in json.dumps(credentials)
+    assert connection.sync_status == "SUCCEEDED" and connection.sync_progress == 6
+
+    # Webhooks subscribed at the app-wide address, the first sync done, orders readable.
+    topics = {s["topic"] for s in world.fake.webhook_subscriptions(shop)}
+    assert {"ORDERS_CREATE", "ORDERS_UPDATED", "REFUNDS_CREATE", "APP_UNINSTALLED"} <= topics
+    assert {s["uri"] for s in world.fake.webhook_subscriptions(shop)} == {
+        f"{PUBLIC_URL}/webhooks/shopify/app"
+    }
+    data = await world.gql(ORDERS, token=installed.admin_key)
+    assert sorted(edge["node"]["externalId"] for edge in data["orders"]["edges"]) == sorted(numbers)
+
+    listed = await world.gql(
+        "{ connections { id platform account enabled installedByApp syncStatus syncProgress"
+        " lastSyncError settings { name value } } }",
+        token=installed.admin_key,
+    )
+    [seen] = listed["connections"]
+    assert seen["account"] == shop.domain and seen["syncStatus"] == "SUCCEEDED"
+    assert {"name": "restock_location_id", "value": ""} in seen["settings"]
+
+
+async def test_an_existing_merchant_connects_a_shop_through_graphql(world: ShopifyWorld) -> None:
+    first = await world.install()
+    assert first.admin_key is not None
+    second_shop = world.new_shop()
+    world.fake.create_order(second_shop, email="x@example.com")
+
+    again = await world.install(second_shop, admin_key=first.admin_key)
+
+    assert again.merchant_id == first.merchant_id
+    assert "rma_sk_" not in again.page  # no new key for a merchant that has one
+    assert await count(world, Connection, merchant_id=first.merchant_id) == 2
+
+
+async def test_installing_again_keeps_the_merchant(world: ShopifyWorld) -> None:
+    first = await world.install()
+    merchants = await count(world, Merchant)
+    again = await world.install(first.shop)
+    assert again.merchant_id == first.merchant_id
+    assert again.connection_id == first.connection_id
+    assert await count(world, Merchant) == merchants
+
+
+async def test_forged_replayed_and_foreign_callbacks_are_refused(world: ShopifyWorld) -> None:
+    shop = world.new_shop()
+    started = await world.client.get("/shopify/install", params={"shop": shop.domain})
+    callback = world.fake.approve_install(started.headers["location"], shop)
+    params = dict(parse_qsl(urlsplit(callback).query))
+    merchants = await count(world, Merchant)
+
+    def signed(changes: dict[str, str], secret: str = API_SECRET) -> str:
+        forged = {k: v for k, v in {**params, **changes}.items() if k != "hmac"}
+        forged["hmac"] = oauth_hmac(forged, secret)
+        return "/shopify/callback?" + urlencode(forged)
+
+    tampered = "/shopify/callback?" + urlencode({**params, "shop": "other.myshopify.com"})
+    refusals = {
+        "tampered": (tampered, 401),
+        "other secret": (signed({}, "not-the-app-secret"), 401),
+        "stale": (signed({"timestamp": str(int(SYSTEM_CLOCK.now().timestamp()) - 90000)}), 401),
+        "not a shop": (signed({"shop": "evil.com"}), 400),
+        "unknown state": (signed({"state": "made-up"}), 403),
+        "another shop's state": (signed({"shop": world.new_shop().domain}), 403),
+        "no code": (signed({"code": ""}), 400),
+    }
+    for name, (url, status) in refusals.items():
+        response = await world.client.get(url)
+        assert response.status_code == status, (name, response.text)
+        assert "Traceback" not in response.text
+    assert await count(world, Merchant) == merchants
+
+    done = await world.client.get(callback.removeprefix(PUBLIC_URL))
+    assert done.status_code == 200
+    replayed = await world.client.get(callback.removeprefix(PUBLIC_URL))
+    assert replayed.status_code == 403  # the state was used up
+    assert await count(world, Merchant) == merchants + 1
+
+
+async def test_install_refuses_what_is_not_a_shop(world: ShopifyWorld) -> None:
+    before = await count(world, PendingInstall)
+    for shop in ("evil.com", "", "127.0.0.1:8080", "a.myshopify.com.evil.com"):
+        response = await world.client.get("/shopify/install", params={"shop": shop})
+        assert response.status_code == 400, shop
+    assert await count(world, PendingInstall) == before
+
+
+async def test_webhooks_duplicated_replayed_and_reordered_end_with_the_newest_order(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    shop = installed.shop
+    gid = world.fake.create_order(shop, email="ann@example.com", lines=[{"sku": "TEE"}])
+    created = world.fake.webhooks(shop, topic="orders/create")[-1]
+    world.fake.update_order(shop, gid, email="ann.new@example.com")
+    updated = world.fake.webhooks(shop, topic="orders/updated")[-1]
+
+    # Newest first, then the older one, each twice, and a replay under a new event id.
+    for webhook in (updated, updated, created, world.fake.redelivery(created)):
+        response = await world.deliver(webhook)
+        assert response.status_code == 200, response.text
+    replay = dict(created.headers, **{"X-Shopify-Event-Id": "forged-new-event"})
+    response = await world.client.post(
+        "/webhooks/shopify/app", content=created.body, headers=replay
+    )
+    assert response.json()["duplicate"] is True
+    await world.run_jobs()
+
+    assert await count(world, WebhookDelivery, connection_id=installed.connection_id) >= 2
+    stored = await world.gql(
+        "query { orders(first: 100) { edges { node { externalId customer { email } } } } }",
+        token=installed.admin_key,
+    )
+    emails = {
+        e["node"]["externalId"]: e["node"]["customer"]["email"] for e in stored["orders"]["edges"]
+    }
+    assert emails[gid] == "ann.new@example.com"
+
+
+async def test_bad_webhooks_are_refused_and_store_nothing(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    world.fake.create_order(installed.shop, email="b@example.com")
+    webhook = world.fake.webhooks(installed.shop, topic="orders/create")[-1]
+    before = await count(world, WebhookDelivery)
+
+    forged = dict(webhook.headers, **{"X-Shopify-Hmac-Sha256": "AAAA"})
+    assert (
+        await world.client.post("/webhooks/shopify/app", content=webhook.body, headers=forged)
+    ).status_code == 401
+    unknown = world.new_shop()
+    world.fake.create_order(unknown, email="c@example.com")
+    stranger = world.fake.webhooks(unknown, topic="orders/create")[-1]
+    assert (await world.deliver(stranger)).status_code == 404
+    assert await count(world, WebhookDelivery) == before
+
+
+async def test_uninstalling_disables_the_connection_at_once(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    uninstalled = world.fake.uninstall(installed.shop)
+    assert (await world.deliver(uninstalled)).status_code == 200
+    await world.run_jobs()
+
+    connection = await world.connection(installed.connection_id)
+    assert connection.disabled_at is not None
+    world.fake.create_order(installed.shop, email="late@example.com")
+    late = world.fake.webhooks(installed.shop, topic="orders/create")[-1]
+    assert (await world.deliver(late)).status_code == 404
+    sync = await world.gql(
+        "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
+        {
+            "id": (await world.gql("{ connections { id } }", token=installed.admin_key))[
+                "connections"
+            ][0]["id"]
+        },
+        installed.admin_key,
+    )
+    assert sync["syncConnection"]["userErrors"] == [{"code": "CONFLICT"}]
+
+
+async def test_a_sync_survives_throttling_and_resumes_from_its_cursor(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    shop = installed.shop
+    for i in range(9):
+        world.fake.create_order(shop, email=f"t{i}@example.com")
+    # A small bucket that refills fast: pages wait for it, or are throttled and sent again.
+    world.fake.set_bucket(shop, maximum_available=1000, restore_rate=5000, currently_available=0)
+    world.fake.inject("500", shop=shop, operation="orders", times=1)
+    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))["connections"]
+    await world.gql(
+        "mutation($id: ID!) { syncConnection(id: $id) { connection { syncStatus } } }",
+        {"id": listed["id"]},
+        installed.admin_key,
+    )
+    await world.run_jobs()
+
+    assert await count(world, Order, merchant_id=installed.merchant_id) == 9
+    connection = await world.connection(installed.connection_id)
+    assert connection.sync_status == "SUCCEEDED", connection.last_sync_error
+    assert json.loads(connection.sync_cursor or "{}").get("since")
+
+
+async def test_orders_in_an_unknown_currency_are_skipped_and_named(world: ShopifyWorld) -> None:
+    shop = world.new_shop(currency="QQQ")
+    world.fake.create_order(shop, email="odd@example.com", name="#ODD-1")
+    installed = await world.install(shop)
+    connection = await world.connection(installed.connection_id)
+    assert await count(world, Order, merchant_id=installed.merchant_id) == 0
+    assert connection.sync_status == "FAILED"
+    assert "#ODD-1" in (connection.last_sync_error or "")
+    assert "QQQ" in (connection.last_sync_error or "")
+
+
+async def test_expiring_tokens_are_renewed_before_they_lapse(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    vault = Vault(DEVELOPMENT_ENCRYPTION_KEY)
+    before = read_secrets(vault, await world.connection(installed.connection_id)).credentials
+    world.fake.advance_time(timedelta(minutes=55).total_seconds())
+    try:
+        world.fake.create_order(installed.shop, email="later@example.com")
+        # The service's clock says the token lapses within minutes: it renews first.
+        async with world.db.session() as session, session.begin():
+            connection = await session.get(Connection, installed.connection_id)
+            assert connection is not None
+            credentials = read_secrets(vault, connection).credentials
+            credentials["expires_at"] = (SYSTEM_CLOCK.now() + timedelta(minutes=2)).isoformat()
+            connection.credentials_encrypted = vault.seal(
+                connection.merchant_id, connection.id, credentials
+            )
+        await world.run_jobs()
+        [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))[
+            "connections"
+        ]
+        await world.gql(
+            "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
+            {"id": listed["id"]},
+            installed.admin_key,
+        )
+        await world.run_jobs()
+    finally:
+        world.fake.advance_time(-timedelta(minutes=55).total_seconds())
+    after = read_secrets(vault, await world.connection(installed.connection_id)).credentials
+    assert after["access_token"] != before["access_token"]
+    assert after["refresh_token"] != before["refresh_token"]
+    assert await count(world, Order, merchant_id=installed.merchant_id) == 1
