@@ -213,8 +213,10 @@ def shopify_plugin(fake: FakeShopify, **overrides: Any) -> ShopifyPlugin:
     return ShopifyPlugin(settings)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def world(shopify_db: Database, fake_shopify: FakeShopify) -> AsyncIterator[ShopifyWorld]:
+@pytest_asyncio.fixture(name="world", loop_scope="session")
+async def world_fixture(
+    shopify_db: Database, fake_shopify: FakeShopify
+) -> AsyncIterator[ShopifyWorld]:
     settings = Settings(
         database_url=shopify_db.url,
         secret_key="s" * 40,

@@ -22,7 +22,7 @@ from tests.integration.shopify_world import (  # noqa: F401 (fixtures)
     fake_shopify,
     shopify_db,
     shopify_url,
-    world,
+    world_fixture,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
