@@ -25,6 +25,7 @@ from core.jobs.worker import Worker, reap_expired_leases
 from core.migrate import upgrade
 from core.plugins import Registry
 from core.settings import Settings
+from core.usecases.owned_rows import load_order
 from graphql_api.app import create_app
 from graphql_api.composition import build_registry, build_worker
 from plugins.shopify.plugin import ShopifyPlugin
@@ -194,6 +195,20 @@ class ShopifyWorld:
                     )
                 )
             ).first()
+
+    async def synced_order(self, installed: Installed, **details: Any) -> Order:
+        """An order made on the shop (delivered a day ago by default), arrived by webhook."""
+        details.setdefault("email", f"{uuid.uuid4().hex[:8]}@example.com")
+        details.setdefault("delivered_at", SYSTEM_CLOCK.now() - timedelta(days=1))
+        details.setdefault("created_at", SYSTEM_CLOCK.now() - timedelta(days=3))
+        gid = self.fake.create_order(installed.shop, **details)
+        created = self.fake.webhooks(installed.shop, topic="orders/create")[-1]
+        assert (await self.deliver(created)).status_code == 200
+        await self.run_jobs()
+        order = await self.order(installed.merchant_id, gid)
+        assert order is not None
+        async with self.db.read_session() as session:
+            return await load_order(session, installed.merchant_id, order.id)
 
     async def connection(self, connection_id: uuid.UUID) -> Connection:
         async with self.db.read_session() as session:

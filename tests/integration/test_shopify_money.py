@@ -1,0 +1,216 @@
+"""Money and stock through Shopify: refunds made once, spread over payments, restock once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+
+from core.clock import SYSTEM_CLOCK
+from core.entities import Order, Resolution, Rma, WebhookDelivery
+from core.enums import PaymentProviderName, ResolutionStatus, RmaStatus, WebhookState
+from core.errors import DomainError, RefundExceedsPaid
+from core.jobs import failpoints
+from core.usecases.resolutions import resolve_rma
+from tests import factories as f
+from tests.integration.shopify_world import (  # noqa: F401 (fixtures)
+    Installed,
+    ShopifyWorld,
+    fake_shopify,
+    shopify_db,
+    shopify_url,
+    world_fixture,
+)
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CRASH_POINTS = [
+    "refund.after_claim",
+    "refund.after_attempt_recorded",
+    "refund.after_provider_answered",
+    "refund.before_job_acknowledged",
+]
+
+
+async def resolution_of(world: ShopifyWorld, rma_id: uuid.UUID) -> Resolution:
+    async with world.db.read_session() as session:
+        found = (await session.exec(select(Resolution).where(Resolution.rma_id == rma_id))).all()
+    [live] = [r for r in found if r.status is not ResolutionStatus.FAILED] or found
+    return live
+
+
+async def status_of(world: ShopifyWorld, rma_id: uuid.UUID) -> RmaStatus:
+    async with world.db.read_session() as session:
+        rma = await session.get(Rma, rma_id)
+    assert rma is not None
+    return rma.status
+
+
+async def refund(world: ShopifyWorld, installed: Installed, rma: Rma, key: str | None = None):  # type: ignore[no-untyped-def]
+    async with world.db.session() as session:
+        return await resolve_rma(
+            session,
+            installed.merchant_id,
+            rma.id,
+            kind="REFUND",
+            actor="staff:test",
+            request_key=key,
+            now=SYSTEM_CLOCK.now(),
+        )
+
+
+def refunded(world: ShopifyWorld, installed: Installed, order: Order) -> list[Decimal]:
+    """Each refund Shopify holds for the order, as its total."""
+    return [
+        sum((Decimal(str(t["amount"])) for t in r["transactions"]), Decimal(0))
+        for r in world.fake.refunds(installed.shop, order.external_id)
+    ]
+
+
+async def test_a_refund_reaches_shopify_once_and_its_webhook_is_recognised(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    order = await world.synced_order(
+        installed, lines=[{"sku": "MUG", "price": "20.00", "quantity": 2}], shipping="0.00"
+    )
+    assert {p.provider for p in order.payments} == {PaymentProviderName.SHOPIFY_PAYMENTS}
+    location = installed.shop.primary_location_gid
+    item = world.fake.line_items(installed.shop, order.external_id)[0]["inventory_item_id"]
+    stock_before = world.fake.inventory_level(installed.shop, item, location)
+
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    chosen = await refund(world, installed, rma)
+    await world.run_jobs()
+
+    resolution = await resolution_of(world, rma.id)
+    assert resolution.status is ResolutionStatus.SUCCEEDED
+    assert resolution.provider_reference is not None
+    assert resolution.provider_reference.startswith("gid://shopify/Refund/")
+    assert await status_of(world, rma.id) is RmaStatus.RESOLVED
+    assert refunded(world, installed, order) == [Decimal(chosen.resolution.amount_minor) / 100]
+    # Restocked once at the primary location; the refund itself restocked nothing.
+    assert world.fake.inventory_level(installed.shop, item, location) == stock_before + 1
+
+    # Shopify tells us about our own refund: recognised, not recorded as someone else's.
+    for webhook in world.fake.webhooks(installed.shop, topic="refunds/create"):
+        assert (await world.deliver(webhook)).status_code == 200
+    await world.run_jobs()
+    assert len(refunded(world, installed, order)) == 1
+    synced = await world.order(installed.merchant_id, order.external_id)
+    assert synced is not None and synced.refunded_elsewhere_minor == 0
+    async with world.db.read_session() as session:
+        deliveries = (
+            await session.exec(
+                select(WebhookDelivery).where(WebhookDelivery.topic == "refunds/create")
+            )
+        ).all()
+    assert deliveries and all(d.state is WebhookState.PROCESSED for d in deliveries)
+    assert world.fake.inventory_level(installed.shop, item, location) == stock_before + 1
+
+
+async def test_a_card_and_a_gift_card_are_each_refunded_at_most_what_they_took(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    order = await world.synced_order(
+        installed,
+        lines=[{"sku": "A", "price": "30.00"}, {"sku": "B", "price": "20.00"}],
+        shipping="0.00",
+        transactions=[
+            {"gateway": "shopify_payments", "amount": "35.00"},
+            {"gateway": "gift_card", "amount": "15.00"},
+        ],
+    )
+    assert sorted(p.gateway for p in order.payments) == ["gift_card", "shopify_payments"]
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)  # line A: 30.00
+    await refund(world, installed, rma)
+    await world.run_jobs()
+
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+    [made] = world.fake.refunds(installed.shop, order.external_id)
+    parts = {t["gateway"]: Decimal(str(t["amount"])) for t in made["transactions"]}
+    # Last payment first: the gift card gives back all it took, the card the rest.
+    assert parts == {"gift_card": Decimal("15.00"), "shopify_payments": Decimal("15.00")}
+
+
+async def test_a_refund_made_in_the_shopify_admin_is_no_longer_ours_to_make(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    order = await world.synced_order(
+        installed, lines=[{"sku": "A", "price": "30.00"}], shipping="0.00"
+    )
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    world.fake.refund_in_admin(installed.shop, order.external_id, amount="30.00")
+    for webhook in world.fake.webhooks(installed.shop, topic="refunds/create"):
+        assert (await world.deliver(webhook)).status_code == 200
+    await world.run_jobs()
+
+    synced = await world.order(installed.merchant_id, order.external_id)
+    assert synced is not None and synced.refunded_elsewhere_minor == 3000
+    with pytest.raises(RefundExceedsPaid):
+        await refund(world, installed, rma)
+    assert len(world.fake.refunds(installed.shop, order.external_id)) == 1
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_worker_dying_at_any_step_never_refunds_twice(
+    world: ShopifyWorld, point: str
+) -> None:
+    installed = await world.install()
+    orders = []
+    for _ in range(3):
+        order = await world.synced_order(installed, lines=[{"sku": "T", "price": "12.00"}])
+        rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+        await world.run_jobs()  # the restock
+        await refund(world, installed, rma)
+        failpoints.arm(point)
+        with pytest.raises(failpoints.Crash):
+            await world.worker(concurrency=1).run_until_idle(within_seconds=60)
+        await world.restart_after_crash()
+        orders.append((order, rma))
+    for order, rma in orders:
+        assert len(world.fake.refunds(installed.shop, order.external_id)) == 1
+        assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+        assert await status_of(world, rma.id) is RmaStatus.RESOLVED
+
+
+async def test_an_answer_lost_after_shopify_refunded_is_found_not_repeated(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    order = await world.synced_order(installed, lines=[{"sku": "T", "price": "12.00"}])
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    await world.run_jobs()
+    world.fake.inject("drop_after_execute", shop=installed.shop, operation="refundCreate", times=3)
+    await refund(world, installed, rma)
+    await world.run_jobs()
+    assert len(world.fake.refunds(installed.shop, order.external_id)) == 1
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+
+
+async def test_twenty_concurrent_resolves_make_one_shopify_refund(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    order = await world.synced_order(installed, lines=[{"sku": "T", "price": "40.00"}])
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+
+    async def resolve(index: int) -> object:
+        try:
+            return (await refund(world, installed, rma, f"client-{index % 4}")).resolution.id
+        except DomainError as error:
+            return error
+
+    results = await asyncio.gather(*(resolve(index) for index in range(20)))
+    chosen = {r for r in results if not isinstance(r, DomainError)}
+    assert len(chosen) == 1, results
+
+    async def work() -> None:
+        await world.worker().run_until_idle(within_seconds=60)
+
+    await asyncio.gather(*(work() for _ in range(4)))
+    await world.run_jobs()
+    assert len(world.fake.refunds(installed.shop, order.external_id)) == 1
