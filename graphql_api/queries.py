@@ -16,6 +16,7 @@ from core.usecases.connections import list_connections
 from core.usecases.inputs import require_time
 from core.usecases.lookup import get_rma_by_number
 from core.usecases.owned_rows import current_policy
+from core.usecases.privacy import list_data_exports
 from core.usecases.requests import order_eligibility
 from graphql_api.context import Info
 from graphql_api.ids import decode_cursor, encode_cursor, expect_id, parse_global_id
@@ -29,7 +30,7 @@ from graphql_api.types.commerce import (
     OrderEdge,
 )
 from graphql_api.types.common import ApiKeyRole, Node, PageInfo, ReturnReason, RmaStatus
-from graphql_api.types.connections import Connection
+from graphql_api.types.connections import Connection, DataExport
 from graphql_api.types.policy import LineEligibility, ReturnEligibility, ReturnPolicy
 from graphql_api.types.returns import Rma, RmaConnection, RmaEdge
 
@@ -289,3 +290,15 @@ class Query:
         async with info.context.database.read_session() as session:
             rows = await list_connections(session, merchant_id=info.context.merchant_id)
         return [Connection.from_row(row, settings_defaults(info, row.platform)) for row in rows]
+
+    @strawberry.field(
+        permission_classes=[Admin],
+        description="Customers' data gathered for privacy requests (Shopify's "
+        "customers/data_request), newest first.",
+    )
+    async def data_exports(self, info: Info, first: First = 20) -> list[DataExport]:
+        if not 1 <= first <= 100:
+            raise InvalidInput("first", "first must be between 1 and 100")
+        async with info.context.database.read_session() as session:
+            rows = await list_data_exports(session, info.context.merchant_id, limit=first)
+        return [DataExport.from_row(row) for row in rows]

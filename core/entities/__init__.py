@@ -5,6 +5,7 @@ from core.entities.inbox import Job, WebhookDelivery
 from core.entities.merchants import ApiKey, Connection, Merchant, PendingInstall
 from core.entities.orders import Customer, Order, OrderLine, OrderPayment
 from core.entities.policies import ReturnPolicy
+from core.entities.privacy import DataExport
 from core.entities.resolutions import Resolution, StoreCreditEntry
 from core.entities.rmas import Feedback, Inspection, Rma, RmaEvent, RmaLine, Shipment
 
@@ -12,6 +13,7 @@ __all__ = [
     "ApiKey",
     "Connection",
     "Customer",
+    "DataExport",
     "Feedback",
     "Inspection",
     "Job",

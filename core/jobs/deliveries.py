@@ -19,6 +19,9 @@ from core.jobs.worker import Handler, JobContext, PermanentJobError
 from core.ports.payments import RefundReport
 from core.ports.webhooks import (
     AccessRevoked,
+    AccountErasureRequested,
+    CustomerDataRequested,
+    CustomerRedactionRequested,
     Ignored,
     Note,
     OrderChanged,
@@ -28,6 +31,7 @@ from core.ports.webhooks import (
 )
 from core.usecases.connections import set_connection_enabled
 from core.usecases.platform_sync import queue_order_sync
+from core.usecases.privacy import erase_shop, export_customer_data, redact_customer
 from core.usecases.provider_reports import (
     REFUND_STATUS_MEANS,
     ReportDoesNotMatch,
@@ -118,6 +122,12 @@ async def _apply_one(
                 now=context.clock.now(),
             )
         return WebhookState.PROCESSED, None
+    if isinstance(result, CustomerDataRequested | CustomerRedactionRequested):
+        return await _apply_privacy(context, delivery, result)
+    if isinstance(result, AccountErasureRequested):
+        async with context.database.session() as session:
+            done = await erase_shop(session, delivery.connection_id, now=context.clock.now())
+        return WebhookState.PROCESSED, done
     if isinstance(result, AccessRevoked):
         async with context.database.session() as session:
             await set_connection_enabled(
@@ -125,6 +135,32 @@ async def _apply_one(
             )
         return WebhookState.PROCESSED, f"connection disabled: {result.reason}"
     return await _apply_refund_report(context, delivery, result)
+
+
+async def _apply_privacy(
+    context: JobContext,
+    delivery: WebhookDelivery,
+    result: CustomerDataRequested | CustomerRedactionRequested,
+) -> tuple[WebhookState, str | None]:
+    async with context.database.session() as session:
+        if isinstance(result, CustomerDataRequested):
+            export = await export_customer_data(
+                session,
+                delivery.merchant_id,
+                email=result.email,
+                external_id=result.customer_reference,
+                request_reference=result.request_reference,
+                now=context.clock.now(),
+            )
+            return WebhookState.PROCESSED, f"data export {export.id} ready for ADMINs"
+        redacted = await redact_customer(
+            session,
+            delivery.merchant_id,
+            email=result.email,
+            external_id=result.customer_reference,
+            now=context.clock.now(),
+        )
+    return WebhookState.PROCESSED, f"{redacted} customer record(s) redacted"
 
 
 async def _apply_refund_report(

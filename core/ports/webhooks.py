@@ -133,7 +133,38 @@ class AccessRevoked:
     reason: str
 
 
-TopicResult = RefundReport | Note | Ignored | OrderChanged | AccessRevoked
+@dataclass(frozen=True, slots=True)
+class CustomerDataRequested:
+    """A customer asked, through the platform, for the data held about them."""
+
+    email: str | None
+    customer_reference: str | None
+    request_reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRedactionRequested:
+    """A customer asked, through the platform, to be forgotten."""
+
+    email: str | None
+    customer_reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountErasureRequested:
+    """The account left the platform's app for good: erase what is held for it."""
+
+
+TopicResult = (
+    RefundReport
+    | Note
+    | Ignored
+    | OrderChanged
+    | AccessRevoked
+    | CustomerDataRequested
+    | CustomerRedactionRequested
+    | AccountErasureRequested
+)
 # A handler parses a delivery's JSON payload into one result or several (a refund to settle and
 # its order to read again); bad payloads raise ValueError, KeyError or TypeError and are
 # marked FAILED without retries.

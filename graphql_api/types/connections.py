@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import Enum
 
@@ -84,3 +85,22 @@ class ConnectShopifyPayload:
         description="Send the merchant here to approve the app; the link works once, for an hour."
     )
     user_errors: list[UserError]
+
+
+@strawberry.type(description="A customer's data gathered for a privacy request, to hand over.")
+class DataExport:
+    id: strawberry.ID
+    request_reference: str = strawberry.field(description="The platform's id of the request.")
+    customer_email: str
+    created_at: datetime
+    document: str = strawberry.field(description="Everything held about the customer, as JSON.")
+
+    @classmethod
+    def from_row(cls, row: entities.DataExport) -> DataExport:
+        return cls(
+            id=strawberry.ID(to_global_id("DataExport", row.id)),
+            request_reference=row.request_reference,
+            customer_email=row.customer_email,
+            created_at=row.created_at,
+            document=json.dumps(row.document, ensure_ascii=False),
+        )

@@ -16,6 +16,9 @@ from core.money import parse_decimal
 from core.ports.payments import RefundReport, RefundStatus
 from core.ports.webhooks import (
     AccessRevoked,
+    AccountErasureRequested,
+    CustomerDataRequested,
+    CustomerRedactionRequested,
     OrderChanged,
     TopicContext,
     TopicHandler,
@@ -73,7 +76,37 @@ async def app_uninstalled(context: TopicContext, payload: Any) -> TopicResult:
     return AccessRevoked("the app was uninstalled from the shop")
 
 
+def _customer(payload: Any) -> tuple[str | None, str | None]:
+    customer = payload["customer"]
+    if not isinstance(customer, dict):
+        raise TypeError("the request names no customer")
+    email = customer.get("email")
+    number = customer.get("id")
+    reference = f"gid://shopify/Customer/{int(number)}" if number is not None else None
+    return (str(email) if email else None), reference
+
+
+async def customer_data_request(context: TopicContext, payload: Any) -> TopicResult:
+    email, reference = _customer(payload)
+    request = (payload.get("data_request") or {}).get("id")
+    return CustomerDataRequested(email, reference, str(request or ""))
+
+
+async def customer_redact(context: TopicContext, payload: Any) -> TopicResult:
+    email, reference = _customer(payload)
+    return CustomerRedactionRequested(email, reference)
+
+
+async def shop_redact(context: TopicContext, payload: Any) -> TopicResult:
+    if not isinstance(payload, dict) or "shop_domain" not in payload:
+        raise ValueError("shop/redact names the shop")
+    return AccountErasureRequested()
+
+
 TOPICS: dict[str, TopicHandler] = {
+    "customers/data_request": customer_data_request,
+    "customers/redact": customer_redact,
+    "shop/redact": shop_redact,
     "orders/create": order_changed,
     "orders/updated": order_changed,
     "orders/cancelled": order_changed,

@@ -60,7 +60,7 @@ STAFF_ONLY_FIELDS = {"Rma": ("riskScore", "riskSignals"), "Payment": ("reference
 # Root fields about platform connections: ADMIN only, with their own role and tenancy tests
 # (tests/api/test_connections_api.py), since they act on connections rather than RMAs.
 CONNECTION_ROOT_FIELDS = {
-    "Query": {"connections"},
+    "Query": {"connections", "dataExports"},
     "Mutation": {"connectShopify", "syncConnection", "updateConnectionSettings"},
 }
 # A wide window and risk limit: every staged order stays returnable and authorized at once.

@@ -10,11 +10,20 @@ import pytest
 from sqlmodel import func, select
 
 from core.clock import SYSTEM_CLOCK
-from core.entities import Connection, Merchant, Order, PendingInstall, WebhookDelivery
+from core.entities import (
+    Connection,
+    Customer,
+    Merchant,
+    Order,
+    PendingInstall,
+    Rma,
+    WebhookDelivery,
+)
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY
 from core.usecases.connections import read_secrets
 from testkit.fakes import oauth_hmac
+from tests import factories as f
 from tests.integration.shopify_world import (  # noqa: F401 (fixtures)
     API_SECRET,
     PUBLIC_URL,
@@ -279,3 +288,77 @@ async def test_expiring_tokens_are_renewed_before_they_lapse(world: ShopifyWorld
     assert after["access_token"] != before["access_token"]
     assert after["refresh_token"] != before["refresh_token"]
     assert await count(world, Order, merchant_id=installed.merchant_id) == 1
+
+
+DATA_EXPORTS = "{ dataExports { requestReference customerEmail document } }"
+
+
+async def test_privacy_requests_export_redact_and_erase(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    admin = installed.admin_key
+    order = await world.synced_order(installed, email="grace@example.com", name="#PRIV-1")
+    other = await world.synced_order(installed, email="alan@example.com")
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    async with world.db.session() as session, session.begin():
+        row = await session.get(Rma, rma.id)
+        assert row is not None
+        row.customer_note = "please call me on 555-0100"
+
+    asked = world.fake.compliance_webhook(
+        installed.shop,
+        "customers/data_request",
+        {
+            "customer": {"id": None, "email": "grace@example.com", "phone": None},
+            "data_request": {"id": 9001},
+        },
+    )
+    assert (await world.deliver(asked)).status_code == 200
+    await world.run_jobs()
+    [export] = (await world.gql(DATA_EXPORTS, token=admin))["dataExports"]
+    assert export["requestReference"] == "9001"
+    document = json.loads(export["document"])
+    [held] = document["customers"]
+    assert held["customer"]["email"] == "grace@example.com"
+    assert [o["orderNumber"] for o in held["orders"]] == ["#PRIV-1"]
+    assert held["returns"][0]["customerNote"] == "please call me on 555-0100"
+    assert "alan@example.com" not in export["document"]
+
+    forget = world.fake.compliance_webhook(
+        installed.shop,
+        "customers/redact",
+        {"customer": {"id": None, "email": "grace@example.com", "phone": None}},
+    )
+    assert (await world.deliver(forget)).status_code == 200
+    await world.run_jobs()
+    async with world.db.read_session() as session:
+        customer = await session.get(Customer, order.customer_id)
+        kept_rma = await session.get(Rma, rma.id)
+        untouched = await session.get(Customer, other.customer_id)
+    assert customer is not None and "grace" not in customer.email and customer.name == ""
+    assert kept_rma is not None and kept_rma.customer_note == ""
+    assert untouched is not None and untouched.email == "alan@example.com"
+    assert await world.order(installed.merchant_id, order.external_id) is not None  # books kept
+    assert (await world.gql(DATA_EXPORTS, token=admin))["dataExports"] == []
+
+    # The shop leaves; 48 hours later Shopify asks for its data to go. It reaches the
+    # disabled connection, and the merchant that only had this shop is erased.
+    assert (await world.deliver(world.fake.uninstall(installed.shop))).status_code == 200
+    await world.run_jobs()
+    erase = world.fake.compliance_webhook(installed.shop, "shop/redact")
+    assert (await world.deliver(erase)).status_code == 200
+    await world.run_jobs()
+    assert await count(world, Merchant, id=installed.merchant_id) == 0
+    assert await count(world, Order, merchant_id=installed.merchant_id) == 0
+    # Asked again (Shopify retries): nothing held, still a 200.
+    assert (await world.deliver(erase)).status_code == 200
+
+
+async def test_privacy_requests_for_a_shop_never_seen_are_acknowledged(world: ShopifyWorld) -> None:
+    stranger = world.new_shop()
+    request = world.fake.compliance_webhook(stranger, "customers/redact")
+    response = await world.deliver(request)
+    assert response.status_code == 200
+    assert response.json()["unknownAccount"] is True
+    forged = dict(request.headers, **{"X-Shopify-Hmac-Sha256": "AAAA"})
+    refused = await world.client.post("/webhooks/shopify/app", content=request.body, headers=forged)
+    assert refused.status_code == 401
