@@ -15,7 +15,7 @@ from core.ports.commerce import (
     RestockLine,
 )
 from core.usecases.orders import OrderInput
-from plugins.shopify import queries
+from plugins.shopify import bulk, queries
 from plugins.shopify.client import JSON, ShopifyGraphQL, user_errors
 from plugins.shopify.mapping import order_input
 
@@ -37,12 +37,28 @@ SETTINGS_DEFAULTS: dict[str, Any] = {
 }
 
 
+# A first sync of more orders than this reads them through a bulk operation.
+BULK_THRESHOLD = 250
+
+
 class ShopifyPlatform:
-    def __init__(self, client: ShopifyGraphQL, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        client: ShopifyGraphQL,
+        settings: Mapping[str, Any],
+        *,
+        bulk_patience: float = 600.0,
+        timeout: float = 20.0,
+    ) -> None:
         self.client = client
         self.settings = dict(settings)
+        self.bulk_patience = bulk_patience
+        self.timeout = timeout
+        self._reader: bulk.BulkReader | None = None
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         await self.client.close()
 
     async def fetch_order(self, order_reference: str) -> OrderInput | None:
@@ -65,6 +81,11 @@ class ShopifyPlatform:
         """Orders by ``updatedAt``, from the time in the cursor (inclusive: an order updated
         in the same second as the last one read is read again, which changes nothing)."""
         position = json.loads(cursor) if cursor else {}
+        if "bulk" in position:
+            return await self._bulk_page(position, limit)
+        if cursor is None and await bulk.orders_count(self.client) > BULK_THRESHOLD:
+            operation = await bulk.start(self.client)
+            return OrderPage([], json.dumps({"bulk": operation, "read": 0}), has_more=True)
         since = position.get("since")
         data = await self.client.execute(
             queries.ORDERS_PAGE,
@@ -92,6 +113,32 @@ class ShopifyPlatform:
         else:
             following = {"since": newest}
         return OrderPage(orders, json.dumps(following), has_more=more, refused=refused)
+
+    async def _bulk_page(self, position: dict[str, Any], limit: int) -> OrderPage:
+        """The next orders of a bulk operation's file (waiting for it to finish first)."""
+        if self._reader is None:
+            url = await bulk.finished_url(
+                self.client, position["bulk"], patience=self.bulk_patience
+            )
+            if url is None:
+                return OrderPage([], json.dumps({"since": position.get("newest")}))
+            self._reader = bulk.BulkReader(url, timeout=self.timeout)
+        nodes, more = await self._reader.next_orders(int(position.get("read", 0)), limit)
+        orders: list[OrderInput] = []
+        refused: list[str] = []
+        newest = position.get("newest")
+        for node in nodes:
+            newest = max(filter(None, (newest, node.get("updatedAt"))), default=None)
+            try:
+                orders.append(order_input(node))
+            except (DomainError, ValueError, KeyError, TypeError) as error:
+                refused.append(f"order {node.get('name') or node.get('id')}: {error}")
+        if more:
+            following = {"bulk": position["bulk"], "read": self._reader.read, "newest": newest}
+            return OrderPage(orders, json.dumps(following), has_more=True, refused=refused)
+        await self._reader.close()
+        self._reader = None
+        return OrderPage(orders, json.dumps({"since": newest}), refused=refused)
 
     async def _read(self, node: JSON) -> OrderInput:
         brim = queries.PAYMENTS_PER_PAGED_ORDER

@@ -84,7 +84,12 @@ class ShopifyPlugin(Plugin):
                 client = self.client(account, credentials)
             except ProviderRejected as error:
                 raise PlatformRejected(str(error)) from error
-            return ShopifyPlatform(client, settings)
+            return ShopifyPlatform(
+                client,
+                settings,
+                bulk_patience=self.shopify_settings.bulk_wait_seconds,
+                timeout=self.shopify_settings.request_timeout,
+            )
 
         return CommercePlatformFactory(
             platform=Platform.SHOPIFY, build=build, settings_defaults=SETTINGS_DEFAULTS

@@ -40,6 +40,8 @@ class ShopifySettings(BaseSettings):
     api_base: str | None = None
     api_version: str = API_VERSION
     request_timeout: float = Field(default=20.0, gt=0)
+    # How long a sync waits for a bulk operation before the job retries later.
+    bulk_wait_seconds: float = Field(default=600.0, gt=0)
     # Retries of one call that was rate limited or hit a 5xx, before the job retries later.
     max_attempts: int = Field(default=5, ge=1, le=20)
 
