@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,7 +29,7 @@ from core.ports.commerce import (
     RestockLine,
 )
 from core.usecases.connections import ConnectionAccess
-from core.usecases.orders import upsert_order
+from core.usecases.orders import OrderInput, upsert_order, upsert_orders
 from core.usecases.platform_sync import (
     queue_periodic_sync,
     record_sync_finished,
@@ -118,14 +119,7 @@ async def run_sync(
             cursor = started.sync_cursor
             while True:
                 page = await platform.orders_changed_since(cursor, limit=PAGE_SIZE)
-                applied = 0
-                for order in page.orders:
-                    try:
-                        async with context.database.session() as session:
-                            await upsert_order(session, merchant_id, order, now=context.clock.now())
-                        applied += 1
-                    except DomainError as error:
-                        refused.append(f"order {order.order_number}: {error.message}")
+                applied = await _apply_page(context, merchant_id, page.orders, refused)
                 refused.extend(page.refused)
                 cursor = page.next_cursor
                 async with context.database.session() as session:
@@ -149,6 +143,30 @@ async def run_sync(
             session, connection_id, error=error_text or None, now=context.clock.now()
         )
     return SyncOutcome(applied_total, refused)
+
+
+async def _apply_page(
+    context: JobContext, merchant_id: uuid.UUID, orders: Sequence[OrderInput], refused: list[str]
+) -> int:
+    """A page in one transaction; when the core refuses one of its orders (or a webhook
+    created one meanwhile), order by order, so that the others land and the refused one is
+    named. How many were applied."""
+    if not orders:
+        return 0
+    try:
+        async with context.database.session() as session:
+            return await upsert_orders(session, merchant_id, orders, now=context.clock.now())
+    except (DomainError, IntegrityError):
+        pass
+    applied = 0
+    for order in orders:
+        try:
+            async with context.database.session() as session:
+                await upsert_order(session, merchant_id, order, now=context.clock.now())
+            applied += 1
+        except DomainError as error:
+            refused.append(f"order {order.order_number}: {error.message}")
+    return applied
 
 
 async def sync_order(context: JobContext) -> None:

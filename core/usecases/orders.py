@@ -211,52 +211,85 @@ async def _upsert_order_once(
     async with session.begin():
         if await session.get(Merchant, merchant_uuid) is None:
             raise NotFound("Merchant", merchant_uuid, field="merchantId")
-        customer = await _upsert_customer(session, merchant_uuid, data.customer)
-        statement = (
-            select(Order)
-            .where(
-                Order.merchant_id == merchant_uuid,
-                Order.platform == platform,
-                Order.external_id == data.external_id.strip(),
-            )
-            .options(selectinload(Order.lines), selectinload(Order.payments))  # type: ignore[arg-type]
-            .with_for_update(of=Order)
+        return await _apply_order(session, merchant_uuid, platform, currency, data, now)
+
+
+async def upsert_orders(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    orders: Sequence[OrderInput],
+    *,
+    now: datetime,
+) -> int:
+    """Apply a page of orders from a sync in one transaction (one commit for many orders).
+
+    All or nothing: when one of them is refused, nothing is written and the caller applies
+    them one by one with :func:`upsert_order`, so that the others still land.
+    """
+    checked = [(data, *_validate(data)) for data in orders]
+    async with session.begin():
+        if await session.get(Merchant, merchant_id) is None:
+            raise NotFound("Merchant", merchant_id, field="merchantId")
+        for data, platform, currency in checked:
+            await _apply_order(session, merchant_id, platform, currency, data, now)
+    return len(checked)
+
+
+async def _apply_order(
+    session: AsyncSession,
+    merchant_uuid: uuid.UUID,
+    platform: Platform,
+    currency: str,
+    data: OrderInput,
+    now: datetime,
+) -> Order:
+    """Within the caller's transaction: the order created or brought up to date."""
+    customer = await _upsert_customer(session, merchant_uuid, data.customer)
+    statement = (
+        select(Order)
+        .where(
+            Order.merchant_id == merchant_uuid,
+            Order.platform == platform,
+            Order.external_id == data.external_id.strip(),
         )
-        order = (await session.exec(statement)).first()
-        if order is None:
-            order = Order(
-                merchant_id=merchant_uuid,
-                platform=platform,
-                external_id=data.external_id.strip(),
-                customer_id=customer.id,
-                order_number=data.order_number.strip(),
-                currency=currency,
-                placed_at=data.placed_at,
-                created_at=checked_now(now),
-            )
-            order.lines = []
-            order.payments = []
-            session.add(order)
-        elif order.currency != currency:
-            raise CurrencyMismatch(
-                f"order {order.order_number} is in {order.currency}, not {currency}",
-                field="currency",
-            )
-        elif _is_older(data.source_updated_at, order.source_updated_at):
-            return order
-        else:
-            await _ensure_lines_kept(session, order, data)
-        order.customer_id = customer.id
-        order.order_number = data.order_number.strip()
-        order.placed_at = data.placed_at
-        order.delivered_at = data.delivered_at
-        order.shipping_minor = data.shipping_minor
-        order.refunded_elsewhere_minor = data.refunded_elsewhere_minor
-        order.source_updated_at = data.source_updated_at or order.source_updated_at
-        order.updated_at = checked_now(now)
-        _merge_lines(order, data.lines)
-        _merge_payments(order, data.payments)
-        await session.flush()
+        .options(selectinload(Order.lines), selectinload(Order.payments))  # type: ignore[arg-type]
+        .with_for_update(of=Order)
+    )
+    order = (await session.exec(statement)).first()
+    if order is None:
+        order = Order(
+            merchant_id=merchant_uuid,
+            platform=platform,
+            external_id=data.external_id.strip(),
+            customer_id=customer.id,
+            order_number=data.order_number.strip(),
+            currency=currency,
+            placed_at=data.placed_at,
+            created_at=checked_now(now),
+        )
+        order.lines = []
+        order.payments = []
+        session.add(order)
+    elif order.currency != currency:
+        raise CurrencyMismatch(
+            f"order {order.order_number} is in {order.currency}, not {currency}",
+            field="currency",
+        )
+    elif _is_older(data.source_updated_at, order.source_updated_at):
+        return order
+    else:
+        await _ensure_lines_kept(session, order, data)
+    order.customer_id = customer.id
+    order.order_number = data.order_number.strip()
+    order.placed_at = data.placed_at
+    order.delivered_at = data.delivered_at
+    order.shipping_minor = data.shipping_minor
+    order.refunded_elsewhere_minor = data.refunded_elsewhere_minor
+    order.source_updated_at = data.source_updated_at or order.source_updated_at
+    order.updated_at = checked_now(now)
+    _merge_lines(order, data.lines)
+    _merge_payments(order, data.payments)
+    await session.flush()
     return order
 
 

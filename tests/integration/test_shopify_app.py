@@ -386,3 +386,14 @@ async def test_a_large_first_sync_reads_a_bulk_operation_then_only_changes(
     await world.run_jobs()
     assert await count(world, Order, merchant_id=installed.merchant_id) == 301
     assert len(world.fake.bulk_operations(shop)) == 1  # the changes came by pages
+
+
+async def test_an_order_the_core_refuses_does_not_hold_back_its_page(world: ShopifyWorld) -> None:
+    shop = world.new_shop()
+    world.fake.create_order(shop, email="first@example.com")
+    world.fake.create_order(shop, name="#NO-EMAIL")  # no e-mail: no customer to hold it
+    world.fake.create_order(shop, email="third@example.com")
+    installed = await world.install(shop)
+    assert await count(world, Order, merchant_id=installed.merchant_id) == 2
+    connection = await world.connection(installed.connection_id)
+    assert "#NO-EMAIL" in (connection.last_sync_error or "")
