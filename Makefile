@@ -53,6 +53,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/refunds.py
 	$(BIN)/python benchmarks/jobs_chaos.py
+	$(BIN)/python benchmarks/shopify_sync.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis rma.db rma.db-wal rma.db-shm
