@@ -397,3 +397,21 @@ async def test_an_order_the_core_refuses_does_not_hold_back_its_page(world: Shop
     assert await count(world, Order, merchant_id=installed.merchant_id) == 2
     connection = await world.connection(installed.connection_id)
     assert "#NO-EMAIL" in (connection.last_sync_error or "")
+
+
+async def test_a_revoked_token_fails_the_sync_readably(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    world.fake.revoke_tokens(installed.shop)
+    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))[
+        "connections"
+    ]
+    await world.gql(
+        "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
+        {"id": listed["id"]},
+        installed.admin_key,
+    )
+    await world.run_jobs()
+    connection = await world.connection(installed.connection_id)
+    assert connection.sync_status == "FAILED"
+    assert "refused the access token" in (connection.last_sync_error or "")
+    assert "shpat" not in (connection.last_sync_error or "")
