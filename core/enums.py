@@ -90,6 +90,10 @@ class Platform(StrEnum):
     STOREFRONT = "storefront"
 
 
+# Platforms that sell the orders: their plugins sync orders and keep the returns in step.
+ORDER_PLATFORMS = frozenset({Platform.SHOPIFY, Platform.WOOCOMMERCE})
+
+
 class ApiKeyRole(StrEnum):
     ADMIN = "ADMIN"
     AGENT = "AGENT"

@@ -19,6 +19,7 @@ from core.ports.commerce import (
     PlatformRejected,
     PlatformUnavailable,
     RestockLine,
+    ReturnLine,
 )
 from core.usecases.orders import OrderInput
 
@@ -33,6 +34,8 @@ class InMemoryCommercePlatform:
     refuse: str | None = None  # every write is refused with this message
     closed: bool = False
     subscribed_to: str | None = None
+    returns: dict[str, str] = field(default_factory=dict)
+    returns_by_rma: dict[str, str] = field(default_factory=dict)
     _changes: list[str] = field(default_factory=list)
     _answers: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -99,6 +102,21 @@ class InMemoryCommercePlatform:
         self.credits[reference] = credit
         self._answers[credit.idempotency_key] = reference
         return reference
+
+    async def open_return(
+        self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]
+    ) -> str | None:
+        self._call()
+        if order_reference not in self.orders:
+            raise PlatformRejected(f"order {order_reference} does not exist")
+        reference = self.returns_by_rma.setdefault(rma_number, f"return-{next(self._ids)}")
+        self.returns[reference] = "OPEN"
+        return reference
+
+    async def end_return(self, return_reference: str, outcome: str) -> None:
+        self._call()
+        if self.returns.get(return_reference) == "OPEN":
+            self.returns[return_reference] = outcome
 
     async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
         self._call()

@@ -34,6 +34,8 @@ class Rma(TenantRow, table=True):
         default=None, sa_type=StrEnumType(ResolutionKind)
     )
     customer_note: str = Field(default="", max_length=2000, nullable=False)
+    # The return that mirrors this RMA on the order's platform (a Shopify Return GID).
+    platform_return_id: str | None = Field(default=None, max_length=100, index=True)
     risk_score: int = Field(default=0, nullable=False)
     risk_signals: list[str] = json_list_field()
     authorized_at: datetime | None = timestamp_field()

@@ -11,6 +11,7 @@ from core.outbox.kinds import (
     AUTO_RESOLVE,
     EXECUTE_REFUND,
     EXPIRE_AUTHORIZATIONS,
+    MIRROR_RETURN,
     RECONCILE_CONNECTIONS,
     RECONCILE_PAYMENTS,
     REFRESH_REFUND,
@@ -42,6 +43,7 @@ CORE_HANDLERS: dict[str, Handler] = {
     SUBSCRIBE_WEBHOOKS: commerce.subscribe_webhooks,
     RESTOCK_RETURN: commerce.restock_return,
     RECONCILE_CONNECTIONS: commerce.reconcile_connections,
+    MIRROR_RETURN: commerce.mirror_return,
 }
 CORE_PERIODIC = [
     PeriodicJob(

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Connection, Inspection, Order, OrderLine, Rma, RmaLine
-from core.enums import Disposition
+from core.enums import Disposition, RmaStatus
 from core.errors import DomainError
 from core.jobs.access import fresh_access, services_of
 from core.jobs.worker import JobContext, PermanentJobError
@@ -27,9 +27,12 @@ from core.ports.commerce import (
     PlatformRejected,
     PlatformUnavailable,
     RestockLine,
+    ReturnLine,
+    ReturnOutcome,
 )
 from core.usecases.connections import ConnectionAccess
 from core.usecases.orders import OrderInput, upsert_order, upsert_orders
+from core.usecases.platform_returns import record_return_mirrored
 from core.usecases.platform_sync import (
     queue_periodic_sync,
     record_sync_finished,
@@ -220,17 +223,7 @@ async def restock_return(context: JobContext) -> None:
         registry = services_of(context).registry
         if order.platform not in registry.commerce_platforms:
             return  # a storefront's order: its stock is not ours to move
-        connection = (
-            await session.exec(
-                select(Connection)
-                .where(
-                    Connection.merchant_id == merchant_id,
-                    Connection.platform == order.platform,
-                    col(Connection.disabled_at).is_(None),
-                )
-                .order_by(col(Connection.created_at))
-            )
-        ).first()
+        connection = await _order_connection(session, merchant_id, order)
         lines = await _restock_lines(session, inspection_ids)
     if connection is None or not lines:
         return
@@ -300,3 +293,89 @@ async def reconcile_connections(context: JobContext) -> None:
         ).all()
         for connection in connections:
             await queue_periodic_sync(session, connection, slot, now=now)
+
+
+async def mirror_return(context: JobContext) -> None:
+    """Keep the platform's return in step with the RMA: opened once it is authorized, closed
+    when it is resolved or closed, cancelled when it is rejected, cancelled or expired."""
+    rma_id = uuid.UUID(context.job.payload["rmaId"])
+    merchant_id = uuid.UUID(context.job.payload["merchantId"])
+    async with context.database.read_session() as session:
+        rma = await session.get(Rma, rma_id)
+        order = None if rma is None else await session.get(Order, rma.order_id)
+        if rma is None or order is None or rma.merchant_id != merchant_id:
+            return
+        if order.platform not in services_of(context).registry.commerce_platforms:
+            return
+        connection = await _order_connection(session, merchant_id, order)
+        lines = await _return_lines(session, rma)
+    if connection is None:
+        return
+    ending = _ENDINGS.get(rma.status)
+    if ending is not None and rma.platform_return_id is None:
+        return  # never mirrored: nothing to end
+    async with _platform_for(context, connection) as (platform, _access):
+        try:
+            if ending is not None:
+                assert rma.platform_return_id is not None
+                await platform.end_return(rma.platform_return_id, ending)
+                return
+            # Looked up first on the platform: a live return for this RMA is given back, so
+            # a retry (or an RMA authorized again after review) never makes a second one.
+            reference = await platform.open_return(order.external_id, rma.number, lines)
+        except PlatformRejected as error:
+            async with context.database.session() as session:
+                await note_on_rma(
+                    session,
+                    merchant_id,
+                    rma_id,
+                    kind="PLATFORM_RETURN_REFUSED",
+                    message=f"the platform refused to mirror the return: {error}",
+                    now=context.clock.now(),
+                )
+            return
+    if reference is None:
+        return  # the platform cannot hold it (nothing fulfilled yet)
+    async with context.database.session() as session:
+        await record_return_mirrored(
+            session, merchant_id, rma_id, reference, now=context.clock.now()
+        )
+
+
+_ENDINGS = {
+    RmaStatus.RESOLVED: ReturnOutcome.CLOSED,
+    RmaStatus.CLOSED: ReturnOutcome.CLOSED,
+    RmaStatus.REJECTED: ReturnOutcome.CANCELED,
+    RmaStatus.CANCELLED: ReturnOutcome.CANCELED,
+    RmaStatus.EXPIRED: ReturnOutcome.CANCELED,
+}
+
+
+async def _order_connection(
+    session: AsyncSession, merchant_id: uuid.UUID, order: Order
+) -> Connection | None:
+    return (
+        await session.exec(
+            select(Connection)
+            .where(
+                Connection.merchant_id == merchant_id,
+                Connection.platform == order.platform,
+                col(Connection.disabled_at).is_(None),
+            )
+            .order_by(col(Connection.created_at))
+        )
+    ).first()
+
+
+async def _return_lines(session: AsyncSession, rma: Rma) -> list[ReturnLine]:
+    rows = (
+        await session.exec(
+            select(RmaLine, OrderLine)
+            .join(OrderLine, col(OrderLine.id) == col(RmaLine.order_line_id))
+            .where(RmaLine.rma_id == rma.id)
+        )
+    ).all()
+    return [
+        ReturnLine(order_line.external_id, rma_line.quantity, rma_line.reason.value)
+        for rma_line, order_line in rows
+    ]

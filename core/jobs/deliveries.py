@@ -25,11 +25,13 @@ from core.ports.webhooks import (
     Ignored,
     Note,
     OrderChanged,
+    PlatformReturnEnded,
     TopicContext,
     TopicHandler,
     TopicResult,
 )
 from core.usecases.connections import set_connection_enabled
+from core.usecases.platform_returns import record_platform_return_ended
 from core.usecases.platform_sync import queue_order_sync
 from core.usecases.privacy import erase_shop, export_customer_data, redact_customer
 from core.usecases.provider_reports import (
@@ -127,6 +129,16 @@ async def _apply_one(
     if isinstance(result, AccountErasureRequested):
         async with context.database.session() as session:
             done = await erase_shop(session, delivery.connection_id, now=context.clock.now())
+        return WebhookState.PROCESSED, done
+    if isinstance(result, PlatformReturnEnded):
+        async with context.database.session() as session:
+            done = await record_platform_return_ended(
+                session,
+                delivery.merchant_id,
+                result.return_reference,
+                result.outcome,
+                now=context.clock.now(),
+            )
         return WebhookState.PROCESSED, done
     if isinstance(result, AccessRevoked):
         async with context.database.session() as session:

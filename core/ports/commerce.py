@@ -60,6 +60,20 @@ class RestockLine:
 
 
 @dataclass(frozen=True, slots=True)
+class ReturnLine:
+    """One line of an RMA as the platform's return shows it."""
+
+    line_reference: str  # the platform's order line id
+    quantity: int
+    reason: str  # one of the core's ReturnReason values (Shopify's own)
+
+
+class ReturnOutcome:
+    CLOSED = "CLOSED"  # the return is done (refunded, credited)
+    CANCELED = "CANCELED"  # it will not happen (rejected, cancelled, expired)
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformCredit:
     customer_reference: str
     amount_minor: int
@@ -103,6 +117,18 @@ class CommercePlatform(Protocol):
 
     async def issue_store_credit(self, credit: PlatformCredit) -> str:
         """Give the customer credit kept by the platform; returns its transaction id."""
+        ...
+
+    async def open_return(
+        self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]
+    ) -> str | None:
+        """Mirror an authorized RMA as the platform's own return, once: a return already made
+        for ``rma_number`` is found and given back. None when the platform cannot hold it
+        (nothing on the order was fulfilled yet)."""
+        ...
+
+    async def end_return(self, return_reference: str, outcome: str) -> None:
+        """Close or cancel a mirrored return (``ReturnOutcome``); one already there is fine."""
         ...
 
     async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:

@@ -134,6 +134,15 @@ class AccessRevoked:
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformReturnEnded:
+    """Staff closed, declined or cancelled a return on the platform (perhaps one mirroring an
+    RMA, perhaps our own action coming back)."""
+
+    return_reference: str
+    outcome: str  # CLOSED, DECLINED, CANCELED
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerDataRequested:
     """A customer asked, through the platform, for the data held about them."""
 
@@ -161,6 +170,7 @@ TopicResult = (
     | Ignored
     | OrderChanged
     | AccessRevoked
+    | PlatformReturnEnded
     | CustomerDataRequested
     | CustomerRedactionRequested
     | AccountErasureRequested

@@ -11,8 +11,10 @@ ALLOWED_TRANSITIONS: dict[RmaStatus, frozenset[RmaStatus]] = {
     S.REQUESTED: frozenset({S.AUTHORIZED, S.NEEDS_REVIEW, S.REJECTED, S.CANCELLED}),
     S.NEEDS_REVIEW: frozenset({S.AUTHORIZED, S.REJECTED, S.CANCELLED}),
     # RECEIVED straight from AUTHORIZED is the walk-in return, with no tracking.
-    S.AUTHORIZED: frozenset({S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED}),
-    S.IN_TRANSIT: frozenset({S.RECEIVED}),
+    # Back to NEEDS_REVIEW when the merchant's staff closed or cancelled the mirrored return
+    # on the platform before the goods arrived: a person decides what happens.
+    S.AUTHORIZED: frozenset({S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED, S.NEEDS_REVIEW}),
+    S.IN_TRANSIT: frozenset({S.RECEIVED, S.NEEDS_REVIEW}),
     S.RECEIVED: frozenset({S.INSPECTED}),
     S.INSPECTED: frozenset({S.RESOLVING}),
     # Back to INSPECTED when the provider failed, so that another resolution may be chosen.

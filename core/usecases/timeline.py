@@ -9,11 +9,25 @@ import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Rma, RmaEvent
-from core.enums import RmaStatus
+from core.entities import Order, Rma, RmaEvent
+from core.enums import ORDER_PLATFORMS, RmaStatus
+from core.outbox.kinds import MIRROR_RETURN
+from core.outbox.queue import enqueue
 from core.rules.status import check_transition
 
 SYSTEM_ACTOR = "system"
+
+# Moves that the order platform's own return follows.
+MIRRORED_STATUSES = frozenset(
+    {
+        RmaStatus.AUTHORIZED,
+        RmaStatus.RESOLVED,
+        RmaStatus.CLOSED,
+        RmaStatus.REJECTED,
+        RmaStatus.CANCELLED,
+        RmaStatus.EXPIRED,
+    }
+)
 
 
 async def record_event(
@@ -64,6 +78,18 @@ async def transition(
     rma.status = target
     rma.updated_at = now
     session.add(rma)
+    if target in MIRRORED_STATUSES:
+        order = await session.get(Order, rma.order_id)
+        if order is not None and order.platform in ORDER_PLATFORMS:
+            # The platform's own return follows ours (opened, closed or cancelled by a job).
+            enqueue(
+                session,
+                MIRROR_RETURN,
+                {"rmaId": str(rma.id), "merchantId": str(rma.merchant_id)},
+                now=now,
+                merchant_id=rma.merchant_id,
+                lock_key=f"rma:{rma.id}",
+            )
     await record_event(
         session,
         rma,

@@ -13,6 +13,8 @@ from core.ports.commerce import (
     PlatformRefund,
     PlatformRejected,
     RestockLine,
+    ReturnLine,
+    ReturnOutcome,
 )
 from core.usecases.orders import OrderInput
 from plugins.shopify import bulk, queries
@@ -27,6 +29,9 @@ SUBSCRIBED_TOPICS = (
     "ORDERS_CANCELLED",
     "REFUNDS_CREATE",
     "APP_UNINSTALLED",
+    "RETURNS_CLOSE",
+    "RETURNS_DECLINE",
+    "RETURNS_CANCEL",
 )
 APP_WEBHOOK_PATH = "/webhooks/shopify/app"
 
@@ -211,6 +216,68 @@ class ShopifyPlatform:
         if not location:
             raise PlatformRejected("the shop has no location to restock to")
         return str(location["id"])
+
+    async def open_return(
+        self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]
+    ) -> str | None:
+        """A Shopify return for the RMA's lines, found again by the RMA number in its lines'
+        notes (``returnCreate`` has no idempotency key). None when nothing was fulfilled."""
+        data = await self.client.execute(queries.ORDER_RETURNS, {"id": order_reference}, cost=400)
+        order = data.get("order")
+        if order is None:
+            raise PlatformRejected(f"order {order_reference} is not in the shop")
+        note = f"RMA {rma_number}"
+        for existing in order["returns"]["nodes"]:
+            notes = {item.get("returnReasonNote") for item in existing["returnLineItems"]["nodes"]}
+            if note in notes and existing.get("status") not in ("CANCELED", "DECLINED"):
+                return str(existing["id"])
+        fulfilled: dict[str, list[tuple[str, int]]] = {}
+        for fulfillment in order.get("fulfillments") or []:
+            for item in fulfillment["fulfillmentLineItems"]["nodes"]:
+                line = item["lineItem"]["id"]
+                fulfilled.setdefault(line, []).append((item["id"], int(item["quantity"])))
+        return_lines = []
+        for line in lines:
+            wanted = line.quantity
+            for fulfillment_line, quantity in fulfilled.get(line.line_reference, []):
+                if wanted <= 0:
+                    break
+                part = min(wanted, quantity)
+                return_lines.append(
+                    {
+                        "fulfillmentLineItemId": fulfillment_line,
+                        "quantity": part,
+                        "returnReason": line.reason,
+                        "returnReasonNote": note,
+                    }
+                )
+                wanted -= part
+            if wanted > 0:
+                return None  # not (all) fulfilled yet: Shopify keeps returns of shipped goods
+        result = await self.client.execute(
+            queries.RETURN_CREATE,
+            {"input": {"orderId": order_reference, "returnLineItems": return_lines}},
+            cost=10,
+        )
+        payload = result.get("returnCreate") or {}
+        problem = user_errors(payload)
+        if problem:
+            raise PlatformRejected(f"Shopify refused the return: {problem}")
+        return str(payload["return"]["id"])
+
+    async def end_return(self, return_reference: str, outcome: str) -> None:
+        data = await self.client.execute(queries.RETURN_STATUS, {"id": return_reference}, cost=2)
+        current = (data.get("return") or {}).get("status")
+        if current is None or current in ("CLOSED", "CANCELED", "DECLINED"):
+            return  # gone, or ended already (by us or by staff in Shopify)
+        document = (
+            queries.RETURN_CLOSE if outcome == ReturnOutcome.CLOSED else queries.RETURN_CANCEL
+        )
+        result = await self.client.execute(document, {"id": return_reference}, cost=10)
+        name = "returnClose" if outcome == ReturnOutcome.CLOSED else "returnCancel"
+        problem = user_errors(result.get(name))
+        if problem:
+            raise PlatformRejected(f"Shopify refused to end the return: {problem}")
 
     async def issue_store_credit(self, credit: PlatformCredit) -> str:
         raise PlatformRejected("store credit is kept in the service's ledger for Shopify shops")

@@ -120,3 +120,43 @@ mutation Subscribe($topic: WebhookSubscriptionTopic!, $uri: String!) {
 """
 
 SHOP = "query Shop { shop { id name myshopifyDomain currencyCode } }"
+
+ORDER_RETURNS = """
+query OrderReturns($id: ID!) {
+  order(id: $id) {
+    id
+    returns(first: 10) {
+      nodes {
+        id status
+        returnLineItems(first: 10) { nodes { ... on ReturnLineItem { returnReasonNote } } }
+      }
+    }
+    fulfillments(first: 10) {
+      fulfillmentLineItems(first: 30) { nodes { id quantity lineItem { id } } }
+    }
+  }
+}
+"""
+
+RETURN_CREATE = """
+mutation ReturnCreate($input: ReturnInput!) {
+  returnCreate(returnInput: $input) {
+    return { id status }
+    userErrors { field message }
+  }
+}
+"""
+
+RETURN_STATUS = "query ReturnStatus($id: ID!) { return(id: $id) { id status } }"
+
+RETURN_CLOSE = """
+mutation ReturnClose($id: ID!) {
+  returnClose(id: $id) { return { id status } userErrors { field message } }
+}
+"""
+
+RETURN_CANCEL = """
+mutation ReturnCancel($id: ID!) {
+  returnCancel(id: $id) { return { id status } userErrors { field message } }
+}
+"""

@@ -20,6 +20,7 @@ from core.ports.webhooks import (
     CustomerDataRequested,
     CustomerRedactionRequested,
     OrderChanged,
+    PlatformReturnEnded,
     TopicContext,
     TopicHandler,
     TopicResult,
@@ -103,7 +104,18 @@ async def shop_redact(context: TopicContext, payload: Any) -> TopicResult:
     return AccountErasureRequested()
 
 
+def return_ended(outcome: str) -> TopicHandler:
+    async def handle(context: TopicContext, payload: Any) -> TopicResult:
+        gid = payload.get("admin_graphql_api_id") or f"gid://shopify/Return/{int(payload['id'])}"
+        return PlatformReturnEnded(str(gid), outcome)
+
+    return handle
+
+
 TOPICS: dict[str, TopicHandler] = {
+    "returns/close": return_ended("CLOSED"),
+    "returns/decline": return_ended("DECLINED"),
+    "returns/cancel": return_ended("CANCELED"),
     "customers/data_request": customer_data_request,
     "customers/redact": customer_redact,
     "shop/redact": shop_redact,

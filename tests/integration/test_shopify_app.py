@@ -402,9 +402,7 @@ async def test_an_order_the_core_refuses_does_not_hold_back_its_page(world: Shop
 async def test_a_revoked_token_fails_the_sync_readably(world: ShopifyWorld) -> None:
     installed = await world.install()
     world.fake.revoke_tokens(installed.shop)
-    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))[
-        "connections"
-    ]
+    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))["connections"]
     await world.gql(
         "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
         {"id": listed["id"]},

@@ -22,8 +22,8 @@ S = RmaStatus
 EXPECTED_EDGES: dict[RmaStatus, set[RmaStatus]] = {
     S.REQUESTED: {S.AUTHORIZED, S.NEEDS_REVIEW, S.REJECTED, S.CANCELLED},
     S.NEEDS_REVIEW: {S.AUTHORIZED, S.REJECTED, S.CANCELLED},
-    S.AUTHORIZED: {S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED},
-    S.IN_TRANSIT: {S.RECEIVED},
+    S.AUTHORIZED: {S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED, S.NEEDS_REVIEW},
+    S.IN_TRANSIT: {S.RECEIVED, S.NEEDS_REVIEW},
     S.RECEIVED: {S.INSPECTED},
     S.INSPECTED: {S.RESOLVING},
     S.RESOLVING: {S.RESOLVED, S.INSPECTED},
@@ -59,7 +59,7 @@ def test_the_machine_has_exactly_the_documented_edges() -> None:
 
 def test_the_pairs_cover_every_combination_of_statuses() -> None:
     assert len(LEGAL_PAIRS) + len(ILLEGAL_PAIRS) == len(RmaStatus) ** 2
-    assert len(LEGAL_PAIRS) == 17
+    assert len(LEGAL_PAIRS) == 19
 
 
 @pytest.mark.parametrize("pair", LEGAL_PAIRS, ids=_pair_id)
@@ -136,8 +136,9 @@ def test_an_authorized_return_cannot_be_rejected_any_more() -> None:
         check_transition(S.AUTHORIZED, S.REJECTED)
 
 
-def test_a_parcel_in_transit_can_only_be_received() -> None:
-    assert ALLOWED_TRANSITIONS[S.IN_TRANSIT] == frozenset({S.RECEIVED})
+def test_a_parcel_in_transit_can_only_be_received_or_sent_to_review() -> None:
+    # Review: the merchant's staff cancelled its mirrored return on the platform.
+    assert ALLOWED_TRANSITIONS[S.IN_TRANSIT] == frozenset({S.RECEIVED, S.NEEDS_REVIEW})
     for target in (S.CANCELLED, S.EXPIRED, S.AUTHORIZED):
         with pytest.raises(InvalidTransition):
             check_transition(S.IN_TRANSIT, target)
