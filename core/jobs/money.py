@@ -191,6 +191,7 @@ async def _refund_through(
                     idempotency_key=attempt.idempotency_key,
                     metadata=attempt.metadata,
                     order_reference=attempt.order_reference,
+                    lines=attempt.lines,
                 )
             )
         except ProviderRejected as error:

@@ -26,14 +26,22 @@ class RefundStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class RefundedLine:
+    line_reference: str  # the platform's order line id
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
 class RefundRequest:
     payment_reference: str  # the provider's id of the payment (a payment intent, a charge)
     amount_minor: int
     currency: str
     idempotency_key: str
     metadata: Mapping[str, str]
-    # The platform's order, for providers that refund through the order (Shopify).
+    # The platform's order, for providers that refund through the order (Shopify), and the
+    # units returned, so that the platform's own reports show what came back.
     order_reference: str | None = None
+    lines: Sequence[RefundedLine] = ()
 
 
 @dataclass(frozen=True, slots=True)

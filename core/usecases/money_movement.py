@@ -13,14 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Customer, Order, Resolution, Rma
+from core.entities import Customer, Order, OrderLine, Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
 from core.errors import Conflict
 from core.outbox.kinds import EXECUTE_REFUND
 from core.outbox.queue import enqueue
+from core.ports.payments import RefundedLine
 from core.usecases.inputs import checked_now
 from core.usecases.owned_rows import get_owned, lock_rma
 from core.usecases.resolutions import ChosenResolution
@@ -41,6 +42,7 @@ class RefundAttempt:
     attempts: int
     key_created_at: datetime
     order_reference: str | None = None  # the platform's id of the order
+    lines: tuple[RefundedLine, ...] = ()  # the units refunded, by the platform's line ids
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -91,6 +93,7 @@ async def begin_refund_attempt(
             return None
         rma = await session.get(Rma, claimed.rma_id)
         order = await session.get(Order, claimed.order_id)
+        lines = await _refunded_lines(session, claimed)
         return RefundAttempt(
             merchant_id=claimed.merchant_id,
             resolution_id=claimed.id,
@@ -102,7 +105,27 @@ async def begin_refund_attempt(
             attempts=claimed.attempts,
             key_created_at=claimed.created_at,
             order_reference=order.external_id if order else None,
+            lines=lines,
         )
+
+
+async def _refunded_lines(
+    session: AsyncSession, resolution: Resolution
+) -> tuple[RefundedLine, ...]:
+    quantities = {
+        uuid.UUID(line["orderLineId"]): int(line["quantity"])
+        for line in resolution.breakdown.get("lines", [])
+    }
+    if not quantities:
+        return ()
+    rows = (
+        await session.exec(
+            select(OrderLine.id, OrderLine.external_id).where(
+                col(OrderLine.id).in_(list(quantities))
+            )
+        )
+    ).all()
+    return tuple(RefundedLine(external, quantities[line_id]) for line_id, external in rows)
 
 
 async def retry_resolution(

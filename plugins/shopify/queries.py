@@ -68,6 +68,7 @@ ORDER_REFUNDS = f"""
 query OrderRefunds($id: ID!) {{
   order(id: $id) {{
     id currencyCode
+    lineItems(first: 50) {{ nodes {{ id refundableQuantity }} }}
     transactions(first: 100) {{
       id kind status gateway
       amountSet {{ {MONEY} }}

@@ -65,6 +65,9 @@ class ShopifyRefunds:
             "orderId": request.order_reference,
             "note": note.strip(),
             "notify": True,
+            # What came back, so that Shopify's reports count the units; stock is put back by
+            # the restock job (after inspection), never by the refund as well.
+            "refundLineItems": _refund_lines(order, request),
             "transactions": [
                 {
                     "orderId": request.order_reference,
@@ -130,6 +133,25 @@ class ShopifyRefunds:
         if order is None:
             raise ProviderRejected(f"order {order_reference} is not in the shop")
         return dict(order)
+
+
+def _refund_lines(order: Mapping[str, Any], request: RefundRequest) -> list[dict[str, Any]]:
+    refundable = {
+        line["id"]: int(line.get("refundableQuantity") or 0)
+        for line in (order.get("lineItems") or {}).get("nodes", [])
+    }
+    lines = []
+    for line in request.lines:
+        quantity = min(line.quantity, refundable.get(line.line_reference, 0))
+        if quantity > 0:
+            lines.append(
+                {
+                    "lineItemId": line.line_reference,
+                    "quantity": quantity,
+                    "restockType": "NO_RESTOCK",
+                }
+            )
+    return lines
 
 
 def _ours(order: Mapping[str, Any], resolution_id: str) -> ProviderRefund | None:

@@ -19,10 +19,11 @@ from core.entities import (
     Rma,
     WebhookDelivery,
 )
+from core.enums import WebhookState
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY
 from core.usecases.connections import read_secrets
-from testkit.fakes import oauth_hmac
+from testkit.fakes import oauth_hmac, sign_webhook
 from tests import factories as f
 from tests.integration.shopify_world import (  # noqa: F401 (fixtures)
     API_SECRET,
@@ -413,3 +414,28 @@ async def test_a_revoked_token_fails_the_sync_readably(world: ShopifyWorld) -> N
     assert connection.sync_status == "FAILED"
     assert "refused the access token" in (connection.last_sync_error or "")
     assert "shpat" not in (connection.last_sync_error or "")
+
+
+async def test_a_malformed_payload_fails_its_delivery_with_the_reason(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    body = b'{"not": "an order"}'
+    headers = {
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Shop-Domain": installed.shop.domain,
+        "X-Shopify-Hmac-Sha256": sign_webhook(body, API_SECRET),
+        "Content-Type": "application/json",
+    }
+    response = await world.client.post("/webhooks/shopify/app", content=body, headers=headers)
+    assert response.status_code == 200
+    await world.run_jobs()
+    async with world.db.read_session() as session:
+        delivery = (
+            await session.exec(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.connection_id == installed.connection_id,
+                    WebhookDelivery.topic == "orders/create",
+                )
+            )
+        ).one()
+    assert delivery.state is WebhookState.FAILED
+    assert "unreadable payload" in (delivery.error or "")

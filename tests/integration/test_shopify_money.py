@@ -92,6 +92,11 @@ async def test_a_refund_reaches_shopify_once_and_its_webhook_is_recognised(
     assert resolution.provider_reference.startswith("gid://shopify/Refund/")
     assert await status_of(world, rma.id) is RmaStatus.RESOLVED
     assert refunded(world, installed, order) == [Decimal(chosen.resolution.amount_minor) / 100]
+    # Shopify's reports count the returned unit; the refund itself restocks nothing.
+    [made] = world.fake.refunds(installed.shop, order.external_id)
+    assert [(item["quantity"], item["restock_type"]) for item in made["refund_line_items"]] == [
+        (1, "no_restock")
+    ]
     # Restocked once at the primary location; the refund itself restocked nothing.
     assert world.fake.inventory_level(installed.shop, item, location) == stock_before + 1
 
