@@ -233,15 +233,8 @@ async def restock_return(context: JobContext) -> None:
         try:
             await platform.restock(order.external_id, lines, key)
         except PlatformRejected as error:
-            async with context.database.session() as session:
-                await note_on_rma(
-                    session,
-                    merchant_id,
-                    rma_id,
-                    kind="RESTOCK_REFUSED",
-                    message=f"the platform refused the restock: {error}",
-                    now=context.clock.now(),
-                )
+            message = f"the platform refused the restock: {error}"
+            await _note(context, merchant_id, rma_id, "RESTOCK_REFUSED", message)
             raise PermanentJobError(str(error)) from error
     async with context.database.session() as session:
         await note_on_rma(
@@ -324,15 +317,8 @@ async def mirror_return(context: JobContext) -> None:
             # a retry (or an RMA authorized again after review) never makes a second one.
             reference = await platform.open_return(order.external_id, rma.number, lines)
         except PlatformRejected as error:
-            async with context.database.session() as session:
-                await note_on_rma(
-                    session,
-                    merchant_id,
-                    rma_id,
-                    kind="PLATFORM_RETURN_REFUSED",
-                    message=f"the platform refused to mirror the return: {error}",
-                    now=context.clock.now(),
-                )
+            message = f"the platform refused to mirror the return: {error}"
+            await _note(context, merchant_id, rma_id, "PLATFORM_RETURN_REFUSED", message)
             return
     if reference is None:
         return  # the platform cannot hold it (nothing fulfilled yet)
@@ -349,6 +335,15 @@ _ENDINGS = {
     RmaStatus.CANCELLED: ReturnOutcome.CANCELED,
     RmaStatus.EXPIRED: ReturnOutcome.CANCELED,
 }
+
+
+async def _note(
+    context: JobContext, merchant_id: uuid.UUID, rma_id: uuid.UUID, kind: str, message: str
+) -> None:
+    async with context.database.session() as session:
+        await note_on_rma(
+            session, merchant_id, rma_id, kind=kind, message=message, now=context.clock.now()
+        )
 
 
 async def _order_connection(

@@ -6,19 +6,15 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
-from sqlmodel import col, select
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Customer, Job, Order, Rma
-from core.enums import JobState, PaymentProviderName
-from core.jobs import failpoints
-from core.jobs.worker import Worker, reap_expired_leases
+from core.entities import Customer, Order, Rma
+from core.enums import PaymentProviderName
+from core.jobs.worker import Worker
 from core.migrate import upgrade
 from core.plugins import Registry
 from core.secrets import Vault
@@ -42,6 +38,7 @@ from plugins.stripe.webhooks import StripeWebhookSource
 from testkit.fakes import FakeAccount, FakeStripe
 from tests import factories as f
 from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
+from tests.integration.running_jobs import restart_after_crash, run_jobs
 
 WEBHOOK_SECRET = "whsec_money_world"
 
@@ -99,30 +96,10 @@ class World:
         return worker
 
     async def run_jobs(self) -> None:
-        """Run jobs until none is due or about to be (retries wait a few milliseconds here)."""
-        for _ in range(200):
-            await self.worker().run_until_idle(within_seconds=120)
-            async with self.db.read_session() as session:
-                soon = (
-                    await session.exec(
-                        select(sa.func.count()).where(
-                            col(Job.state) == JobState.QUEUED,
-                            col(Job.run_at) < SYSTEM_CLOCK.now() + timedelta(seconds=5),
-                        )
-                    )
-                ).one()
-            if not soon:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("jobs kept coming back")
+        await run_jobs(self.db, self.worker)
 
     async def restart_after_crash(self) -> None:
-        """What a restarted worker finds: leases of the dead one expired, jobs back in line."""
-        failpoints.disarm()
-        await reap_expired_leases(
-            self.db, SYSTEM_CLOCK, now=SYSTEM_CLOCK.now() + self.worker().lease
-        )
-        await self.run_jobs()
+        await restart_after_crash(self.db, self.worker)
 
     async def paid_order(
         self, amount_minor: int = 5000, captured_minor: int | None = None, lines: int = 1

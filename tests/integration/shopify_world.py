@@ -13,15 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import select
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Connection, Job, Order
-from core.enums import JobState, Platform
+from core.entities import Connection, Order
+from core.enums import Platform
 from core.jobs import failpoints
-from core.jobs.worker import Worker, reap_expired_leases
+from core.jobs.worker import Worker
 from core.migrate import upgrade
 from core.plugins import Registry
 from core.settings import Settings
@@ -32,6 +31,7 @@ from plugins.shopify.plugin import ShopifyPlugin
 from plugins.shopify.settings import ShopifySettings
 from testkit.fakes import FakeShop, FakeShopify, FakeWebhook
 from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
+from tests.integration.running_jobs import restart_after_crash, run_jobs
 
 API_KEY = "rma-app-client-id"
 API_SECRET = "shpss_rma_app_secret_current"
@@ -100,29 +100,10 @@ class ShopifyWorld:
         return worker
 
     async def run_jobs(self) -> None:
-        """Run jobs until none is due or about to be (retries wait a few milliseconds here)."""
-        for _ in range(200):
-            await self.worker().run_until_idle(within_seconds=120)
-            async with self.db.read_session() as session:
-                soon = (
-                    await session.exec(
-                        select(sa.func.count()).where(
-                            col(Job.state) == JobState.QUEUED,
-                            col(Job.run_at) < SYSTEM_CLOCK.now() + timedelta(seconds=5),
-                        )
-                    )
-                ).one()
-            if not soon:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("jobs kept coming back")
+        await run_jobs(self.db, self.worker)
 
     async def restart_after_crash(self) -> None:
-        failpoints.disarm()
-        await reap_expired_leases(
-            self.db, SYSTEM_CLOCK, now=SYSTEM_CLOCK.now() + self.worker().lease
-        )
-        await self.run_jobs()
+        await restart_after_crash(self.db, self.worker)
 
     def new_shop(self, **options: Any) -> FakeShop:
         return self.fake.add_shop(f"shop-{uuid.uuid4().hex[:10]}.myshopify.com", **options)
@@ -177,6 +158,19 @@ class ShopifyWorld:
         assert "errors" not in payload, payload["errors"]
         data: dict[str, Any] = payload["data"]
         return data
+
+    async def sync_now(self, installed: Installed) -> dict[str, Any]:
+        """``syncConnection`` on the install's connection, as its ADMIN; then the jobs."""
+        [listed] = (await self.gql("{ connections { id } }", token=installed.admin_key))[
+            "connections"
+        ]
+        answer = await self.gql(
+            "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
+            {"id": listed["id"]},
+            installed.admin_key,
+        )
+        await self.run_jobs()
+        return answer["syncConnection"]
 
     async def deliver(self, webhook: FakeWebhook) -> httpx.Response:
         """POST a webhook the fake recorded to the app-wide address, as Shopify would."""

@@ -210,16 +210,7 @@ async def test_uninstalling_disables_the_connection_at_once(world: ShopifyWorld)
     world.fake.create_order(installed.shop, email="late@example.com")
     late = world.fake.webhooks(installed.shop, topic="orders/create")[-1]
     assert (await world.deliver(late)).status_code == 404
-    sync = await world.gql(
-        "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
-        {
-            "id": (await world.gql("{ connections { id } }", token=installed.admin_key))[
-                "connections"
-            ][0]["id"]
-        },
-        installed.admin_key,
-    )
-    assert sync["syncConnection"]["userErrors"] == [{"code": "CONFLICT"}]
+    assert (await world.sync_now(installed))["userErrors"] == [{"code": "CONFLICT"}]
 
 
 async def test_a_sync_survives_throttling_and_resumes_from_its_cursor(
@@ -232,13 +223,7 @@ async def test_a_sync_survives_throttling_and_resumes_from_its_cursor(
     # A small bucket that refills fast: pages wait for it, or are throttled and sent again.
     world.fake.set_bucket(shop, maximum_available=1000, restore_rate=5000, currently_available=0)
     world.fake.inject("500", shop=shop, operation="orders", times=1)
-    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))["connections"]
-    await world.gql(
-        "mutation($id: ID!) { syncConnection(id: $id) { connection { syncStatus } } }",
-        {"id": listed["id"]},
-        installed.admin_key,
-    )
-    await world.run_jobs()
+    await world.sync_now(installed)
 
     assert await count(world, Order, merchant_id=installed.merchant_id) == 9
     connection = await world.connection(installed.connection_id)
@@ -274,15 +259,7 @@ async def test_expiring_tokens_are_renewed_before_they_lapse(world: ShopifyWorld
                 connection.merchant_id, connection.id, credentials
             )
         await world.run_jobs()
-        [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))[
-            "connections"
-        ]
-        await world.gql(
-            "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
-            {"id": listed["id"]},
-            installed.admin_key,
-        )
-        await world.run_jobs()
+        await world.sync_now(installed)
     finally:
         world.fake.advance_time(-timedelta(minutes=55).total_seconds())
     after = read_secrets(vault, await world.connection(installed.connection_id)).credentials
@@ -378,13 +355,7 @@ async def test_a_large_first_sync_reads_a_bulk_operation_then_only_changes(
     assert connection.sync_status == "SUCCEEDED", connection.last_sync_error
 
     world.fake.create_order(shop, email="late@example.com")
-    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))["connections"]
-    await world.gql(
-        "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
-        {"id": listed["id"]},
-        installed.admin_key,
-    )
-    await world.run_jobs()
+    await world.sync_now(installed)
     assert await count(world, Order, merchant_id=installed.merchant_id) == 301
     assert len(world.fake.bulk_operations(shop)) == 1  # the changes came by pages
 
@@ -403,13 +374,7 @@ async def test_an_order_the_core_refuses_does_not_hold_back_its_page(world: Shop
 async def test_a_revoked_token_fails_the_sync_readably(world: ShopifyWorld) -> None:
     installed = await world.install()
     world.fake.revoke_tokens(installed.shop)
-    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))["connections"]
-    await world.gql(
-        "mutation($id: ID!) { syncConnection(id: $id) { userErrors { code } } }",
-        {"id": listed["id"]},
-        installed.admin_key,
-    )
-    await world.run_jobs()
+    await world.sync_now(installed)
     connection = await world.connection(installed.connection_id)
     assert connection.sync_status == "FAILED"
     assert "refused the access token" in (connection.last_sync_error or "")

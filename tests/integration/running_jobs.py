@@ -1,0 +1,43 @@
+"""Running a module's jobs to the end, as the worlds of the integration tests do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from core.clock import SYSTEM_CLOCK
+from core.database import Database
+from core.entities import Job
+from core.enums import JobState
+from core.jobs import failpoints
+from core.jobs.worker import Worker, reap_expired_leases
+
+
+async def run_jobs(db: Database, worker: Callable[[], Worker]) -> None:
+    """Run jobs until none is due or about to be (retries wait a few milliseconds here)."""
+    for _ in range(200):
+        await worker().run_until_idle(within_seconds=120)
+        async with db.read_session() as session:
+            soon = (
+                await session.exec(
+                    select(sa.func.count()).where(
+                        col(Job.state) == JobState.QUEUED,
+                        col(Job.run_at) < SYSTEM_CLOCK.now() + timedelta(seconds=5),
+                    )
+                )
+            ).one()
+        if not soon:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("jobs kept coming back")
+
+
+async def restart_after_crash(db: Database, worker: Callable[[], Worker]) -> None:
+    """What a restarted worker finds: leases of the dead one expired, jobs back in line."""
+    failpoints.disarm()
+    await reap_expired_leases(db, SYSTEM_CLOCK, now=SYSTEM_CLOCK.now() + worker().lease)
+    await run_jobs(db, worker)
