@@ -64,6 +64,20 @@ class ResolutionStatus(StrEnum):
     REQUIRES_REVIEW = "REQUIRES_REVIEW"
 
 
+class StoreCreditKind(StrEnum):
+    """What a store-credit ledger entry records."""
+
+    ISSUED = "ISSUED"  # credit given for a return (positive)
+    # Moved to the platform's own store credit (negative): spendable there, no longer here.
+    TRANSFERRED = "TRANSFERRED"
+    # Spent at the platform's checkout, read back by sync: history, not in the balance.
+    SPENT_ON_PLATFORM = "SPENT_ON_PLATFORM"
+
+
+# The entries that make up what a customer can spend through this service.
+BALANCE_KINDS = frozenset({StoreCreditKind.ISSUED, StoreCreditKind.TRANSFERRED})
+
+
 # A resolution in one of these statuses no longer holds money back from a new attempt.
 DEAD_RESOLUTION_STATUSES = frozenset({ResolutionStatus.FAILED, ResolutionStatus.CANCELED})
 

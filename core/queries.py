@@ -30,7 +30,7 @@ from core.entities import (
     Shipment,
     StoreCreditEntry,
 )
-from core.enums import ReturnReason, RmaStatus
+from core.enums import BALANCE_KINDS, ReturnReason, RmaStatus
 
 Row = TypeVar("Row", bound=SQLModel)
 MAX_PAGE = 100
@@ -212,6 +212,7 @@ async def store_credit_balances(
         .where(
             StoreCreditEntry.merchant_id == merchant_id,
             col(StoreCreditEntry.customer_id).in_(set(customer_ids)),
+            col(StoreCreditEntry.kind).in_([kind.value for kind in BALANCE_KINDS]),
         )
         .group_by(col(StoreCreditEntry.customer_id), col(StoreCreditEntry.currency))
     )

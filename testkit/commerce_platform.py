@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.ports.commerce import (
+    CreditSpent,
     OrderPage,
     PlatformCredit,
     PlatformRefund,
@@ -35,6 +36,7 @@ class InMemoryCommercePlatform:
     closed: bool = False
     subscribed_to: str | None = None
     returns: dict[str, str] = field(default_factory=dict)
+    spent: dict[str, list[CreditSpent]] = field(default_factory=dict)
     returns_by_rma: dict[str, str] = field(default_factory=dict)
     _changes: list[str] = field(default_factory=list)
     _answers: dict[str, str] = field(default_factory=dict)
@@ -102,6 +104,10 @@ class InMemoryCommercePlatform:
         self.credits[reference] = credit
         self._answers[credit.idempotency_key] = reference
         return reference
+
+    async def store_credit_spent(self, customer_reference: str) -> Sequence[CreditSpent]:
+        self._call()
+        return list(self.spent.get(customer_reference, []))
 
     async def open_return(
         self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]

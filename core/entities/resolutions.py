@@ -11,7 +11,7 @@ from sqlmodel import Field
 
 from core.entities.base import TenantRow, json_dict_field, timestamp_field
 from core.entities.columns import StrEnumType
-from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, StoreCreditKind
 
 _LIVE = "status NOT IN ('FAILED', 'CANCELED')"
 
@@ -61,7 +61,11 @@ class StoreCreditEntry(TenantRow, table=True):
     """One movement of a customer's store credit; the balance is the sum of the entries."""
 
     __tablename__ = "store_credit_entry"
-    __table_args__ = (sa.Index("ix_store_credit_customer", "merchant_id", "customer_id"),)
+    __table_args__ = (
+        sa.Index("ix_store_credit_customer", "merchant_id", "customer_id"),
+        # A platform's transaction is recorded once, however often sync reads it.
+        sa.UniqueConstraint("merchant_id", "reference"),
+    )
 
     customer_id: uuid.UUID = Field(foreign_key="customer.id", nullable=False)
     # Unique: one resolution credits the customer once, however often its job runs.
@@ -69,3 +73,11 @@ class StoreCreditEntry(TenantRow, table=True):
     amount_minor: int = Field(nullable=False)
     currency: str = Field(max_length=3, nullable=False)
     note: str = Field(default="", max_length=500, nullable=False)
+    kind: StoreCreditKind = Field(
+        default=StoreCreditKind.ISSUED,
+        sa_type=StrEnumType(StoreCreditKind),
+        nullable=False,
+        sa_column_kwargs={"server_default": StoreCreditKind.ISSUED.value},
+    )
+    # The platform's id of the transaction (a transfer, a spending), when there is one.
+    reference: str | None = Field(default=None, max_length=100)

@@ -17,13 +17,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Connection, Inspection, Order, OrderLine, Rma, RmaLine
+from core.entities import Connection, Inspection, Order, OrderLine, Resolution, Rma, RmaLine
 from core.enums import Disposition, RmaStatus
 from core.errors import DomainError
 from core.jobs.access import fresh_access, services_of
 from core.jobs.worker import JobContext, PermanentJobError
 from core.ports.commerce import (
+    CREDIT_DESTINATION,
     CommercePlatform,
+    PlatformCredit,
     PlatformRejected,
     PlatformUnavailable,
     RestockLine,
@@ -31,6 +33,12 @@ from core.ports.commerce import (
     ReturnOutcome,
 )
 from core.usecases.connections import ConnectionAccess
+from core.usecases.credit_transfers import (
+    begin_credit_transfer,
+    customers_with_transfers,
+    record_credit_transferred,
+    record_platform_spending,
+)
 from core.usecases.orders import OrderInput, upsert_order, upsert_orders
 from core.usecases.platform_returns import record_return_mirrored
 from core.usecases.platform_sync import (
@@ -63,7 +71,8 @@ async def _platform_for(
         raise PermanentJobError(f"the platform refused to renew access: {error}") from error
     if access is None:
         raise PermanentJobError("the connection is disabled or gone")
-    settings = {**factory.settings_defaults, **access.settings}
+    # An empty value stands for the default.
+    settings = {**factory.settings_defaults, **{k: v for k, v in access.settings.items() if v}}
     platform = factory.build(access.account, access.credentials, settings)
     try:
         yield platform, access
@@ -132,6 +141,7 @@ async def run_sync(
                     on_page(applied)
                 if not page.has_more:
                     break
+            await read_platform_spending(context, started, platform)
     except PlatformUnavailable:
         raise  # retried with backoff; the cursor kept so far is where it resumes
     except (PlatformRejected, PermanentJobError) as error:
@@ -374,3 +384,73 @@ async def _return_lines(session: AsyncSession, rma: Rma) -> list[ReturnLine]:
         ReturnLine(order_line.external_id, rma_line.quantity, rma_line.reason.value)
         for rma_line, order_line in rows
     ]
+
+
+def _connection_settings(context: JobContext, connection: Connection) -> dict[str, object]:
+    factory = services_of(context).registry.commerce_platforms.get(connection.platform)
+    defaults = dict(factory.settings_defaults) if factory else {}
+    return {**defaults, **{k: v for k, v in connection.settings.items() if v != ""}}
+
+
+def keeps_credit_on_platform(context: JobContext, connection: Connection) -> bool:
+    return _connection_settings(context, connection).get(CREDIT_DESTINATION) == "platform"
+
+
+async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -> None:
+    """Move a settled store credit to the order platform's own store credit, once, when the
+    connection keeps credit there. The platform may have no idempotency key for it: after an
+    attempt with no clear outcome, it looks for the credit before giving it again."""
+    async with context.database.read_session() as session:
+        resolution = await session.get(Resolution, resolution_id)
+        order = None if resolution is None else await session.get(Order, resolution.order_id)
+        if resolution is None or order is None:
+            return
+        if order.platform not in services_of(context).registry.commerce_platforms:
+            return
+        connection = await _order_connection(session, resolution.merchant_id, order)
+    if connection is None or not keeps_credit_on_platform(context, connection):
+        return
+    async with context.database.session() as session:
+        transfer = await begin_credit_transfer(session, resolution_id, now=context.clock.now())
+    if transfer is None:
+        return
+    credit = PlatformCredit(
+        customer_reference=transfer.customer_reference,
+        amount_minor=transfer.amount_minor,
+        currency=transfer.currency,
+        idempotency_key=transfer.idempotency_key,
+        note=transfer.note,
+        look_since=transfer.first_attempt_at if transfer.attempts > 1 else None,
+        claimed=transfer.claimed,
+    )
+    async with _platform_for(context, connection) as (platform, _access):
+        try:
+            reference = await platform.issue_store_credit(credit)
+        except PlatformRejected as error:
+            # The ledger still holds the credit: the customer can spend it through us.
+            message = f"the platform refused the store credit, kept in the ledger: {error}"
+            await _note(
+                context, resolution.merchant_id, resolution.rma_id, "TRANSFER_REFUSED", message
+            )
+            raise PermanentJobError(str(error)) from error
+    async with context.database.session() as session:
+        await record_credit_transferred(session, resolution_id, reference, now=context.clock.now())
+
+
+async def read_platform_spending(
+    context: JobContext, connection: Connection, platform: CommercePlatform
+) -> int:
+    """After a sync: what customers spent of the credit moved to this platform, into the
+    ledger's history. How many new entries."""
+    if not keeps_credit_on_platform(context, connection):
+        return 0
+    async with context.database.read_session() as session:
+        customers = await customers_with_transfers(session, connection.merchant_id)
+    recorded = 0
+    for customer_id, reference in customers:
+        spent = await platform.store_credit_spent(reference)
+        async with context.database.session() as session:
+            recorded += await record_platform_spending(
+                session, connection.merchant_id, customer_id, spent, now=context.clock.now()
+            )
+    return recorded

@@ -16,6 +16,7 @@ from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, Rm
 from core.errors import DomainError
 from core.jobs import failpoints
 from core.jobs.access import fresh_access, services_of
+from core.jobs.commerce import transfer_store_credit
 from core.jobs.worker import JobContext, PermanentJobError
 from core.outbox.kinds import EXECUTE_REFUND, REFRESH_REFUND
 from core.outbox.queue import enqueue_once
@@ -259,6 +260,14 @@ async def apply_store_credit(context: JobContext) -> None:
             )
         except DomainError as error:
             raise PermanentJobError(f"store credit could not be recorded: {error}") from error
+    await _mirror_to_customer_balance(context, resolution_id, merchant_id)
+    # Or, where the merchant keeps store credit on its order platform, moved there.
+    await transfer_store_credit(context, resolution_id)
+
+
+async def _mirror_to_customer_balance(
+    context: JobContext, resolution_id: uuid.UUID, merchant_id: uuid.UUID
+) -> None:
     async with context.database.session() as session:
         mirror = await store_credit_mirror(session, resolution_id)
     if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:

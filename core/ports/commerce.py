@@ -80,6 +80,21 @@ class PlatformCredit:
     currency: str
     idempotency_key: str
     note: str
+    # Set when an earlier attempt may have credited the customer already (its start): the
+    # platform looks for that credit before giving it again, for platforms without keys,
+    # passing over the credits already accounted for (``claimed``, the platform's ids).
+    look_since: datetime | None = None
+    claimed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSpent:
+    """Store credit the customer spent at the platform's checkout."""
+
+    reference: str
+    amount_minor: int  # positive: what was spent
+    currency: str
+    at: datetime
 
 
 class PlatformError(Exception):
@@ -119,6 +134,10 @@ class CommercePlatform(Protocol):
         """Give the customer credit kept by the platform; returns its transaction id."""
         ...
 
+    async def store_credit_spent(self, customer_reference: str) -> Sequence[CreditSpent]:
+        """What the customer spent of the platform's store credit, as the platform keeps it."""
+        ...
+
     async def open_return(
         self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]
     ) -> str | None:
@@ -141,6 +160,11 @@ class CommercePlatform(Protocol):
         ...
 
 
+# The connection setting that keeps store credit on the platform ("platform") instead of in
+# the service's ledger ("service", the default).
+CREDIT_DESTINATION = "store_credit_destination"
+
+
 @dataclass(frozen=True, slots=True)
 class CommercePlatformFactory:
     """How a plugin builds its platform client for one merchant, from the connection's account
@@ -148,8 +172,10 @@ class CommercePlatformFactory:
 
     platform: Platform
     build: Callable[[str, Mapping[str, Any], Mapping[str, Any]], CommercePlatform]
-    # The settings staff may change on a connection of this platform, with their defaults.
+    # The settings staff may change on a connection of this platform, with their defaults,
+    # and for some of them the only values they take.
     settings_defaults: Mapping[str, Any] = field(default_factory=dict)
+    settings_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class CredentialRefresher(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -240,9 +240,11 @@ async def update_connection_settings(
     changes: dict[str, Any],
     *,
     allowed: dict[str, Any],
+    choices: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Connection:
     """Change some of a connection's settings; ``allowed`` names the keys its platform knows
-    (with their defaults), and a value must have the default's type."""
+    (with their defaults), a value must have the default's type, and one of ``choices`` where
+    the platform names them (the empty value always restores the default)."""
     identifier = as_uuid(connection_id, "connection")
     for key, value in changes.items():
         if key not in allowed:
@@ -252,6 +254,9 @@ async def update_connection_settings(
             raise InvalidInput("settings", f"{key!r} takes a {type(default).__name__}")
         if isinstance(value, str) and (len(value) > 255 or "\x00" in value):
             raise InvalidInput("settings", f"{key!r} is too long or contains a NUL")
+        options = (choices or {}).get(key)
+        if options and value not in (*options, ""):
+            raise InvalidInput("settings", f"{key!r} is one of {', '.join(options)}")
     async with session.begin():
         connection = await session.get(Connection, identifier, with_for_update=True)
         if connection is None or connection.merchant_id != merchant_id:

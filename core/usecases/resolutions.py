@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Inspection, Order, OrderPayment, Resolution, Rma, StoreCreditEntry
 from core.enums import (
+    BALANCE_KINDS,
     CONFIRMED_BY_STAFF,
     DEAD_RESOLUTION_STATUSES,
     REFUND_PROVIDERS,
@@ -472,7 +473,8 @@ async def close_rma(
 async def store_credit_balance(
     session: AsyncSession, merchant_id: uuid.UUID, customer_id: uuid.UUID | str
 ) -> dict[str, int]:
-    """A customer's store credit per currency: the sum of their ledger entries."""
+    """A customer's store credit per currency, spendable here: the sum of their ledger
+    entries, less what was transferred to a platform (spending there is history only)."""
     customer = as_uuid(customer_id, "customerId")
     rows = (
         await session.exec(
@@ -480,6 +482,7 @@ async def store_credit_balance(
             .where(
                 StoreCreditEntry.merchant_id == merchant_id,
                 StoreCreditEntry.customer_id == customer,
+                col(StoreCreditEntry.kind).in_([kind.value for kind in BALANCE_KINDS]),
             )
             .group_by(col(StoreCreditEntry.currency))
         )

@@ -76,9 +76,18 @@ class ShopifyGraphQL:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def execute(self, query: str, variables: JSON | None = None, *, cost: int = 0) -> JSON:
+    async def execute(
+        self,
+        query: str,
+        variables: JSON | None = None,
+        *,
+        cost: int = 0,
+        resendable: bool = True,
+    ) -> JSON:
         """The ``data`` of the answer. ``cost`` is the query's expected cost, to wait for the
-        bucket before sending rather than be refused."""
+        bucket before sending rather than be refused. ``resendable=False`` for a mutation that
+        Shopify would apply twice (no ``@idempotent``): a dropped connection or a 5xx, after
+        which it may have run, is raised at once instead of sent again."""
         loop = asyncio.get_running_loop()
         for attempt in range(1, self.max_attempts + 1):
             if cost:
@@ -90,7 +99,7 @@ class ShopifyGraphQL:
             except httpx.TimeoutException as error:
                 raise PlatformUnavailable("Shopify did not answer in time") from error
             except httpx.TransportError as error:
-                if attempt == self.max_attempts:
+                if attempt == self.max_attempts or not resendable:
                     message = f"Shopify unreachable: {type(error).__name__}"
                     raise PlatformUnavailable(message) from error
                 await asyncio.sleep(_backoff(attempt))
@@ -101,7 +110,7 @@ class ShopifyGraphQL:
                     f"expired, or a scope missing): HTTP {response.status_code}"
                 )
             if response.status_code == 429 or response.status_code >= 500:
-                if attempt == self.max_attempts:
+                if attempt == self.max_attempts or (response.status_code != 429 and not resendable):
                     raise PlatformUnavailable(f"Shopify answered HTTP {response.status_code}")
                 await asyncio.sleep(_retry_after(response) or _backoff(attempt))
                 continue

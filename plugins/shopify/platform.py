@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import DomainError
+from core.money import normalize_currency, parse_decimal, to_decimal_string
 from core.ports.commerce import (
+    CREDIT_DESTINATION,
+    CreditSpent,
     OrderPage,
     PlatformCredit,
     PlatformRefund,
@@ -19,7 +23,7 @@ from core.ports.commerce import (
 from core.usecases.orders import OrderInput
 from plugins.shopify import bulk, queries
 from plugins.shopify.client import JSON, ShopifyGraphQL, user_errors
-from plugins.shopify.mapping import order_input
+from plugins.shopify.mapping import order_input, timestamp
 
 # Topics the app subscribes to for each shop (the compliance topics are set in the app's
 # configuration instead: Shopify does not let an app subscribe to them).
@@ -39,11 +43,22 @@ APP_WEBHOOK_PATH = "/webhooks/shopify/app"
 SETTINGS_DEFAULTS: dict[str, Any] = {
     # Where restocked units go (a Location GID); empty: the shop's primary location.
     "restock_location_id": "",
+    # Where store credit lives: the service's ledger, or Shopify's store credit ("platform").
+    CREDIT_DESTINATION: "service",
 }
+SETTINGS_CHOICES = {CREDIT_DESTINATION: ("service", "platform")}
 
 
 # A first sync of more orders than this reads them through a bulk operation.
 BULK_THRESHOLD = 250
+
+
+CLOCK_TOLERANCE = timedelta(minutes=2)
+
+
+def _minor(money: JSON) -> tuple[int, str]:
+    currency = normalize_currency(str(money["currencyCode"]))
+    return parse_decimal(str(money["amount"]), currency), currency
 
 
 class ShopifyPlatform:
@@ -280,7 +295,65 @@ class ShopifyPlatform:
             raise PlatformRejected(f"Shopify refused to end the return: {problem}")
 
     async def issue_store_credit(self, credit: PlatformCredit) -> str:
-        raise PlatformRejected("store credit is kept in the service's ledger for Shopify shops")
+        """``storeCreditAccountCredit``, which has no idempotency key: after an attempt with
+        no clear outcome (``look_since``), a credit of the same amount made since then is
+        taken to be ours instead of crediting again."""
+        if credit.look_since is not None:
+            # Shopify's clock and ours differ a little, and it keeps whole seconds.
+            since = credit.look_since - CLOCK_TOLERANCE
+            for found in await self._credit_history(credit.customer_reference):
+                if (
+                    found["__typename"] == "StoreCreditAccountCreditTransaction"
+                    and str(found["id"]) not in credit.claimed
+                    and _minor(found["amount"]) == (credit.amount_minor, credit.currency)
+                    and (timestamp(found["createdAt"]) or since) >= since
+                ):
+                    return str(found["id"])
+        data = await self.client.execute(
+            queries.STORE_CREDIT,
+            {
+                "id": credit.customer_reference,
+                "input": {
+                    "creditAmount": {
+                        "amount": to_decimal_string(credit.amount_minor, credit.currency),
+                        "currencyCode": credit.currency,
+                    },
+                    "notify": True,
+                },
+            },
+            cost=10,
+            resendable=False,
+        )
+        payload = data.get("storeCreditAccountCredit") or {}
+        problem = user_errors(payload)
+        if problem:
+            raise PlatformRejected(f"Shopify refused the store credit: {problem}")
+        return str(payload["storeCreditAccountTransaction"]["id"])
+
+    async def store_credit_spent(self, customer_reference: str) -> Sequence[CreditSpent]:
+        return [
+            CreditSpent(
+                reference=str(found["id"]),
+                amount_minor=abs(_minor(found["amount"])[0]),
+                currency=_minor(found["amount"])[1],
+                at=timestamp(found["createdAt"]) or datetime.fromtimestamp(0, UTC),
+            )
+            for found in await self._credit_history(customer_reference)
+            if found["__typename"] == "StoreCreditAccountDebitTransaction"
+        ]
+
+    async def _credit_history(self, customer_reference: str) -> list[JSON]:
+        data = await self.client.execute(
+            queries.STORE_CREDIT_TRANSACTIONS, {"id": customer_reference}, cost=520
+        )
+        customer = data.get("customer")
+        if customer is None:
+            raise PlatformRejected(f"customer {customer_reference} is not in the shop")
+        return [
+            transaction
+            for account in customer["storeCreditAccounts"]["nodes"]
+            for transaction in account["transactions"]["nodes"]
+        ]
 
     async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
         uri = f"{public_url}{APP_WEBHOOK_PATH}"

@@ -19,7 +19,7 @@ from core.ports.payments import PaymentProvider, PaymentProviderFactory, Provide
 from core.ports.webhooks import AppWebhookSource, TopicHandler, WebhookSource
 from plugins.shopify.client import ShopifyGraphQL
 from plugins.shopify.oauth import ShopifyInstaller, callback_route, install_route
-from plugins.shopify.platform import SETTINGS_DEFAULTS, ShopifyPlatform
+from plugins.shopify.platform import SETTINGS_CHOICES, SETTINGS_DEFAULTS, ShopifyPlatform
 from plugins.shopify.refunds import ShopifyRefunds
 from plugins.shopify.settings import ShopifySettings
 from plugins.shopify.tokens import ShopifyTokenRefresher
@@ -92,7 +92,10 @@ class ShopifyPlugin(Plugin):
             )
 
         return CommercePlatformFactory(
-            platform=Platform.SHOPIFY, build=build, settings_defaults=SETTINGS_DEFAULTS
+            platform=Platform.SHOPIFY,
+            build=build,
+            settings_defaults=SETTINGS_DEFAULTS,
+            settings_choices=SETTINGS_CHOICES,
         )
 
     def credential_refresher(self) -> CredentialRefresher:

@@ -161,3 +161,32 @@ mutation ReturnCancel($id: ID!) {
   returnCancel(id: $id) { return { id status } userErrors { field message } }
 }
 """
+
+STORE_CREDIT = """
+mutation Credit($id: ID!, $input: StoreCreditAccountCreditInput!) {
+  storeCreditAccountCredit(id: $id, creditInput: $input) {
+    storeCreditAccountTransaction { id amount { amount currencyCode } }
+    userErrors { field message code }
+  }
+}
+"""
+
+STORE_CREDIT_TRANSACTIONS = """
+query CreditHistory($id: ID!) {
+  customer(id: $id) {
+    storeCreditAccounts(first: 3) {
+      nodes {
+        transactions(first: 50) {
+          nodes {
+            __typename
+            amount { amount currencyCode }
+            createdAt
+            ... on StoreCreditAccountCreditTransaction { id }
+            ... on StoreCreditAccountDebitTransaction { id }
+          }
+        }
+      }
+    }
+  }
+}
+"""

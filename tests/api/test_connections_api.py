@@ -77,6 +77,12 @@ async def test_admins_see_and_change_only_their_own_connections(api: Api, db: Da
         SETTINGS, {"id": own, "s": [{"name": "colour", "value": "x"}]}, ours.admin
     )
     assert unknown["updateConnectionSettings"]["userErrors"][0]["code"] == "INVALID_INPUT"
+    wrong = await api.gql(
+        SETTINGS,
+        {"id": own, "s": [{"name": "store_credit_destination", "value": "moon"}]},
+        ours.admin,
+    )
+    assert wrong["updateConnectionSettings"]["userErrors"][0]["code"] == "INVALID_INPUT"
 
     synced = await api.gql(SYNC, {"id": own}, ours.admin)
     assert synced["syncConnection"]["connection"]["syncStatus"] == "QUEUED"
@@ -93,7 +99,10 @@ async def test_admins_see_and_change_only_their_own_connections(api: Api, db: Da
         assert refused[name]["userErrors"][0]["code"] == "NOT_FOUND"
         assert absent[name]["userErrors"][0]["code"] == "NOT_FOUND"
     after = await api.gql(CONNECTIONS, token=theirs.admin)
-    assert after["connections"][0]["settings"] == [{"name": "restock_location_id", "value": ""}]
+    assert after["connections"][0]["settings"] == [
+        {"name": "restock_location_id", "value": ""},
+        {"name": "store_credit_destination", "value": "service"},
+    ]
     assert after["connections"][0]["syncStatus"] == "NEVER"
 
 

@@ -10,11 +10,12 @@ import pytest
 from sqlmodel import select
 
 from core.clock import SYSTEM_CLOCK
-from core.entities import Order, Resolution, Rma, WebhookDelivery
+from core.entities import Customer, Order, Resolution, Rma, StoreCreditEntry, WebhookDelivery
 from core.enums import PaymentProviderName, ResolutionStatus, RmaStatus, WebhookState
 from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
 from core.usecases.resolutions import resolve_rma
+from graphql_api.ids import to_global_id
 from tests import factories as f
 from tests.integration.shopify_world import (  # noqa: F401 (fixtures)
     Installed,
@@ -219,3 +220,99 @@ async def test_twenty_concurrent_resolves_make_one_shopify_refund(world: Shopify
     await asyncio.gather(*(work() for _ in range(4)))
     await world.run_jobs()
     assert len(world.fake.refunds(installed.shop, order.external_id)) == 1
+
+
+async def keep_credit_on_shopify(world: ShopifyWorld, installed: Installed) -> None:
+    [listed] = (await world.gql("{ connections { id } }", token=installed.admin_key))["connections"]
+    answer = await world.gql(
+        """mutation($id: ID!) { updateConnectionSettings(id: $id, settings: [
+             {name: "store_credit_destination", value: "platform"}]) { userErrors { code } } }""",
+        {"id": listed["id"]},
+        installed.admin_key,
+    )
+    assert answer["updateConnectionSettings"]["userErrors"] == []
+
+
+async def ledger_of(world: ShopifyWorld, customer_id: uuid.UUID) -> list[tuple[str, int]]:
+    async with world.db.read_session() as session:
+        entries = (
+            await session.exec(
+                select(StoreCreditEntry)
+                .where(StoreCreditEntry.customer_id == customer_id)
+                .order_by(StoreCreditEntry.created_at)
+            )
+        ).all()
+    return [(entry.kind.value, entry.amount_minor) for entry in entries]
+
+
+async def credit_order(world: ShopifyWorld, installed: Installed) -> tuple[Order, Rma]:
+    order = await world.synced_order(
+        installed, customer=("Ada", "Lovelace"), lines=[{"sku": "C", "price": "30.00"}]
+    )
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    async with world.db.session() as session:
+        await resolve_rma(
+            session,
+            installed.merchant_id,
+            rma.id,
+            kind="STORE_CREDIT",
+            actor="s",
+            now=SYSTEM_CLOCK.now(),
+        )
+    return order, rma
+
+
+async def test_store_credit_kept_on_shopify_is_moved_there_once_and_its_spending_read_back(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    await keep_credit_on_shopify(world, installed)
+    order, rma = await credit_order(world, installed)
+    # The first answer is lost after Shopify credited: the retry finds the credit.
+    world.fake.inject(
+        "drop_after_execute", shop=installed.shop, operation="storeCreditAccountCredit"
+    )
+    await world.run_jobs()
+
+    resolution = await resolution_of(world, rma.id)
+    async with world.db.read_session() as session:
+        customer = await session.get(Customer, order.customer_id)
+    assert customer is not None and customer.external_id
+    credits = world.fake.store_credit_transactions(installed.shop, customer.external_id)
+    assert [Decimal(str(t["amount"])) for t in credits] == [Decimal(resolution.amount_minor) / 100]
+    # In the ledger: issued, then moved out; nothing left to spend through the service.
+    assert await ledger_of(world, order.customer_id) == [
+        ("ISSUED", resolution.amount_minor),
+        ("TRANSFERRED", -resolution.amount_minor),
+    ]
+    balance = await world.gql(
+        "query($id: ID!) { customer(id: $id) { storeCreditBalance { amountMinor } } }",
+        {"id": to_global_id("Customer", order.customer_id)},
+        installed.admin_key,
+    )
+    assert [b["amountMinor"] for b in balance["customer"]["storeCreditBalance"]] == [0]
+
+    # The customer spends some at Shopify's checkout; sync reads it back once, as history.
+    world.fake.spend_store_credit(installed.shop, customer.external_id, "12.50", "USD")
+    await world.sync_now(installed)
+    await world.sync_now(installed)
+    assert sorted(await ledger_of(world, order.customer_id)) == [
+        ("ISSUED", resolution.amount_minor),
+        ("SPENT_ON_PLATFORM", -1250),
+        ("TRANSFERRED", -resolution.amount_minor),
+    ]
+    again = await world.gql(
+        "query($id: ID!) { customer(id: $id) { storeCreditBalance { amountMinor } } }",
+        {"id": to_global_id("Customer", order.customer_id)},
+        installed.admin_key,
+    )
+    assert again == balance
+
+
+async def test_store_credit_stays_in_the_ledger_by_default(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    order, rma = await credit_order(world, installed)
+    await world.run_jobs()
+    resolution = await resolution_of(world, rma.id)
+    assert resolution.status is ResolutionStatus.SUCCEEDED
+    assert await ledger_of(world, order.customer_id) == [("ISSUED", resolution.amount_minor)]
