@@ -101,6 +101,7 @@ class ConnectionMutations:
                     session, entities.Connection, info.context.merchant_id, connection_id
                 )
             defaults = settings_defaults(info, current.platform)
+            factory = info.context.registry.commerce_platforms.get(current.platform)
             row = await run_use_case(
                 info,
                 lambda session: update_connection_settings(
@@ -109,6 +110,7 @@ class ConnectionMutations:
                     connection_id,
                     changes,
                     allowed=defaults,
+                    choices=factory.settings_choices if factory else None,
                 ),
             )
         except DomainError as error:
