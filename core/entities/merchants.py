@@ -41,6 +41,9 @@ class Connection(TenantRow, table=True):
     credentials_encrypted: str = Field(default="", nullable=False)
     webhook_secrets_encrypted: str = Field(default="", nullable=False)
     disabled_at: datetime | None = timestamp_field()
+    # When it was last made or enabled (an install, a reinstall): platform events from
+    # before then (a late "uninstalled") no longer apply.
+    enabled_at: datetime | None = timestamp_field()
     # Made by installing the platform's app (OAuth): its webhooks are signed with the app's
     # secret and arrive at the app-wide address, not at this connection's own.
     installed_by_app: bool = Field(default=False, nullable=False)

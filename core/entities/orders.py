@@ -35,6 +35,11 @@ class Order(TenantRow, table=True):
 
     customer_id: uuid.UUID = Field(foreign_key="customer.id", index=True, nullable=False)
     platform: Platform = Field(sa_type=StrEnumType(Platform), nullable=False)
+    # The connection (shop, store) the order was synced from: its refunds, restocks and
+    # returns go back through that one, even when the merchant has several.
+    connection_id: uuid.UUID | None = Field(
+        default=None, foreign_key="connection.id", index=True, ondelete="SET NULL"
+    )
     external_id: str = Field(max_length=64, nullable=False)
     order_number: str = Field(max_length=64, nullable=False)
     currency: str = Field(max_length=3, nullable=False)

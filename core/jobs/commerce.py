@@ -131,7 +131,9 @@ async def run_sync(
             cursor = started.sync_cursor
             while True:
                 page = await platform.orders_changed_since(cursor, limit=PAGE_SIZE)
-                applied = await _apply_page(context, merchant_id, page.orders, refused)
+                applied = await _apply_page(
+                    context, merchant_id, connection_id, page.orders, refused
+                )
                 refused.extend(page.refused)
                 cursor = page.next_cursor
                 async with context.database.session() as session:
@@ -159,7 +161,11 @@ async def run_sync(
 
 
 async def _apply_page(
-    context: JobContext, merchant_id: uuid.UUID, orders: Sequence[OrderInput], refused: list[str]
+    context: JobContext,
+    merchant_id: uuid.UUID,
+    connection_id: uuid.UUID,
+    orders: Sequence[OrderInput],
+    refused: list[str],
 ) -> int:
     """A page in one transaction; when the core refuses one of its orders (or a webhook
     created one meanwhile), order by order, so that the others land and the refused one is
@@ -168,14 +174,22 @@ async def _apply_page(
         return 0
     try:
         async with context.database.session() as session:
-            return await upsert_orders(session, merchant_id, orders, now=context.clock.now())
+            return await upsert_orders(
+                session, merchant_id, orders, now=context.clock.now(), connection_id=connection_id
+            )
     except (DomainError, IntegrityError):
         pass
     applied = 0
     for order in orders:
         try:
             async with context.database.session() as session:
-                await upsert_order(session, merchant_id, order, now=context.clock.now())
+                await upsert_order(
+                    session,
+                    merchant_id,
+                    order,
+                    now=context.clock.now(),
+                    connection_id=connection_id,
+                )
             applied += 1
         except DomainError as error:
             refused.append(f"order {order.order_number}: {error.message}")
@@ -198,7 +212,13 @@ async def sync_order(context: JobContext) -> None:
         return
     try:
         async with context.database.session() as session:
-            await upsert_order(session, connection.merchant_id, order, now=context.clock.now())
+            await upsert_order(
+                session,
+                connection.merchant_id,
+                order,
+                now=context.clock.now(),
+                connection_id=connection.id,
+            )
     except DomainError as error:
         raise PermanentJobError(f"order {order.order_number}: {error.message}") from error
 
@@ -359,6 +379,13 @@ async def _note(
 async def _order_connection(
     session: AsyncSession, merchant_id: uuid.UUID, order: Order
 ) -> Connection | None:
+    """The enabled connection the order came from (the merchant's oldest one to its
+    platform for an order pushed before orders knew their connection)."""
+    if order.connection_id is not None:
+        connection = await session.get(Connection, order.connection_id)
+        if connection is None or connection.disabled_at is not None:
+            return None
+        return connection
     return (
         await session.exec(
             select(Connection)

@@ -142,9 +142,15 @@ async def _apply_one(
         return WebhookState.PROCESSED, done
     if isinstance(result, AccessRevoked):
         async with context.database.session() as session:
-            await set_connection_enabled(
-                session, delivery.connection_id, enabled=False, now=context.clock.now()
+            connection = await set_connection_enabled(
+                session,
+                delivery.connection_id,
+                enabled=False,
+                now=context.clock.now(),
+                unless_enabled_since=result.triggered_at,
             )
+        if connection.disabled_at is None:
+            return WebhookState.IGNORED, "from before the connection was last installed"
         return WebhookState.PROCESSED, f"connection disabled: {result.reason}"
     return await _apply_refund_report(context, delivery, result)
 

@@ -58,12 +58,18 @@ def _services(context: JobContext) -> Services:
 
 @contextlib.asynccontextmanager
 async def _provider_for(
-    context: JobContext, merchant_id: uuid.UUID, factory: PaymentProviderFactory
+    context: JobContext,
+    merchant_id: uuid.UUID,
+    factory: PaymentProviderFactory,
+    connection_id: uuid.UUID | None = None,
 ) -> AsyncIterator[PaymentProvider | str]:
     """The merchant's provider for this job, closed afterwards; or why there is none (the
-    merchant has no enabled connection for it, or its credentials are unusable)."""
+    merchant has no enabled connection for it, or its credentials are unusable). The order's
+    own connection when it came from one of several shops."""
     try:
-        access = await fresh_access(context, merchant_id, factory.platform)
+        access = await fresh_access(
+            context, merchant_id, factory.platform, connection_id=connection_id
+        )
     except PlatformRejected as error:
         yield f"the {factory.platform.value} connection refused to renew its access: {error}"
         return
@@ -135,7 +141,8 @@ async def execute_refund(context: JobContext) -> None:
     if attempt.payment_reference is None:
         await _fail(context, attempt, f"the order has no captured {provider_name.value} payment")
         return
-    async with _provider_for(context, attempt.merchant_id, factory) as provider:
+    connection = attempt.connection_id if factory.platform is attempt.platform else None
+    async with _provider_for(context, attempt.merchant_id, factory, connection) as provider:
         if isinstance(provider, str):
             reason = provider
             if attempt.attempts > 1:
@@ -231,7 +238,10 @@ async def refresh_refund(context: JobContext) -> None:
     factory = _services(context).registry.payment_providers.get(resolution.provider)
     if factory is None:
         return
-    async with _provider_for(context, resolution.merchant_id, factory) as provider:
+    connection = (
+        order.connection_id if order is not None and order.platform is factory.platform else None
+    )
+    async with _provider_for(context, resolution.merchant_id, factory, connection) as provider:
         if isinstance(provider, str):
             return
         refund = await provider.find_refund(

@@ -131,6 +131,8 @@ class AccessRevoked:
     uninstalled): the connection is disabled at once and its jobs stop."""
 
     reason: str
+    # When the platform triggered it: an event from before the last install is ignored.
+    triggered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,8 @@ class CustomerRedactionRequested:
 
 @dataclass(frozen=True, slots=True)
 class AccountErasureRequested:
-    """The account left the platform's app for good: erase what is held for it."""
+    """The account left the platform's app for good: erase what is held for it (refused
+    while the connection is enabled: a reinstall came in between)."""
 
 
 TopicResult = (

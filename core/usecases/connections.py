@@ -106,6 +106,7 @@ async def save_connection(
     )
     connection.installed_by_app = installed_by_app or connection.installed_by_app
     connection.disabled_at = None
+    connection.enabled_at = now
     session.add(connection)
     await session.flush()
     return connection
@@ -123,7 +124,12 @@ def read_secrets(vault: Vault, connection: Connection) -> ConnectionSecrets:
 
 
 async def set_connection_enabled(
-    session: AsyncSession, connection_id: uuid.UUID | str, *, enabled: bool, now: datetime
+    session: AsyncSession,
+    connection_id: uuid.UUID | str,
+    *,
+    enabled: bool,
+    now: datetime,
+    unless_enabled_since: datetime | None = None,
 ) -> Connection:
     """Stop (or resume) a connection: its webhooks are refused from the next delivery on, and
     its provider is no longer used for new money movements. Its secrets are kept."""
@@ -132,6 +138,14 @@ async def set_connection_enabled(
         connection = await session.get(Connection, identifier, with_for_update=True)
         if connection is None:
             raise NotFound("Connection", identifier, field="connection")
+        if (
+            unless_enabled_since is not None
+            and connection.enabled_at is not None
+            and connection.enabled_at > unless_enabled_since
+        ):
+            return connection  # a late event from before the last install: it no longer applies
+        if enabled and connection.disabled_at is not None:
+            connection.enabled_at = checked_now(now)
         connection.disabled_at = None if enabled else checked_now(now)
         session.add(connection)
     return connection

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Customer, Order, OrderLine, Resolution, Rma
-from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+from core.enums import PaymentProviderName, Platform, ResolutionKind, ResolutionStatus
 from core.errors import Conflict
 from core.outbox.kinds import EXECUTE_REFUND
 from core.outbox.queue import enqueue
@@ -42,6 +42,9 @@ class RefundAttempt:
     attempts: int
     key_created_at: datetime
     order_reference: str | None = None  # the platform's id of the order
+    # The order's platform and the connection it came from (a merchant may have several).
+    platform: Platform | None = None
+    connection_id: uuid.UUID | None = None
     lines: tuple[RefundedLine, ...] = ()  # the units refunded, by the platform's line ids
 
     @property
@@ -105,6 +108,8 @@ async def begin_refund_attempt(
             attempts=claimed.attempts,
             key_created_at=claimed.created_at,
             order_reference=order.external_id if order else None,
+            platform=order.platform if order else None,
+            connection_id=order.connection_id if order else None,
             lines=lines,
         )
 

@@ -181,6 +181,7 @@ async def upsert_order(
     data: OrderInput,
     *,
     now: datetime,
+    connection_id: uuid.UUID | None = None,
 ) -> Order:
     """Create the order or bring it up to date, keyed by platform and the platform's id.
 
@@ -192,26 +193,26 @@ async def upsert_order(
     """
     platform, currency = _validate(data)
     merchant_uuid = as_uuid(merchant_id, "merchantId")
+    source = (merchant_uuid, platform, currency, connection_id)
     try:
-        return await _upsert_order_once(session, merchant_uuid, platform, currency, data, now)
+        return await _upsert_order_once(session, source, data, now)
     except IntegrityError:
         # A concurrent call created the same order or customer first; now it exists, and the
         # second attempt updates it instead.
-        return await _upsert_order_once(session, merchant_uuid, platform, currency, data, now)
+        return await _upsert_order_once(session, source, data, now)
+
+
+# Who an order belongs to and where it came from: merchant, platform, currency, connection.
+_Source = tuple[uuid.UUID, Platform, str, uuid.UUID | None]
 
 
 async def _upsert_order_once(
-    session: AsyncSession,
-    merchant_uuid: uuid.UUID,
-    platform: Platform,
-    currency: str,
-    data: OrderInput,
-    now: datetime,
+    session: AsyncSession, source: _Source, data: OrderInput, now: datetime
 ) -> Order:
     async with session.begin():
-        if await session.get(Merchant, merchant_uuid) is None:
-            raise NotFound("Merchant", merchant_uuid, field="merchantId")
-        return await _apply_order(session, merchant_uuid, platform, currency, data, now)
+        if await session.get(Merchant, source[0]) is None:
+            raise NotFound("Merchant", source[0], field="merchantId")
+        return await _apply_order(session, source, data, now)
 
 
 async def upsert_orders(
@@ -220,6 +221,7 @@ async def upsert_orders(
     orders: Sequence[OrderInput],
     *,
     now: datetime,
+    connection_id: uuid.UUID | None = None,
 ) -> int:
     """Apply a page of orders from a sync in one transaction (one commit for many orders).
 
@@ -231,19 +233,15 @@ async def upsert_orders(
         if await session.get(Merchant, merchant_id) is None:
             raise NotFound("Merchant", merchant_id, field="merchantId")
         for data, platform, currency in checked:
-            await _apply_order(session, merchant_id, platform, currency, data, now)
+            await _apply_order(session, (merchant_id, platform, currency, connection_id), data, now)
     return len(checked)
 
 
 async def _apply_order(
-    session: AsyncSession,
-    merchant_uuid: uuid.UUID,
-    platform: Platform,
-    currency: str,
-    data: OrderInput,
-    now: datetime,
+    session: AsyncSession, source: _Source, data: OrderInput, now: datetime
 ) -> Order:
     """Within the caller's transaction: the order created or brought up to date."""
+    merchant_uuid, platform, currency, connection_id = source
     customer = await _upsert_customer(session, merchant_uuid, data.customer)
     statement = (
         select(Order)
@@ -280,6 +278,7 @@ async def _apply_order(
     else:
         await _ensure_lines_kept(session, order, data)
     order.customer_id = customer.id
+    order.connection_id = connection_id or order.connection_id
     order.order_number = data.order_number.strip()
     order.placed_at = data.placed_at
     order.delivered_at = data.delivered_at

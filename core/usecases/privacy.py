@@ -45,6 +45,13 @@ async def _customers(
     return list((await session.exec(statement)).all())
 
 
+def _forget(customer: Customer) -> None:
+    customer.email = f"redacted-{customer.id.hex}@redacted.invalid"
+    customer.name = ""
+    customer.external_id = None
+    customer.stripe_customer_id = None
+
+
 def _when(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
@@ -172,10 +179,8 @@ async def redact_customer(
     async with session.begin():
         customers = await _customers(session, merchant_id, email, external_id)
         for customer in customers:
-            customer.email = f"redacted-{customer.id.hex}@redacted.invalid"
-            customer.name = ""
-            customer.external_id = None
-            customer.stripe_customer_id = None
+            asked = [email or "", customer.email]
+            _forget(customer)
             session.add(customer)
             rma_ids = select(Rma.id).where(Rma.customer_id == customer.id)
             await session.exec(
@@ -187,21 +192,25 @@ async def redact_customer(
             await session.exec(
                 sa.delete(DataExport).where(
                     col(DataExport.merchant_id) == merchant_id,
-                    col(DataExport.customer_email).in_([email or "", customer.email]),
+                    col(DataExport.customer_email).in_(asked),
                 )
             )
     return len(customers)
 
 
 async def erase_shop(session: AsyncSession, connection_id: uuid.UUID, *, now: datetime) -> str:
-    """A shop left for good: when it was the merchant's only connection, the merchant and
-    everything it holds is deleted; otherwise the connection (with its credentials and
-    deliveries) goes and the customers of its orders are redacted. Returns what was done."""
+    """A shop left for good (its connection disabled by the uninstall): when it was the
+    merchant's only connection and all its orders came from it, the merchant and everything
+    it holds is deleted; otherwise the connection (with its credentials and deliveries) goes
+    and the customers of its orders are redacted, money records kept. Returns what was done."""
     checked_now(now)
     async with session.begin():
-        connection = await session.get(Connection, connection_id)
+        connection = await session.get(Connection, connection_id, with_for_update=True)
         if connection is None:
             return "nothing held for this shop"
+        if connection.disabled_at is None:
+            # Installed again since (or never uninstalled): the request is stale or forged.
+            return "refused: the shop's connection is enabled"
         merchant_id = connection.merchant_id
         others = (
             await session.exec(
@@ -210,24 +219,34 @@ async def erase_shop(session: AsyncSession, connection_id: uuid.UUID, *, now: da
                 .where(Connection.merchant_id == merchant_id, Connection.id != connection_id)
             )
         ).one()
-        if not others:
+        foreign_orders = (
+            await session.exec(
+                select(sa.func.count())
+                .select_from(Order)
+                .where(
+                    Order.merchant_id == merchant_id,
+                    sa.or_(
+                        col(Order.connection_id).is_(None),
+                        col(Order.connection_id) != connection_id,
+                    ),
+                )
+            )
+        ).one()
+        if not others and not foreign_orders:
             await session.exec(sa.delete(Merchant).where(col(Merchant.id) == merchant_id))
             return "the merchant and all its data were erased"
-        customer_ids = select(Order.customer_id).where(
-            Order.merchant_id == merchant_id, Order.platform == connection.platform
-        )
-        await session.exec(
-            sa.update(Customer)
-            .where(col(Customer.id).in_(customer_ids))
-            .values(
-                email=sa.func.concat(
-                    "redacted-", sa.cast(Customer.id, sa.String), "@redacted.invalid"
-                ),
-                name="",
-                external_id=None,
-                stripe_customer_id=None,
+        customers = (
+            await session.exec(
+                select(Customer).where(
+                    col(Customer.id).in_(
+                        select(Order.customer_id).where(Order.connection_id == connection_id)
+                    )
+                )
             )
-        )
+        ).all()
+        for customer in customers:
+            _forget(customer)
+            session.add(customer)
         await session.exec(
             sa.delete(WebhookDelivery).where(col(WebhookDelivery.connection_id) == connection_id)
         )

@@ -64,7 +64,7 @@ mutation RunBulk($query: String!) {
 
 STATUS = """
 query BulkStatus($id: ID!) {
-  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url } }
+  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url createdAt } }
 }
 """
 
@@ -87,10 +87,16 @@ async def start(client: ShopifyGraphQL) -> str:
     return str(payload["bulkOperation"]["id"])
 
 
-async def finished_url(client: ShopifyGraphQL, operation: str, *, patience: float) -> str | None:
-    """The result file's URL once the operation completed (None: it found no orders).
-    ``PlatformUnavailable`` when it is still running after ``patience`` seconds: the job
-    retries later with the same operation."""
+class BulkGone(PlatformRejected):
+    """The operation failed, was cancelled, or its result expired: it will not finish."""
+
+
+async def finished_url(
+    client: ShopifyGraphQL, operation: str, *, patience: float
+) -> tuple[str | None, str | None]:
+    """The result file's URL once the operation completed (None: it found no orders), and
+    when the operation was created. ``PlatformUnavailable`` when it is still running after
+    ``patience`` seconds: the job retries later with the same operation."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience
     wait = 0.05
@@ -100,9 +106,9 @@ async def finished_url(client: ShopifyGraphQL, operation: str, *, patience: floa
         status = node.get("status")
         if status == "COMPLETED":
             url = node.get("url")
-            return str(url) if url else None
-        if status in ("FAILED", "CANCELED", "CANCELLED", "EXPIRED"):
-            raise PlatformRejected(f"the bulk operation ended {status}: {node.get('errorCode')}")
+            return (str(url) if url else None), node.get("createdAt")
+        if not node or status in ("FAILED", "CANCELED", "CANCELLED", "EXPIRED"):
+            raise BulkGone(f"the bulk operation ended {status}: {node.get('errorCode')}")
         if loop.time() > deadline:
             raise PlatformUnavailable("the bulk operation is still running")
         await asyncio.sleep(wait)
@@ -147,6 +153,8 @@ class BulkReader:
             raise PlatformUnavailable(
                 f"the bulk file is unreachable: {type(error).__name__}"
             ) from error
+        if self._response.status_code in (403, 404, 410):
+            raise BulkGone(f"the bulk file is gone ({self._response.status_code})")
         if self._response.status_code != 200:
             raise PlatformUnavailable(f"the bulk file answered {self._response.status_code}")
         self.read = 0

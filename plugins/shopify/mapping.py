@@ -3,7 +3,7 @@
 * Money arrives as decimal strings (``"404.95"``) in ``shopMoney``, the shop's currency; it
   becomes integer minor units with the currency's exponent (JPY has none).
 * Every successful SALE or CAPTURE is a payment, with its gateway (shopify_payments,
-  gift_card, paypal, manual): Shopify moves the money back for each of them.
+  gift_card, paypal: Shopify moves the money back; manual, cash on delivery: staff do).
 * Refunds whose note carries :data:`REFUND_MARKER` were made by this service; the others were
   made in the Shopify admin and are no longer ours to refund.
 """
@@ -24,6 +24,9 @@ REFUND_MARKER = "rma-resolution:"
 _OURS = re.compile(re.escape(REFUND_MARKER) + r"([0-9a-f-]{36})")
 
 PAID_KINDS = frozenset({"SALE", "CAPTURE"})
+# Payments Shopify only records (cash on delivery, a bank transfer): a refund of them is money
+# staff pay back by hand, so they are MANUAL, never refunded through refundCreate.
+MANUAL_GATEWAYS = frozenset({"manual", "cash_on_delivery", "bank_deposit", "money_order"})
 
 JSON = Mapping[str, Any]
 
@@ -111,7 +114,11 @@ def payments(transactions: list[JSON], currency: str) -> list[PaymentInput]:
     """Each successful sale or capture, whatever its gateway."""
     return [
         PaymentInput(
-            provider=PaymentProviderName.SHOPIFY_PAYMENTS,
+            provider=(
+                PaymentProviderName.MANUAL
+                if str(transaction.get("gateway") or "").lower() in MANUAL_GATEWAYS
+                else PaymentProviderName.SHOPIFY_PAYMENTS
+            ),
             reference=str(transaction["id"]),
             captured_minor=money(transaction.get("amountSet"), currency),
             currency=currency,
@@ -131,7 +138,8 @@ def refunded_elsewhere(refunds: list[JSON], currency: str) -> int:
 
 
 def refundable_transactions(transactions: list[JSON], currency: str) -> list[tuple[JSON, int]]:
-    """Successful sales and captures with what is left to refund on each, oldest first."""
+    """Successful sales and captures that Shopify moves money back for, with what is left to
+    refund on each, oldest first."""
     refunded: dict[str, int] = {}
     for transaction in transactions:
         parent = (transaction.get("parentTransaction") or {}).get("id")
@@ -145,6 +153,8 @@ def refundable_transactions(transactions: list[JSON], currency: str) -> list[tup
             )
     left = []
     for transaction in transactions:
+        if str(transaction.get("gateway") or "").lower() in MANUAL_GATEWAYS:
+            continue
         if transaction.get("kind") in PAID_KINDS and transaction.get("status") == "SUCCESS":
             remaining = money(transaction.get("amountSet"), currency) - refunded.get(
                 str(transaction["id"]), 0

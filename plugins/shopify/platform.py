@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from core.errors import DomainError
 from core.money import normalize_currency, parse_decimal, to_decimal_string
 from core.ports.commerce import (
@@ -24,6 +26,8 @@ from core.usecases.orders import OrderInput
 from plugins.shopify import bulk, queries
 from plugins.shopify.client import JSON, ShopifyGraphQL, user_errors
 from plugins.shopify.mapping import order_input, timestamp
+
+log = structlog.get_logger()
 
 # Topics the app subscribes to for each shop (the compliance topics are set in the app's
 # configuration instead: Shopify does not let an app subscribe to them).
@@ -137,13 +141,27 @@ class ShopifyPlatform:
     async def _bulk_page(self, position: dict[str, Any], limit: int) -> OrderPage:
         """The next orders of a bulk operation's file (waiting for it to finish first)."""
         if self._reader is None:
-            url = await bulk.finished_url(
-                self.client, position["bulk"], patience=self.bulk_patience
-            )
+            try:
+                url, started = await bulk.finished_url(
+                    self.client, position["bulk"], patience=self.bulk_patience
+                )
+            except bulk.BulkGone as gone:
+                # Failed, cancelled, or its file expired: read by pages from where it got to.
+                log.warning("bulk read given up, reading by pages", reason=str(gone))
+                following = {"since": position.get("newest"), "after": None}
+                return OrderPage([], json.dumps(following), has_more=True)
             if url is None:
-                return OrderPage([], json.dumps({"since": position.get("newest")}))
+                return OrderPage([], json.dumps({"since": started}))
+            position = {**position, "started": started}
             self._reader = bulk.BulkReader(url, timeout=self.timeout)
-        nodes, more = await self._reader.next_orders(int(position.get("read", 0)), limit)
+        try:
+            nodes, more = await self._reader.next_orders(int(position.get("read", 0)), limit)
+        except bulk.BulkGone as gone:
+            await self._reader.close()
+            self._reader = None
+            log.warning("bulk read given up, reading by pages", reason=str(gone))
+            following = {"since": position.get("newest"), "after": None}
+            return OrderPage([], json.dumps(following), has_more=True)
         orders: list[OrderInput] = []
         refused: list[str] = []
         newest = position.get("newest")
@@ -153,12 +171,21 @@ class ShopifyPlatform:
                 orders.append(order_input(node))
             except (DomainError, ValueError, KeyError, TypeError) as error:
                 refused.append(f"order {node.get('name') or node.get('id')}: {error}")
+        started = position.get("started")
         if more:
-            following = {"bulk": position["bulk"], "read": self._reader.read, "newest": newest}
+            following = {
+                "bulk": position["bulk"],
+                "read": self._reader.read,
+                "newest": newest,
+                "started": started,
+            }
             return OrderPage(orders, json.dumps(following), has_more=True, refused=refused)
         await self._reader.close()
         self._reader = None
-        return OrderPage(orders, json.dumps({"since": newest}), refused=refused)
+        # From when the bulk query started, not its newest order: an order it had read early
+        # and that changed while it ran is read again.
+        since = min(filter(None, (newest, started)), default=None)
+        return OrderPage(orders, json.dumps({"since": since}), refused=refused)
 
     async def _read(self, node: JSON) -> OrderInput:
         brim = queries.PAYMENTS_PER_PAGED_ORDER
@@ -273,6 +300,7 @@ class ShopifyPlatform:
             queries.RETURN_CREATE,
             {"input": {"orderId": order_reference, "returnLineItems": return_lines}},
             cost=10,
+            resendable=False,  # no idempotency key: the next attempt looks for it first
         )
         payload = result.get("returnCreate") or {}
         problem = user_errors(payload)

@@ -8,6 +8,7 @@ through GraphQL and keeps the newer copy.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -74,7 +75,19 @@ async def refund_created(context: TopicContext, payload: Any) -> Sequence[TopicR
 async def app_uninstalled(context: TopicContext, payload: Any) -> TopicResult:
     if not isinstance(payload, dict):
         raise ValueError("app/uninstalled carries the shop")
-    return AccessRevoked("the app was uninstalled from the shop")
+    return AccessRevoked("the app was uninstalled from the shop", triggered_at(context))
+
+
+def triggered_at(context: TopicContext) -> datetime | None:
+    """When Shopify triggered the delivery (``X-Shopify-Triggered-At``), if it says."""
+    value = context.headers.get("x-shopify-triggered-at")
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _customer(payload: Any) -> tuple[str | None, str | None]:

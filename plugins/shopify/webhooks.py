@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
@@ -92,6 +93,26 @@ def dedupe_key(body: bytes) -> str:
 
 # Privacy topics every App Store app must handle; they arrive even after an uninstall.
 COMPLIANCE_TOPICS = frozenset({"customers/data_request", "customers/redact", "shop/redact"})
+# Topics whose body names the shop it is about; it must be the shop of the header.
+SHOP_TOPICS = COMPLIANCE_TOPICS | {"app/uninstalled"}
+
+
+def _shop_in_body(body: bytes) -> str | None:
+    """The shop a body names (``shop_domain``, or the shop object's ``myshopify_domain``);
+    an unreadable body is left to its topic's handler to refuse."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    named = payload.get("shop_domain") or payload.get("myshopify_domain")
+    if not isinstance(named, str):
+        return None
+    try:
+        return normalize_shop(named)
+    except InvalidInput:
+        return "(not a shop)"
 
 
 class ShopifyAppWebhookSource:
@@ -115,6 +136,10 @@ class ShopifyAppWebhookSource:
         except InvalidInput as error:
             raise DeliveryRefused(400, "X-Shopify-Shop-Domain is not a shop") from error
         topic = _topic(headers)
+        named = _shop_in_body(body) if topic in SHOP_TOPICS else None
+        if named is not None and named != shop:
+            # The header is not signed: a body signed for one shop must not act on another.
+            raise DeliveryRefused(401, "the delivery's body is for another shop")
         return AppDelivery(
             account=shop,
             topic=topic,

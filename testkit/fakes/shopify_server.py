@@ -97,7 +97,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -107,21 +106,15 @@ import json
 import operator
 import re
 import secrets
-import select
 import shutil
-import socket
-import socketserver
-import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -143,6 +136,7 @@ from graphql.pyutils import Undefined
 from graphql.utilities import value_from_ast_untyped
 
 from core.clock import SYSTEM_CLOCK, Clock
+from testkit.fakes.http_server import FakeHandler, FakeServer, Outcome, Response, ServerErrors
 
 JSON = dict[str, Any]
 
@@ -2968,21 +2962,6 @@ _HTML_ERRORS = {502: "Bad Gateway", 503: "Service Unavailable"}
 
 
 @dataclass
-class _Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Outcome:
-    response: _Response | None = None
-    stream: Iterator[bytes] | None = None
-    drop: bool = False
-    hold: float | None = None
-
-
-@dataclass
 class _GraphQLRequest:
     query: str
     variables: JSON
@@ -3112,8 +3091,7 @@ class FakeShopify:
     ) -> None:
         self._lock = threading.RLock()
         self._host, self._port = host, port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: FakeServer | None = None
         self._stopping = threading.Event()
         self._clock = clock
         self._offset = timedelta(0)
@@ -3125,7 +3103,7 @@ class FakeShopify:
         self._webhooks: list[FakeWebhook] = []
         self._requests: list[ShopifyRequest] = []
         self._faults: list[ShopifyFault] = []
-        self._server_errors: list[str] = []
+        self._server_errors = ServerErrors()
         self._bulk_dir: Path | None = None
         self.complete_bulk_immediately = complete_bulk_immediately
         """Run bulk queries inside ``bulkOperationRunQuery`` (done before the response)."""
@@ -3144,18 +3122,20 @@ class FakeShopify:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self, self._host, self._port)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="fake-shopify-server",
-            daemon=True,
+        self._server = FakeServer(
+            self._host,
+            self._port,
+            _Handler,
+            respond=self._handle,
+            errors=self._server_errors,
+            stopping=self._stopping,
+            name="fake-shopify",
         )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
+        server = self._server
         if server is None:
             return
         self._stopping.set()
@@ -3166,12 +3146,8 @@ class FakeShopify:
         for operation in operations:
             if operation.thread is not None:
                 operation.thread.join(5)
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(5)
-        self._server = self._thread = None
+        server.stop()
+        self._server = None
         if self._bulk_dir is not None:
             shutil.rmtree(self._bulk_dir, ignore_errors=True)
             self._bulk_dir = None
@@ -3190,7 +3166,7 @@ class FakeShopify:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("FakeShopify is not running; call start() first")
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -3838,8 +3814,7 @@ class FakeShopify:
 
     def server_errors(self) -> list[str]:
         """Tracebacks of exceptions inside the fake itself (answered 500); should stay empty."""
-        with self._lock:
-            return list(self._server_errors)
+        return self._server_errors.snapshot()
 
     def inject(
         self,
@@ -4583,7 +4558,7 @@ class FakeShopify:
                 operation.path = path
                 self._emit(state, "bulk_operations/finish", self._bulk_finish_body(operation))
         except Exception as exc:
-            self._note_server_error(exc)
+            self._server_errors.note(exc)
             with self._lock:
                 operation.status = "FAILED"
                 operation.error_code = "INTERNAL_SERVER_ERROR"
@@ -4641,20 +4616,15 @@ class FakeShopify:
 
     # ---- request pipeline --------------------------------------------------------------------
 
-    def _note_server_error(self, exc: BaseException | None) -> None:
-        text = "".join(traceback.format_exception(exc)) if exc else "unknown error"
-        with self._lock:
-            self._server_errors.append(text)
-
-    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Outcome:
+    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
         try:
             return self._dispatch(method, target, headers, body)
         except Exception as exc:
-            self._note_server_error(exc)
+            self._server_errors.note(exc)
             payload = _compact({"errors": f"FakeShopify bug: {exc!r}"})
-            return _Outcome(_Response(500, payload, {"Content-Type": "application/json"}))
+            return Outcome(Response(500, payload, {"Content-Type": "application/json"}))
 
-    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Outcome:
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
         split = urlsplit(target)
         record = ShopifyRequest(
             method=method,
@@ -4687,7 +4657,7 @@ class FakeShopify:
         status: int,
         payload: Any,
         headers: Mapping[str, str] | None = None,
-    ) -> _Outcome:
+    ) -> Outcome:
         all_headers = {
             "Content-Type": "application/json; charset=utf-8",
             "X-Request-Id": str(uuid.uuid4()),
@@ -4696,7 +4666,7 @@ class FakeShopify:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         with self._lock:
             record.status, record.delivered = status, True
-        return _Outcome(_Response(status, body, all_headers))
+        return Outcome(Response(status, body, all_headers))
 
     def _take_fault(
         self, endpoint: str, shop: str | None, operations: Sequence[str]
@@ -4707,14 +4677,14 @@ class FakeShopify:
                 fault.hits += 1
             return fault
 
-    def _fault_outcome(self, record: ShopifyRequest, fault: ShopifyFault) -> _Outcome | None:
+    def _fault_outcome(self, record: ShopifyRequest, fault: ShopifyFault) -> Outcome | None:
         """The answer of a fault that stops a request before it executes (None: carry on)."""
         with self._lock:
             record.fault = fault.kind
         if fault.kind == "timeout":
-            return _Outcome(hold=fault.delay)
+            return Outcome(hold=fault.delay)
         if fault.kind == "drop":
-            return _Outcome(drop=True)
+            return Outcome(drop=True)
         if fault.kind == "429":
             message = (
                 "Exceeded 2 calls per second for api client. "
@@ -4733,7 +4703,7 @@ class FakeShopify:
 
     def _serve_graphql(
         self, record: ShopifyRequest, version: str, headers: dict[str, str], body: bytes
-    ) -> _Outcome:
+    ) -> Outcome:
         with self._lock:
             record.api_version = version
             auth = self._authenticate(headers.get("x-shopify-access-token"))
@@ -4761,12 +4731,12 @@ class FakeShopify:
         if fault is not None and fault.kind == "drop_after_execute":
             with self._lock:
                 record.status = status
-            return _Outcome(drop=True)
+            return Outcome(drop=True)
         return self._finish(record, status, payload, {"X-Shopify-API-Version": version})
 
     def _serve_oauth(
         self, record: ShopifyRequest, handler: Callable[[], tuple[int, JSON]]
-    ) -> _Outcome:
+    ) -> Outcome:
         fault = self._take_fault("oauth", None, ())
         stop = self._fault_outcome(record, fault) if fault is not None else None
         if stop is not None:
@@ -4777,10 +4747,10 @@ class FakeShopify:
         if fault is not None and fault.kind == "drop_after_execute":
             with self._lock:
                 record.status = status
-            return _Outcome(drop=True)
+            return Outcome(drop=True)
         return self._finish(record, status, payload, {"Cache-Control": "no-store"})
 
-    def _serve_bulk(self, record: ShopifyRequest, number: int) -> _Outcome:
+    def _serve_bulk(self, record: ShopifyRequest, number: int) -> Outcome:
         fault = self._take_fault("bulk", None, ())
         stop = self._fault_outcome(record, fault) if fault is not None else None
         if stop is not None:
@@ -4799,7 +4769,7 @@ class FakeShopify:
                 return self._finish(record, 404, {"errors": "Not Found"})
             record.status, record.delivered, record.executed = 200, True, True
         headers = {"Content-Type": "application/jsonl", "X-Request-Id": str(uuid.uuid4())}
-        return _Outcome(_Response(200, b"", headers), stream=_file_chunks(path))
+        return Outcome(Response(200, b"", headers), stream=_file_chunks(path))
 
     def _graphql(
         self,
@@ -4886,128 +4856,5 @@ _RETURN_MOVES: dict[str, dict[str, str]] = {
 # --------------------------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stalls on keep-alive
+class _Handler(FakeHandler):
     server_version = "FakeShopify/1.0"
-    sys_version = ""
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _serve(self, method: str) -> None:
-        body = self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        outcome = self.server.fake._handle(method, self.path, headers, body)
-        if outcome.hold is not None:
-            self._hold(outcome.hold)
-            self.close_connection = True
-            return
-        if outcome.drop or outcome.response is None:
-            self.close_connection = True
-            return
-        response = outcome.response
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if outcome.stream is not None:
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for chunk in outcome.stream:
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            self.wfile.write(b"0\r\n\r\n")
-            return
-        self.send_header("Content-Length", str(len(response.body)))
-        # headers and body in one write (BaseHTTPRequestHandler keeps headers in this buffer)
-        self._headers_buffer.append(b"\r\n" + response.body)  # type: ignore[attr-defined]
-        self.flush_headers()
-
-    def _hold(self, seconds: float) -> None:
-        """Sit on the request until the client hangs up, the delay passes, or the fake stops."""
-        deadline = time.monotonic() + seconds
-        stopping = self.server.fake._stopping
-        conn = self.connection
-        while not stopping.is_set() and time.monotonic() < deadline:
-            readable, _, _ = select.select([conn], [], [], 0.05)
-            if readable:
-                try:
-                    if not conn.recv(1, socket.MSG_PEEK):
-                        return
-                except OSError:
-                    return
-                stopping.wait(0.05)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, fake: FakeShopify, host: str, port: int) -> None:
-        self.fake = fake
-        self._active: dict[socket.socket, threading.Thread] = {}
-        self._active_lock = threading.Lock()
-        super().__init__((host, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would do a reverse DNS lookup (socket.getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(request, client_address),
-            name="fake-shopify-connection",
-            daemon=True,
-        )
-        with self._active_lock:
-            self._active[request] = thread
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            with self._active_lock:
-                self._active.pop(request, None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):  # the client went away
-            return
-        self.fake._note_server_error(exc)
-
-    def close_connections(self, timeout: float = 5.0) -> None:
-        with self._active_lock:
-            active = list(self._active.items())
-        for sock, _ in active:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for _, thread in active:
-            thread.join(timeout)

@@ -47,7 +47,6 @@ API is thread-safe and returns copies of the fake's objects.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -55,22 +54,16 @@ import hmac
 import json
 import re
 import secrets
-import select
-import socket
-import socketserver
-import sys
 import threading
-import time
-import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from core.clock import SYSTEM_CLOCK
+from testkit.fakes.http_server import FakeHandler, FakeServer, Outcome, Response, ServerErrors
 
 API_VERSION = "2026-10-28.endive"
 DAY = 24 * 60 * 60
@@ -216,23 +209,9 @@ class _ApiError(Exception):
 
 
 @dataclass
-class _Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Outcome:
-    response: _Response | None = None
-    drop: bool = False
-    hold: float | None = None
-
-
-@dataclass
 class _Saved:
     fingerprint: tuple[str, str, str]
-    response: _Response
+    response: Response
     request_id: str
     created: float
 
@@ -448,128 +427,11 @@ def _fault_defaults(status: int) -> JSON:
 # --------------------------------------------------------------------------------------------
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stalls on keep-alive
+class _Handler(FakeHandler):
     server_version = "FakeStripe/1.0"
-    sys_version = ""
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
 
     def do_DELETE(self) -> None:
         self._serve("DELETE")
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _serve(self, method: str) -> None:
-        body = self._read_body()
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        fake = self.server.fake
-        outcome = fake._handle(method, self.path, headers, body)
-        if outcome.hold is not None:
-            self._hold(outcome.hold)
-            self.close_connection = True
-            return
-        if outcome.drop or outcome.response is None:
-            self.close_connection = True
-            return
-        response = outcome.response
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        # headers and body in one write (BaseHTTPRequestHandler keeps headers in this buffer)
-        self._headers_buffer.append(b"\r\n" + response.body)  # type: ignore[attr-defined]
-        self.flush_headers()
-
-    def _hold(self, seconds: float) -> None:
-        """Sit on the request until the client hangs up, the delay passes, or the fake stops."""
-        deadline = time.monotonic() + seconds
-        stopping = self.server.fake._stopping
-        conn = self.connection
-        while not stopping.is_set() and time.monotonic() < deadline:
-            readable, _, _ = select.select([conn], [], [], 0.05)
-            if readable:
-                try:
-                    if not conn.recv(1, socket.MSG_PEEK):
-                        return
-                except OSError:
-                    return
-                stopping.wait(0.05)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, fake: FakeStripe, host: str, port: int) -> None:
-        self.fake = fake
-        self._active: dict[socket.socket, threading.Thread] = {}
-        self._active_lock = threading.Lock()
-        super().__init__((host, port), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would do a reverse DNS lookup (socket.getfqdn); skip it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        thread = threading.Thread(
-            target=self._serve_connection,
-            args=(request, client_address),
-            name="fake-stripe-connection",
-            daemon=True,
-        )
-        with self._active_lock:
-            self._active[request] = thread
-        thread.start()
-
-    def _serve_connection(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            with self._active_lock:
-                self._active.pop(request, None)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):  # the client went away
-            return
-        self.fake._note_server_error(exc)
-
-    def close_connections(self, timeout: float = 5.0) -> None:
-        with self._active_lock:
-            active = list(self._active.items())
-        for sock, _ in active:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for _, thread in active:
-            thread.join(timeout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,15 +455,14 @@ class FakeStripe:
     ) -> None:
         self._lock = threading.RLock()
         self._host, self._port = host, port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: FakeServer | None = None
         self._stopping = threading.Event()
         self._accounts: dict[str, _State] = {}
         self._by_key: dict[str, str] = {}
         self._owner: dict[str, str] = {}  # object id -> account id
         self._requests: list[RecordedRequest] = []
         self._faults: list[Fault] = []
-        self._server_errors: list[str] = []
+        self._server_errors = ServerErrors()
         self._clock_offset = 0.0
         self.refund_mode = refund_mode
         self.idempotency_ttl = idempotency_ttl
@@ -644,27 +505,25 @@ class FakeStripe:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self, self._host, self._port)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},
-            name="fake-stripe-server",
-            daemon=True,
+        self._server = FakeServer(
+            self._host,
+            self._port,
+            _Handler,
+            respond=self._handle,
+            errors=self._server_errors,
+            stopping=self._stopping,
+            name="fake-stripe",
         )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
+        server = self._server
         if server is None:
             return
         self._stopping.set()
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(5)
-        self._server = self._thread = None
+        server.stop()
+        self._server = None
 
     def __enter__(self) -> FakeStripe:
         return self.start()
@@ -680,7 +539,7 @@ class FakeStripe:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("FakeStripe is not running; call start() first")
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -960,8 +819,7 @@ class FakeStripe:
     @property
     def server_errors(self) -> list[str]:
         """Tracebacks of bugs inside the fake itself (answered with a 500); should stay empty."""
-        with self._lock:
-            return list(self._server_errors)
+        return self._server_errors.snapshot()
 
     def inject(
         self,
@@ -1170,11 +1028,6 @@ class FakeStripe:
 
     # ---- request pipeline --------------------------------------------------------------------
 
-    def _note_server_error(self, exc: BaseException | None) -> None:
-        text = "".join(traceback.format_exception(exc)) if exc else "unknown error"
-        with self._lock:
-            self._server_errors.append(text)
-
     def _state(self, account: FakeAccount | str | None) -> _State:
         if isinstance(account, FakeAccount):
             account = account.id
@@ -1198,13 +1051,13 @@ class FakeStripe:
                 raise KeyError(f"no {kind} {object_id!r} on the fake")
             return copy.deepcopy(obj)
 
-    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Outcome:
+    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
         try:
             return self._handle_inner(method, target, headers, body)
         except Exception as exc:
-            self._note_server_error(exc)
+            self._server_errors.note(exc)
             error = _ApiError(500, f"Fake Stripe bug: {exc!r}", type="api_error")
-            return _Outcome(_Response(500, _json_bytes(error.body()), self._headers(headers, "")))
+            return Outcome(Response(500, _json_bytes(error.body()), self._headers(headers, "")))
 
     def _headers(self, request_headers: dict[str, str], request_id: str) -> dict[str, str]:
         return {
@@ -1216,7 +1069,7 @@ class FakeStripe:
 
     def _handle_inner(
         self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> _Outcome:
+    ) -> Outcome:
         split = urlsplit(target)
         path = split.path.rstrip("/") or "/"
         query = parse_form(split.query)
@@ -1254,17 +1107,17 @@ class FakeStripe:
         if key:
             response_headers["Idempotency-Key"] = key
 
-        def answer(status: int, payload: Any, extra: Mapping[str, str] | None = None) -> _Outcome:
+        def answer(status: int, payload: Any, extra: Mapping[str, str] | None = None) -> Outcome:
             with self._lock:
                 record.status, record.delivered = status, True
-            return _Outcome(
-                _Response(status, _json_bytes(payload), {**response_headers, **(extra or {})})
+            return Outcome(
+                Response(status, _json_bytes(payload), {**response_headers, **(extra or {})})
             )
 
         if fault is not None and fault.kind == "timeout":
-            return _Outcome(hold=fault.delay)
+            return Outcome(hold=fault.delay)
         if fault is not None and fault.kind == "drop":
-            return _Outcome(drop=True)
+            return Outcome(drop=True)
         fault_error: _ApiError | None = None
         if fault is not None and fault.status is not None:
             extra = {}
@@ -1333,8 +1186,8 @@ class FakeStripe:
                     else:
                         record.replayed = True
                         record.status, record.delivered = saved.response.status, not drop
-                        outcome = _Outcome(
-                            _Response(
+                        outcome = Outcome(
+                            Response(
                                 saved.response.status,
                                 saved.response.body,
                                 {
@@ -1345,7 +1198,7 @@ class FakeStripe:
                                 },
                             )
                         )
-                    return _Outcome(drop=True) if drop and record.replayed else outcome
+                    return Outcome(drop=True) if drop and record.replayed else outcome
 
             ctx = _Ctx(state, record)
             extra_headers: dict[str, str] = {}
@@ -1363,13 +1216,13 @@ class FakeStripe:
                 assert outcome.response is not None
                 state.idempotency[key] = _Saved(
                     fingerprint,
-                    _Response(status, outcome.response.body, dict(extra_headers)),
+                    Response(status, outcome.response.body, dict(extra_headers)),
                     request_id,
                     self.now(),
                 )
         if drop:
             record.delivered = False
-            return _Outcome(drop=True)
+            return Outcome(drop=True)
         return outcome
 
     def _route(self, method: str, path: str) -> tuple[_Endpoint, dict[str, str]]:

@@ -404,3 +404,60 @@ async def test_a_malformed_payload_fails_its_delivery_with_the_reason(world: Sho
         ).one()
     assert delivery.state is WebhookState.FAILED
     assert "unreadable payload" in (delivery.error or "")
+
+
+async def test_a_body_signed_for_one_shop_cannot_act_on_another(world: ShopifyWorld) -> None:
+    victim = await world.install()
+    other = await world.install()
+    for topic in ("shop/redact", "customers/redact"):
+        signed_for_other = world.fake.compliance_webhook(other.shop, topic)
+        forged = dict(signed_for_other.headers, **{"X-Shopify-Shop-Domain": victim.shop.domain})
+        response = await world.client.post(
+            "/webhooks/shopify/app", content=signed_for_other.body, headers=forged
+        )
+        assert response.status_code == 401, topic
+    uninstall = world.fake.uninstall(other.shop)
+    forged = dict(uninstall.headers, **{"X-Shopify-Shop-Domain": victim.shop.domain})
+    response = await world.client.post(
+        "/webhooks/shopify/app", content=uninstall.body, headers=forged
+    )
+    assert response.status_code == 401
+    await world.run_jobs()
+    assert (await world.connection(victim.connection_id)).disabled_at is None
+    assert await count(world, Merchant, id=victim.merchant_id) == 1
+
+
+async def test_a_late_uninstall_or_erasure_does_not_undo_a_reinstall(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    uninstall = world.fake.uninstall(installed.shop)
+    erase = world.fake.compliance_webhook(installed.shop, "shop/redact")
+    again = await world.install(installed.shop)  # installed again before either arrived
+    assert again.connection_id == installed.connection_id
+    for webhook in (uninstall, erase):
+        assert (await world.deliver(webhook)).status_code == 200
+    await world.run_jobs()
+    assert (await world.connection(installed.connection_id)).disabled_at is None
+    assert await count(world, Merchant, id=installed.merchant_id) == 1
+
+
+async def test_erasing_one_of_two_shops_keeps_the_merchant_and_the_other_shop(
+    world: ShopifyWorld,
+) -> None:
+    first = await world.install()
+    assert first.admin_key is not None
+    second = await world.install(world.new_shop(), admin_key=first.admin_key)
+    gone = await world.synced_order(second, email="leaving@example.com")
+    kept = await world.synced_order(first, email="staying@example.com")
+    assert (await world.deliver(world.fake.uninstall(second.shop))).status_code == 200
+    await world.run_jobs()
+    erase = world.fake.compliance_webhook(second.shop, "shop/redact")
+    assert (await world.deliver(erase)).status_code == 200
+    await world.run_jobs()
+
+    assert await count(world, Merchant, id=first.merchant_id) == 1
+    assert await count(world, Connection, id=second.connection_id) == 0
+    async with world.db.read_session() as session:
+        redacted = await session.get(Customer, gone.customer_id)
+        untouched = await session.get(Customer, kept.customer_id)
+    assert redacted is not None and "leaving" not in redacted.email
+    assert untouched is not None and untouched.email == "staying@example.com"

@@ -316,3 +316,42 @@ async def test_store_credit_stays_in_the_ledger_by_default(world: ShopifyWorld) 
     resolution = await resolution_of(world, rma.id)
     assert resolution.status is ResolutionStatus.SUCCEEDED
     assert await ledger_of(world, order.customer_id) == [("ISSUED", resolution.amount_minor)]
+
+
+async def test_a_merchant_with_two_shops_refunds_and_restocks_through_the_orders_own_shop(
+    world: ShopifyWorld,
+) -> None:
+    first = await world.install()
+    assert first.admin_key is not None
+    second = await world.install(world.new_shop(), admin_key=first.admin_key)
+    order = await world.synced_order(second, lines=[{"sku": "TWO", "price": "15.00"}])
+    assert order.connection_id == second.connection_id
+    item = world.fake.line_items(second.shop, order.external_id)[0]["inventory_item_id"]
+    before = world.fake.inventory_level(second.shop, item, second.shop.primary_location_gid)
+
+    rma = await f.inspected_rma(world.db, second.merchant_id, order)
+    await refund(world, second, rma)
+    await world.run_jobs()
+
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+    assert len(world.fake.refunds(second.shop, order.external_id)) == 1
+    after = world.fake.inventory_level(second.shop, item, second.shop.primary_location_gid)
+    assert after == before + 1
+    assert len(world.fake.returns(second.shop, order.external_id)) == 1
+
+
+async def test_cash_on_delivery_is_refunded_by_staff_not_recorded_at_shopify(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()
+    order = await world.synced_order(
+        installed,
+        lines=[{"sku": "COD", "price": "20.00"}],
+        shipping="0.00",
+        transactions=[{"gateway": "cash_on_delivery", "amount": "20.00"}],
+    )
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    chosen = await refund(world, installed, rma)
+    await world.run_jobs()
+    assert chosen.resolution.provider is PaymentProviderName.MANUAL
+    assert world.fake.refunds(installed.shop, order.external_id) == []

@@ -134,3 +134,13 @@ async def test_an_unfulfilled_order_is_not_mirrored(world: ShopifyWorld) -> None
     await world.run_jobs()
     assert world.fake.returns(installed.shop, order.external_id) == []
     assert (await rma_of(world, rma.id)).platform_return_id is None
+
+
+async def test_a_lost_answer_to_return_create_makes_no_second_return(world: ShopifyWorld) -> None:
+    installed = await world.install()
+    order = await world.synced_order(installed, lines=[{"sku": "GLOVE", "quantity": 3}])
+    world.fake.inject("drop_after_execute", shop=installed.shop, operation="returnCreate")
+    rma = await f.requested_rma(world.db, installed.merchant_id, order)
+    await world.run_jobs()
+    [only] = world.fake.returns(installed.shop, order.external_id)
+    assert (await rma_of(world, rma.id)).platform_return_id == only["id"]
