@@ -52,6 +52,7 @@ async def fresh_access(
             access.connection_id,
             refresher,
             now=context.clock.now(),
+            hold_row_lock=context.database.is_postgres,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -221,30 +222,55 @@ async def refresh_credentials(
     refresher: CredentialRefresher,
     *,
     now: datetime,
+    hold_row_lock: bool = True,
 ) -> ConnectionAccess:
-    """Renew a connection's expiring credentials under its row lock, storing what the platform
-    returned (a rotated refresh token) in the same transaction. A caller that waited for the
-    lock finds them renewed already and makes no second call."""
+    """Renew a connection's expiring credentials and store what the platform returned (a
+    rotated refresh token) at once. A caller that waited finds them renewed already and makes
+    no second call.
+
+    With ``hold_row_lock`` (PostgreSQL: many processes) the renewal happens under the
+    connection's row lock. Without it (SQLite: one process, whose callers serialize renewals
+    themselves) the platform is called outside any transaction, since a SQLite write
+    transaction would hold up every other writer for as long as the platform takes; the result
+    is stored only if the credentials did not change meanwhile.
+    """
+    if hold_row_lock:
+        async with session.begin():
+            connection = await _enabled(session, connection_id, lock=True)
+            access = _access(vault, connection)
+            if not refresher.due(access.credentials, now):
+                return access
+            renewed = await refresher.refresh(access.credentials, now)
+            connection.credentials_encrypted = vault.seal(
+                connection.merchant_id, connection.id, renewed
+            )
+            session.add(connection)
+        return dataclasses.replace(access, credentials=renewed)
     async with session.begin():
-        connection = await session.get(Connection, connection_id, with_for_update=True)
-        if connection is None or connection.disabled_at is not None:
-            raise NotFound("Connection", connection_id, field="connection")
+        connection = await _enabled(session, connection_id, lock=False)
+        sealed = connection.credentials_encrypted
         access = _access(vault, connection)
-        if not refresher.due(access.credentials, now):
-            return access
-        renewed = await refresher.refresh(access.credentials, now)
+    if not refresher.due(access.credentials, now):
+        return access
+    renewed = await refresher.refresh(access.credentials, now)
+    async with session.begin():
+        connection = await _enabled(session, connection_id, lock=True)
+        if connection.credentials_encrypted != sealed:
+            return _access(vault, connection)  # renewed or replaced meanwhile: theirs stands
         connection.credentials_encrypted = vault.seal(
             connection.merchant_id, connection.id, renewed
         )
         session.add(connection)
-    return ConnectionAccess(
-        connection_id=access.connection_id,
-        merchant_id=access.merchant_id,
-        platform=access.platform,
-        account=access.account,
-        credentials=renewed,
-        settings=access.settings,
+    return dataclasses.replace(access, credentials=renewed)
+
+
+async def _enabled(session: AsyncSession, connection_id: uuid.UUID, *, lock: bool) -> Connection:
+    connection = await session.get(
+        Connection, connection_id, with_for_update=lock, populate_existing=True
     )
+    if connection is None or connection.disabled_at is not None:
+        raise NotFound("Connection", connection_id, field="connection")
+    return connection
 
 
 async def update_connection_settings(

@@ -21,7 +21,13 @@ from core.ports.commerce import (
     RefundLine,
     RestockLine,
 )
-from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
+from core.usecases.orders import (
+    CustomerInput,
+    OrderInput,
+    OrderLineInput,
+    upsert_order,
+    upsert_orders,
+)
 from testkit.commerce_platform import InMemoryCommercePlatform, edited
 from tests import factories as f
 
@@ -118,3 +124,23 @@ async def test_writes_back_are_idempotent_and_failures_are_typed() -> None:
         )
     await platform.close()
     assert platform.closed
+
+
+async def test_an_older_copy_of_an_order_never_overwrites_a_newer_one(db: Database) -> None:
+    shop = await f.merchant(db)
+    base = platform_order(77)
+    newer = edited(base, source_updated_at=f.NOW, shipping_minor=900)
+    older = edited(base, source_updated_at=f.NOW - timedelta(minutes=5), shipping_minor=100)
+    newest = edited(base, source_updated_at=f.NOW + timedelta(minutes=5), shipping_minor=300)
+    for copy, expected in ((newer, 900), (older, 900), (newest, 300), (newer, 300)):
+        async with db.session() as session:
+            order = await upsert_order(session, shop.id, copy, now=SYSTEM_CLOCK.now())
+        assert order.shipping_minor == expected
+    async with db.session() as session:
+        applied = await upsert_orders(session, shop.id, [older], now=SYSTEM_CLOCK.now())
+    assert applied == 1
+    async with db.read_session() as session:
+        stored = (
+            await session.exec(select(Order).where(Order.external_id == base.external_id))
+        ).one()
+    assert stored.shipping_minor == 300
