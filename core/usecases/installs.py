@@ -30,8 +30,10 @@ from core.usecases.inputs import as_uuid, checked_now
 from core.usecases.merchants import add_api_key, add_merchant
 from core.usecases.platform_sync import queue_sync
 
-# How long a merchant has to approve an install on the platform's page.
+# How long a merchant has to approve an install on the platform's page, and how many
+# installs may be in progress at once.
 INSTALL_VALID_FOR = timedelta(hours=1)
+MAX_PENDING_INSTALLS = 10_000
 
 
 class InstallRefused(DomainError):
@@ -69,6 +71,10 @@ async def begin_install(
                 col(PendingInstall.created_at) < moment - INSTALL_VALID_FOR
             )
         )
+        pending = (await session.exec(select(sa.func.count()).select_from(PendingInstall))).one()
+        if pending >= MAX_PENDING_INSTALLS:
+            # Anyone may start an install; nobody may fill the table with them.
+            raise InstallRefused("too many installs are in progress; try again in a while")
         session.add(
             PendingInstall(
                 platform=platform,

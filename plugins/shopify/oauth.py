@@ -95,18 +95,25 @@ def install_route(installer: ShopifyInstaller):  # type: ignore[no-untyped-def]
         """A shop installs the app from Shopify's side: send it to approve the scopes."""
         if not installer.configured():
             return _refusal(503, "The Shopify app is not configured on this service.")
+        params = dict(request.query_params)
+        if "hmac" in params and not installer.callback_signed(params):
+            # Shopify signs the launch of an app; a merchant typing the address sends none.
+            return _refusal(401, "This link was not signed by Shopify, or it is too old.")
         try:
-            shop = installer.normalize_account(request.query_params.get("shop", ""))
+            shop = installer.normalize_account(params.get("shop", ""))
         except InvalidInput as error:
             return _refusal(400, error.message)
-        async with services.database.session() as session:
-            state = await begin_install(
-                session,
-                platform=Platform.SHOPIFY,
-                account=shop,
-                merchant_id=None,
-                now=services.clock.now(),
-            )
+        try:
+            async with services.database.session() as session:
+                state = await begin_install(
+                    session,
+                    platform=Platform.SHOPIFY,
+                    account=shop,
+                    merchant_id=None,
+                    now=services.clock.now(),
+                )
+        except InstallRefused as error:
+            return _refusal(429, error.message)
         return RedirectResponse(
             installer.authorize_url(shop, state, services.settings.public_url), status_code=302
         )

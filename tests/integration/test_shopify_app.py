@@ -461,3 +461,12 @@ async def test_erasing_one_of_two_shops_keeps_the_merchant_and_the_other_shop(
         untouched = await session.get(Customer, kept.customer_id)
     assert redacted is not None and "leaving" not in redacted.email
     assert untouched is not None and untouched.email == "staying@example.com"
+
+
+async def test_a_launch_from_shopify_must_carry_a_valid_signature(world: ShopifyWorld) -> None:
+    shop = world.new_shop()
+    launch = {"shop": shop.domain, "timestamp": str(int(SYSTEM_CLOCK.now().timestamp()))}
+    signed = {**launch, "hmac": oauth_hmac(launch, API_SECRET)}
+    assert (await world.client.get("/shopify/install", params=signed)).status_code == 302
+    forged = {**launch, "hmac": oauth_hmac(launch, "not-the-app-secret")}
+    assert (await world.client.get("/shopify/install", params=forged)).status_code == 401
