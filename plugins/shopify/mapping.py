@@ -81,7 +81,7 @@ def order_input(node: JSON) -> OrderInput:
         currency=currency,
         placed_at=placed,
         customer=CustomerInput(
-            email=str(node.get("email") or customer.get("email") or ""),
+            email=str(node.get("email") or customer.get("email") or _no_email(node, customer)),
             name=name,
             external_id=customer.get("id"),
         ),
@@ -91,6 +91,15 @@ def order_input(node: JSON) -> OrderInput:
         payments=payments(node.get("transactions") or [], currency),
         source_updated_at=timestamp(node.get("updatedAt")),
         refunded_elsewhere_minor=refunded_elsewhere(node.get("refunds") or [], currency),
+    )
+
+
+def _no_email(order: JSON, customer: JSON) -> str:
+    """An address that cannot receive mail, for orders taken without one (at a till, by
+    phone): staff can still return them, and the customer stays one per Shopify customer."""
+    owner = customer.get("id") or order["id"]
+    return (
+        f"{str(owner).rsplit('/', 2)[-2].lower()}-{str(owner).rsplit('/', 1)[-1]}@no-email.invalid"
     )
 
 

@@ -363,12 +363,15 @@ async def test_a_large_first_sync_reads_a_bulk_operation_then_only_changes(
 async def test_an_order_the_core_refuses_does_not_hold_back_its_page(world: ShopifyWorld) -> None:
     shop = world.new_shop()
     world.fake.create_order(shop, email="first@example.com")
-    world.fake.create_order(shop, name="#NO-EMAIL")  # no e-mail: no customer to hold it
+    # A discount larger than the line's price: the core refuses to hold that order.
+    world.fake.create_order(
+        shop, name="#BAD-DISCOUNT", lines=[{"price": "5.00", "discount": "9.00"}]
+    )
     world.fake.create_order(shop, email="third@example.com")
     installed = await world.install(shop)
     assert await count(world, Order, merchant_id=installed.merchant_id) == 2
     connection = await world.connection(installed.connection_id)
-    assert "#NO-EMAIL" in (connection.last_sync_error or "")
+    assert "#BAD-DISCOUNT" in (connection.last_sync_error or "")
 
 
 async def test_a_revoked_token_fails_the_sync_readably(world: ShopifyWorld) -> None:
@@ -470,3 +473,10 @@ async def test_a_launch_from_shopify_must_carry_a_valid_signature(world: Shopify
     assert (await world.client.get("/shopify/install", params=signed)).status_code == 302
     forged = {**launch, "hmac": oauth_hmac(launch, "not-the-app-secret")}
     assert (await world.client.get("/shopify/install", params=forged)).status_code == 401
+
+
+async def test_an_order_taken_without_an_email_still_arrives(world: ShopifyWorld) -> None:
+    shop = world.new_shop()
+    world.fake.create_order(shop, name="#TILL-1")
+    installed = await world.install(shop)
+    assert await count(world, Order, merchant_id=installed.merchant_id) == 1
