@@ -26,7 +26,7 @@ BULK_ORDERS = f"""
   orders(query: "status:any") {{
     edges {{
       node {{
-        id name email createdAt processedAt updatedAt cancelledAt currencyCode
+        id name email createdAt processedAt updatedAt cancelledAt presentmentCurrencyCode
         customer {{ id email firstName lastName }}
         totalShippingPriceSet {{ {MONEY} }}
         fulfillments {{ deliveredAt }}

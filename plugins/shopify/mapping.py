@@ -1,7 +1,8 @@
 """Shopify's orders (GraphQL Admin API nodes) as the core's order values. Pure functions.
 
-* Money arrives as decimal strings (``"404.95"``) in ``shopMoney``, the shop's currency; it
-  becomes integer minor units with the currency's exponent (JPY has none).
+* Money arrives as decimal strings (``"404.95"``) in ``presentmentMoney``, the currency the
+  customer paid in (the order's presentment currency, which refunds use too); it becomes
+  integer minor units with the currency's exponent (JPY has none).
 * Every successful SALE or CAPTURE is a payment, with its gateway (shopify_payments,
   gift_card, paypal: Shopify moves the money back; manual, cash on delivery: staff do).
 * Refunds whose note carries :data:`REFUND_MARKER` were made by this service; the others were
@@ -32,15 +33,15 @@ JSON = Mapping[str, Any]
 
 
 def money(bag: JSON | None, currency: str) -> int:
-    """A MoneyBag's shop amount in minor units; 0 when absent."""
+    """A MoneyBag's amount as the customer paid it, in minor units; 0 when absent."""
     if not bag:
         return 0
-    shop = bag.get("shopMoney") or {}
-    amount = shop.get("amount")
+    paid = bag.get("presentmentMoney") or {}
+    amount = paid.get("amount")
     if amount is None:
         return 0
-    if shop.get("currencyCode") and normalize_currency(shop["currencyCode"]) != currency:
-        raise ValueError(f"an amount in {shop['currencyCode']} on an order in {currency}")
+    if paid.get("currencyCode") and normalize_currency(paid["currencyCode"]) != currency:
+        raise ValueError(f"an amount in {paid['currencyCode']} on an order in {currency}")
     return parse_decimal(str(amount), currency)
 
 
@@ -59,7 +60,7 @@ def resolution_of_refund(note: str | None) -> str | None:
 def order_input(node: JSON) -> OrderInput:
     """One GraphQL order; raises ValueError (or the core's InvalidInput) for one that cannot
     be read, such as an amount in a currency that is not the order's."""
-    currency = normalize_currency(str(node["currencyCode"]))
+    currency = normalize_currency(str(node["presentmentCurrencyCode"]))
     placed = timestamp(node.get("processedAt")) or timestamp(node["createdAt"])
     if placed is None:
         raise ValueError("the order has no creation time")

@@ -1,6 +1,8 @@
 """The GraphQL documents the app sends, at the pinned API version (settings.API_VERSION)."""
 
-MONEY = "shopMoney { amount currencyCode }"
+# Amounts as the customer paid them (the order's presentment currency): refunds go back in
+# that currency, and store credit is given in it.
+MONEY = "presentmentMoney { amount currencyCode }"
 
 
 def order_fields(fragment: str, lines: int, payments: int = 10) -> str:
@@ -8,7 +10,7 @@ def order_fields(fragment: str, lines: int, payments: int = 10) -> str:
     ``payments`` transactions and refunds."""
     return f"""
 fragment {fragment} on Order {{
-  id name email createdAt processedAt updatedAt cancelledAt currencyCode
+  id name email createdAt processedAt updatedAt cancelledAt presentmentCurrencyCode
   customer {{ id email firstName lastName }}
   totalShippingPriceSet {{ {MONEY} }}
   lineItems(first: {lines}) {{
@@ -67,7 +69,7 @@ query Order($id: ID!) { order(id: $id) { ...FullOrder } }
 ORDER_REFUNDS = f"""
 query OrderRefunds($id: ID!) {{
   order(id: $id) {{
-    id currencyCode
+    id presentmentCurrencyCode
     lineItems(first: 50) {{ nodes {{ id refundableQuantity }} }}
     transactions(first: 100) {{
       id kind status gateway

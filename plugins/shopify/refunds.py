@@ -51,7 +51,7 @@ class ShopifyRefunds:
         earlier = _ours(order, resolution_id)
         if earlier is not None:
             return earlier
-        currency = str(order["currencyCode"])
+        currency = str(order["presentmentCurrencyCode"])
         if currency != request.currency:
             raise ProviderRejected(f"the order is in {currency}, the refund in {request.currency}")
         try:
@@ -63,6 +63,8 @@ class ShopifyRefunds:
         note = f"Return {request.metadata.get('rma_number', '')} ({REFUND_MARKER}{resolution_id})"
         refund_input = {
             "orderId": request.order_reference,
+            # The currency the customer paid in, which the amounts below are in.
+            "currency": currency,
             "note": note.strip(),
             "notify": True,
             # What came back, so that Shopify's reports count the units; stock is put back by
@@ -157,7 +159,7 @@ def _refund_lines(order: Mapping[str, Any], request: RefundRequest) -> list[dict
 def _ours(order: Mapping[str, Any], resolution_id: str) -> ProviderRefund | None:
     for refund in order.get("refunds") or []:
         if resolution_id and resolution_of_refund(refund.get("note")) == resolution_id:
-            return _provider_refund(refund, str(order["currencyCode"]))
+            return _provider_refund(refund, str(order["presentmentCurrencyCode"]))
     return None
 
 

@@ -355,3 +355,19 @@ async def test_cash_on_delivery_is_refunded_by_staff_not_recorded_at_shopify(
     await world.run_jobs()
     assert chosen.resolution.provider is PaymentProviderName.MANUAL
     assert world.fake.refunds(installed.shop, order.external_id) == []
+
+
+async def test_an_order_paid_in_another_currency_is_refunded_in_that_currency(
+    world: ShopifyWorld,
+) -> None:
+    installed = await world.install()  # the shop's currency is USD
+    order = await world.synced_order(
+        installed, currency="EUR", lines=[{"sku": "EU", "price": "25.00"}], shipping="0.00"
+    )
+    assert order.currency == "EUR"
+    rma = await f.inspected_rma(world.db, installed.merchant_id, order)
+    await refund(world, installed, rma)
+    await world.run_jobs()
+    assert (await resolution_of(world, rma.id)).status is ResolutionStatus.SUCCEEDED
+    [made] = world.fake.refunds(installed.shop, order.external_id)
+    assert {t.get("currency") for t in made["transactions"]} == {"EUR"}

@@ -32,7 +32,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "testkit" / "fixtures"
 
 
 def money(amount: str, currency: str = "USD") -> dict[str, Any]:
-    return {"shopMoney": {"amount": amount, "currencyCode": currency}}
+    return {"presentmentMoney": {"amount": amount, "currencyCode": currency}}
 
 
 def order_node(**changes: Any) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def order_node(**changes: Any) -> dict[str, Any]:
         "processedAt": "2026-11-02T10:00:00-05:00",
         "updatedAt": "2026-11-03T09:00:00-05:00",
         "cancelledAt": None,
-        "currencyCode": "USD",
+        "presentmentCurrencyCode": "USD",
         "customer": {
             "id": "gid://shopify/Customer/115310627314723954",
             "email": "jon@example.com",
@@ -168,7 +168,10 @@ def test_refunds_made_in_the_shopify_admin_are_counted_ours_are_not() -> None:
 
 def test_zero_decimal_currencies_keep_their_exponent() -> None:
     node = order_node(
-        currencyCode="JPY", totalShippingPriceSet=money("500.0", "JPY"), transactions=[], refunds=[]
+        presentmentCurrencyCode="JPY",
+        totalShippingPriceSet=money("500.0", "JPY"),
+        transactions=[],
+        refunds=[],
     )
     for line in node["lineItems"]["nodes"]:
         line["originalUnitPriceSet"] = money("1200.0", "JPY")
@@ -181,7 +184,7 @@ def test_zero_decimal_currencies_keep_their_exponent() -> None:
 
 def test_an_unknown_currency_or_a_foreign_amount_is_refused() -> None:
     with pytest.raises(InvalidInput):
-        order_input(order_node(currencyCode="XXZ"))
+        order_input(order_node(presentmentCurrencyCode="XXZ"))
     with pytest.raises(ValueError, match="EUR"):
         order_input(order_node(totalShippingPriceSet=money("1.00", "EUR")))
 
