@@ -25,6 +25,7 @@ from core.entities import (
     StoreCreditEntry,
     WebhookDelivery,
 )
+from core.enums import WebhookState
 from core.errors import InvalidInput
 from core.usecases.inputs import checked_now, clean_text
 from core.usecases.orders import normalize_email
@@ -195,7 +196,45 @@ async def redact_customer(
                     col(DataExport.customer_email).in_(asked),
                 )
             )
+            await _forget_deliveries(session, merchant_id, [a for a in asked if a])
     return len(customers)
+
+
+# Deliveries read per round when looking for a customer's data in the inbox.
+_DELIVERY_BATCH = 500
+
+
+async def _forget_deliveries(
+    session: AsyncSession, merchant_id: uuid.UUID, marks: list[str]
+) -> None:
+    """Empty the stored bodies of processed deliveries that carry the customer's address:
+    platforms put whole orders (addresses, phone numbers) in them. Deliveries still waiting
+    are left alone; their processing is what the request is about."""
+    needles = [mark.lower().encode() for mark in marks]
+    last: uuid.UUID | None = None
+    while True:
+        statement = (
+            select(WebhookDelivery.id, WebhookDelivery.body)
+            .where(
+                WebhookDelivery.merchant_id == merchant_id,
+                WebhookDelivery.state != WebhookState.RECEIVED,
+            )
+            .order_by(col(WebhookDelivery.id))
+            .limit(_DELIVERY_BATCH)
+        )
+        if last is not None:
+            statement = statement.where(col(WebhookDelivery.id) > last)
+        rows = (await session.exec(statement)).all()
+        if not rows:
+            return
+        matching = [row[0] for row in rows if any(n in bytes(row[1]).lower() for n in needles)]
+        if matching:
+            await session.exec(
+                sa.update(WebhookDelivery)
+                .where(col(WebhookDelivery.id).in_(matching))
+                .values(body=b"{}", error="body erased for a customer's privacy request")
+            )
+        last = rows[-1][0]
 
 
 async def erase_shop(session: AsyncSession, connection_id: uuid.UUID, *, now: datetime) -> str:

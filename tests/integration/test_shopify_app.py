@@ -316,6 +316,17 @@ async def test_privacy_requests_export_redact_and_erase(world: ShopifyWorld) -> 
     assert kept_rma is not None and kept_rma.customer_note == ""
     assert untouched is not None and untouched.email == "alan@example.com"
     assert await world.order(installed.merchant_id, order.external_id) is not None  # books kept
+    async with world.db.read_session() as session:
+        bodies = (
+            await session.exec(
+                select(WebhookDelivery.body, WebhookDelivery.topic).where(
+                    WebhookDelivery.connection_id == installed.connection_id
+                )
+            )
+        ).all()
+    carrying = {topic for body, topic in bodies if b"grace@example.com" in bytes(body)}
+    assert carrying <= {"customers/redact"}, carrying  # the request itself, nothing else
+    assert any(topic == "orders/create" for _body, topic in bodies)
     assert (await world.gql(DATA_EXPORTS, token=admin))["dataExports"] == []
 
     # The shop leaves; 48 hours later Shopify asks for its data to go. It reaches the
