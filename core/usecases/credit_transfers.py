@@ -20,7 +20,7 @@ from core.entities import Customer, Order, Resolution, Rma, StoreCreditEntry
 from core.enums import ResolutionKind, ResolutionStatus, StoreCreditKind
 from core.ports.commerce import CreditSpent
 from core.usecases.inputs import checked_now
-from core.usecases.owned_rows import lock_rma
+from core.usecases.money_movement import lock_resolution_unless
 from core.usecases.timeline import record_event
 
 
@@ -96,13 +96,10 @@ async def record_credit_transferred(
     """The credit is now the platform's to spend: a negative ledger entry, once."""
     moment = checked_now(now)
     async with session.begin():
-        resolution = await session.get(Resolution, resolution_id)
-        if resolution is None:
+        locked = await lock_resolution_unless(session, resolution_id, "transferredAs")
+        if locked is None:
             return
-        rma = await lock_rma(session, resolution.merchant_id, resolution.rma_id)
-        await session.refresh(resolution, with_for_update=True)
-        if resolution.breakdown.get("transferredAs"):
-            return
+        resolution, rma = locked
         order = await session.get(Order, resolution.order_id)
         assert order is not None
         session.add(

@@ -261,6 +261,21 @@ async def store_credit_mirror(
         )
 
 
+async def lock_resolution_unless(
+    session: AsyncSession, resolution_id: uuid.UUID, recorded_as: str
+) -> tuple[Resolution, Rma] | None:
+    """Within the caller's transaction: the resolution and its RMA, locked in that order;
+    None when it is gone or its breakdown already names ``recorded_as`` (the step is done)."""
+    resolution = await session.get(Resolution, resolution_id)
+    if resolution is None:
+        return None
+    rma = await lock_rma(session, resolution.merchant_id, resolution.rma_id)
+    await session.refresh(resolution, with_for_update=True)
+    if resolution.breakdown.get(recorded_as):
+        return None
+    return resolution, rma
+
+
 async def record_credit_mirrored(
     session: AsyncSession,
     resolution_id: uuid.UUID,
@@ -271,13 +286,10 @@ async def record_credit_mirrored(
     """Note on the resolution and the timeline that the provider's balance was credited."""
     moment = checked_now(now)
     async with session.begin():
-        resolution = await session.get(Resolution, resolution_id)
-        if resolution is None:
+        locked = await lock_resolution_unless(session, resolution_id, "mirroredAs")
+        if locked is None:
             return
-        rma = await lock_rma(session, resolution.merchant_id, resolution.rma_id)
-        await session.refresh(resolution, with_for_update=True)
-        if resolution.breakdown.get("mirroredAs"):
-            return
+        resolution, rma = locked
         resolution.breakdown = {**resolution.breakdown, "mirroredAs": transaction_reference}
         resolution.updated_at = moment
         session.add(resolution)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from core.database import Database
 from core.entities import Customer, Order, Rma
 from core.enums import PaymentProviderName
 from core.jobs.worker import Worker
-from core.migrate import upgrade
 from core.plugins import Registry
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
@@ -37,8 +35,8 @@ from plugins.stripe.settings import StripeSettings
 from plugins.stripe.webhooks import StripeWebhookSource
 from testkit.fakes import FakeAccount, FakeStripe
 from tests import factories as f
-from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
-from tests.integration.running_jobs import restart_after_crash, run_jobs
+from tests.conftest import BACKENDS
+from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
 
 WEBHOOK_SECRET = "whsec_money_world"
 
@@ -54,16 +52,7 @@ def money_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A database of this module alone, so that its workers see only its jobs."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('money') / 'money.db'}"
-        upgrade(url)
-        yield url
-        return
-    server = PostgresServer(POSTGRES_URL)
-    url = asyncio.run(server.create())
-    upgrade(url)
-    yield url
-    asyncio.run(server.drop(url))
+    yield from module_database_url(request.param, tmp_path_factory, "money")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -1,11 +1,12 @@
-"""Running a module's jobs to the end, as the worlds of the integration tests do."""
+"""A module's own database, and its jobs run to the end, as the integration worlds use them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
@@ -15,6 +16,25 @@ from core.entities import Job
 from core.enums import JobState
 from core.jobs import failpoints
 from core.jobs.worker import Worker, reap_expired_leases
+from core.migrate import upgrade
+from tests.conftest import POSTGRES_URL, PostgresServer
+
+
+def module_database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[str]:
+    """A migrated database for one test module (SQLite file or PostgreSQL database), so
+    that its workers see only its jobs; dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(name) / f'{name}.db'}"
+        upgrade(url)
+        yield url
+        return
+    server = PostgresServer(POSTGRES_URL)
+    url = asyncio.run(server.create())
+    upgrade(url)
+    yield url
+    asyncio.run(server.drop(url))
 
 
 async def run_jobs(db: Database, worker: Callable[[], Worker]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -21,7 +20,6 @@ from core.entities import Connection, Order
 from core.enums import Platform
 from core.jobs import failpoints
 from core.jobs.worker import Worker
-from core.migrate import upgrade
 from core.plugins import Registry
 from core.settings import Settings
 from core.usecases.owned_rows import load_order
@@ -30,8 +28,8 @@ from graphql_api.composition import build_registry, build_worker
 from plugins.shopify.plugin import ShopifyPlugin
 from plugins.shopify.settings import ShopifySettings
 from testkit.fakes import FakeShop, FakeShopify, FakeWebhook
-from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
-from tests.integration.running_jobs import restart_after_crash, run_jobs
+from tests.conftest import BACKENDS
+from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
 
 API_KEY = "rma-app-client-id"
 API_SECRET = "shpss_rma_app_secret_current"
@@ -50,16 +48,7 @@ def shopify_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A database of this module alone, so that its workers see only its jobs."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('shopify') / 'shopify.db'}"
-        upgrade(url)
-        yield url
-        return
-    server = PostgresServer(POSTGRES_URL)
-    url = asyncio.run(server.create())
-    upgrade(url)
-    yield url
-    asyncio.run(server.drop(url))
+    yield from module_database_url(request.param, tmp_path_factory, "shopify")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
