@@ -40,7 +40,7 @@ from support import PROJECT
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Job
-from core.jobs.commerce import run_sync
+from core.jobs.sync import run_sync
 from core.jobs.worker import JobContext
 from core.migrate import upgrade
 from core.outbox.kinds import SYNC_CONNECTION

@@ -212,7 +212,7 @@ def sync(
 ) -> None:
     """Read a connection's orders from its platform now, showing progress."""
     from core.entities import Job
-    from core.jobs.commerce import run_sync
+    from core.jobs.sync import run_sync
     from core.jobs.worker import JobContext, PermanentJobError
     from core.outbox.kinds import SYNC_CONNECTION
     from core.ports.commerce import PlatformUnavailable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.jobs import commerce, money
+from core.jobs import commerce, money, sync
 from core.jobs.worker import Handler, JobContext, PeriodicJob
 from core.outbox.kinds import (
     APPLY_STORE_CREDIT,
@@ -38,11 +38,11 @@ CORE_HANDLERS: dict[str, Handler] = {
     APPLY_STORE_CREDIT: money.apply_store_credit,
     AUTO_RESOLVE: money.auto_resolve,
     RECONCILE_PAYMENTS: money.reconcile,
-    SYNC_CONNECTION: commerce.sync_connection,
-    SYNC_ORDER: commerce.sync_order,
-    SUBSCRIBE_WEBHOOKS: commerce.subscribe_webhooks,
+    SYNC_CONNECTION: sync.sync_connection,
+    SYNC_ORDER: sync.sync_order,
+    SUBSCRIBE_WEBHOOKS: sync.subscribe_webhooks,
     RESTOCK_RETURN: commerce.restock_return,
-    RECONCILE_CONNECTIONS: commerce.reconcile_connections,
+    RECONCILE_CONNECTIONS: sync.reconcile_connections,
     MIRROR_RETURN: commerce.mirror_return,
 }
 CORE_PERIODIC = [

@@ -1,0 +1,75 @@
+"""`rma sync` against the fake Shopify: a custom-app shop's orders read from the command line."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testkit.fakes import FakeShopify
+from tests.e2e.test_cli import query, rma
+
+
+@pytest.fixture(scope="module", name="shop_database")
+def shop_database_fixture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A migrated database file with one merchant, made with the CLI; and its id."""
+    database = tmp_path_factory.mktemp("sync") / "cli.db"
+    assert rma(database, "db", "upgrade").returncode == 0
+    created = rma(database, "merchant", "create", "--name", "Sync Traders")
+    assert created.returncode == 0, created
+    return database, created.last_line
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeShopify]:
+    with FakeShopify(api_key="cli-app", api_secret="cli-app-secret") as server:
+        yield server
+        assert server.server_errors() == []
+
+
+def test_rma_sync_reads_a_custom_app_shops_orders_with_progress(
+    shop_database: tuple[Path, str], fake: FakeShopify
+) -> None:
+    database, merchant = shop_database
+    shop = fake.add_shop("cli-shop.myshopify.com")
+    for index in range(7):
+        fake.create_order(shop, email=f"cli{index}@example.com")
+    connected = rma(
+        database,
+        "connect",
+        "shopify",
+        "--merchant",
+        merchant,
+        "--shop",
+        shop.domain,
+        "--access-token",
+        fake.issue_token(shop),
+        "--webhook-secret",
+        "custom-app-secret",
+    )
+    assert connected.returncode == 0, connected
+    [(connection_id,)] = query(database, "SELECT id FROM connection WHERE account = ?", shop.domain)
+    connection = str(uuid.UUID(str(connection_id)))  # SQLite keeps them as 32 hex digits
+
+    synced = rma(database, "sync", "--connection", connection, RMA_SHOPIFY_API_BASE=fake.base_url)
+    assert synced.returncode == 0, synced
+    assert synced.last_line == "7 orders synced"
+    assert query(database, 'SELECT count(*) FROM "order"') == [(7,)]
+    again = rma(
+        database, "sync", "--connection", connection, "--full", RMA_SHOPIFY_API_BASE=fake.base_url
+    )
+    assert again.returncode == 0, again
+    assert query(database, 'SELECT count(*) FROM "order"') == [(7,)]
+
+
+def test_rma_sync_refuses_an_unknown_connection_readably(
+    shop_database: tuple[Path, str],
+) -> None:
+    database, _merchant = shop_database
+    for connection in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        result = rma(database, "sync", "--connection", connection)
+        assert result.returncode == 1
+        assert len(result.error_lines) == 1, result
+        assert "Traceback" not in result.stderr
