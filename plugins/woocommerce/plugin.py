@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from core.enums import Platform
 from core.plugins import Plugin
-from core.ports.webhooks import WebhookSource
+from core.ports.commerce import CommercePlatform, CommercePlatformFactory, PlatformRejected
+from core.ports.webhooks import TopicHandler, WebhookSource
+from plugins.woocommerce.client import WooCommerceClient
+from plugins.woocommerce.platform import SETTINGS_DEFAULTS, WooCommercePlatform
+from plugins.woocommerce.settings import WooCommerceSettings
+from plugins.woocommerce.topics import TOPICS
 from plugins.woocommerce.webhooks import WooCommerceWebhookSource
 
 
 class WooCommercePlugin(Plugin):
+    """A WooCommerce store: webhooks verified, orders synced (refund write-back comes next)."""
+
     name: ClassVar[str] = "woocommerce"
     platform: ClassVar[Platform] = Platform.WOOCOMMERCE
+    settings_class = WooCommerceSettings
+
+    @property
+    def woocommerce_settings(self) -> WooCommerceSettings:
+        settings = self.settings
+        assert isinstance(settings, WooCommerceSettings)
+        return settings
 
     def webhook_source(self) -> WebhookSource:
         return WooCommerceWebhookSource()
+
+    def topic_handlers(self) -> Mapping[str, TopicHandler]:
+        return TOPICS
+
+    def commerce_platform(self) -> CommercePlatformFactory:
+        settings = self.woocommerce_settings
+
+        def build(
+            account: str, credentials: Mapping[str, Any], connection_settings: Mapping[str, Any]
+        ) -> CommercePlatform:
+            key, secret = credentials.get("consumer_key"), credentials.get("consumer_secret")
+            if not key or not secret:
+                raise PlatformRejected("the WooCommerce connection has no API keys")
+            client = WooCommerceClient(
+                account,
+                str(key),
+                str(secret),
+                timeout=settings.request_timeout,
+                verify=settings.verify,
+            )
+            return WooCommercePlatform(client, connection_settings)
+
+        return CommercePlatformFactory(
+            platform=Platform.WOOCOMMERCE, build=build, settings_defaults=SETTINGS_DEFAULTS
+        )
 
 
 plugin = WooCommercePlugin()

@@ -17,6 +17,16 @@ from testkit.fakes.stripe_server import (
     RecordedRequest,
     sign_payload,
 )
+from testkit.fakes.woocommerce_server import (
+    FakeWooCommerce,
+    FakeWooWebhook,
+    GatewayRefund,
+    WooFault,
+    WooRequest,
+    oauth_signature,
+    sign_woo_webhook,
+    wp_json_encode,
+)
 
 __all__ = [
     "STRIPE_HTTPX_WARNING_FILTER",
@@ -25,11 +35,19 @@ __all__ = [
     "FakeShopify",
     "FakeStripe",
     "FakeWebhook",
+    "FakeWooCommerce",
+    "FakeWooWebhook",
     "Fault",
+    "GatewayRefund",
     "RecordedRequest",
     "ShopifyFault",
     "ShopifyRequest",
+    "WooFault",
+    "WooRequest",
     "oauth_hmac",
+    "oauth_signature",
     "sign_payload",
     "sign_webhook",
+    "sign_woo_webhook",
+    "wp_json_encode",
 ]

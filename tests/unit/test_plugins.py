@@ -35,7 +35,8 @@ def test_the_registry_indexes_what_each_plugin_provides() -> None:
     assert {"orders/updated", "refunds/create", "app/uninstalled"} <= set(
         registry.topics[Platform.SHOPIFY]
     )
-    assert set(registry.commerce_platforms) == {Platform.SHOPIFY}
+    assert set(registry.commerce_platforms) == {Platform.SHOPIFY, Platform.WOOCOMMERCE}
+    assert "order.updated" in registry.topics[Platform.WOOCOMMERCE]
     assert set(registry.app_webhook_sources) == {Platform.SHOPIFY}
     assert set(registry.installers) == {Platform.SHOPIFY}
     assert {route.path for route in registry.routes} == {"/shopify/install", "/shopify/callback"}
