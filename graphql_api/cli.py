@@ -30,6 +30,7 @@ from core.secrets import Vault
 from core.settings import InsecureSettings, Settings
 from core.usecases import connections, operations
 from core.usecases.connections import connect_platform
+from core.usecases.installs import begin_install
 from core.usecases.merchants import create_api_key, create_merchant
 from graphql_api.composition import build_registry
 
@@ -488,18 +489,56 @@ def connect_shopify(
 def connect_woocommerce(
     merchant: Annotated[str, typer.Option(help="The merchant's id.")],
     store_url: Annotated[str, typer.Option(help="https://shop.example.com/")],
-    consumer_key: Annotated[str, typer.Option(help="REST API consumer key (ck_...).")],
-    consumer_secret: Annotated[str, typer.Option(help="REST API consumer secret (cs_...).")],
-    webhook_secret: Annotated[str, typer.Option(help="The webhooks' secret.")],
+    consumer_key: Annotated[
+        str | None, typer.Option(help="REST API consumer key (ck_...), made by hand.")
+    ] = None,
+    consumer_secret: Annotated[
+        str | None, typer.Option(help="REST API consumer secret (cs_...), made by hand.")
+    ] = None,
+    webhook_secret: Annotated[
+        str | None, typer.Option(help="The secret of the webhooks you made by hand.")
+    ] = None,
 ) -> None:
-    """Connect a WooCommerce store; secrets are stored encrypted. Prints the webhook URL path."""
-    _connect(
-        Platform.WOOCOMMERCE,
-        merchant,
-        store_url,
-        {"consumer_key": consumer_key, "consumer_secret": consumer_secret},
-        webhook_secret,
+    """Connect a WooCommerce store. With only --store-url: prints the store's page where its
+    admin grants keys (the service then registers webhooks and syncs). With keys made by hand:
+    stores them encrypted and prints the webhook URL path."""
+    given = [consumer_key, consumer_secret, webhook_secret]
+    if any(given) and not all(given):
+        raise fail("give --consumer-key, --consumer-secret and --webhook-secret together")
+    if consumer_key and consumer_secret and webhook_secret:
+        _connect(
+            Platform.WOOCOMMERCE,
+            merchant,
+            store_url,
+            {"consumer_key": consumer_key, "consumer_secret": consumer_secret},
+            webhook_secret,
+        )
+        return
+    settings = load_settings()
+    installer = build_registry().installers.get(Platform.WOOCOMMERCE)
+    if installer is None:
+        raise fail("no installed plugin connects woocommerce")
+
+    async def work(database: Database) -> str:
+        account = installer.normalize_account(store_url)
+        installer.authorize_url(account, "check", settings.public_url)
+        async with database.session() as session:
+            state = await begin_install(
+                session,
+                platform=Platform.WOOCOMMERCE,
+                account=account,
+                merchant_id=merchant,
+                now=SYSTEM_CLOCK.now(),
+            )
+        return installer.authorize_url(account, state, settings.public_url)
+
+    url = run_with_database(work)
+    out.print(
+        "Open this link as the store's admin and approve (it works once, for an hour):",
+        markup=False,
+        highlight=False,
     )
+    print(url)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from core.usecases.credit_transfers import customers_with_transfers, record_plat
 from core.usecases.orders import OrderInput, upsert_order, upsert_orders
 from core.usecases.platform_sync import (
     queue_periodic_sync,
+    record_connection_problem,
     record_sync_finished,
     record_sync_page,
     record_sync_started,
@@ -169,16 +170,22 @@ async def sync_order(context: JobContext) -> None:
 
 
 async def subscribe_webhooks(context: JobContext) -> None:
-    """After an install: ask the platform to send us its webhooks."""
+    """After an install, and each period: make the platform send us its webhooks (those
+    deleted or disabled since are made again). A refusal (revoked keys) is shown to staff
+    on the connection."""
     connection = await job_connection(context)
     if connection is None:
         return
     public_url = services_of(context).settings.public_url.rstrip("/")
-    async with platform_for(context, connection) as (platform, _access):
-        try:
+    try:
+        async with platform_for(context, connection) as (platform, _access):
             await platform.subscribe_webhooks(public_url, str(connection.id))
-        except PlatformRejected as error:
-            raise PermanentJobError(str(error)) from error
+    except (PlatformRejected, PermanentJobError) as error:
+        async with context.database.session() as session:
+            await record_connection_problem(
+                session, connection.id, f"webhooks could not be registered: {error}"
+            )
+        raise PermanentJobError(str(error)) from error
 
 
 async def reconcile_connections(context: JobContext) -> None:

@@ -95,13 +95,25 @@ class CompletedInstall:
     admin_api_key: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedInstall:
+    # The merchant that asked; None for an install started from the platform's side.
+    merchant_id: uuid.UUID | None
+    account: str
+
+
 async def claim_install(
-    session: AsyncSession, *, platform: Platform, account: str, state: str, now: datetime
-) -> uuid.UUID | None:
-    """Use up the state of an install in progress; returns the merchant that asked (None for a
-    platform-side install). ``InstallRefused`` when it is unknown, used, expired or for another
-    account. Called before the platform is asked for a token, so a replayed callback never
-    reaches the platform."""
+    session: AsyncSession,
+    *,
+    platform: Platform,
+    account: str | None,
+    state: str,
+    now: datetime,
+) -> ClaimedInstall:
+    """Use up the state of an install in progress. ``InstallRefused`` when it is unknown,
+    used, expired or for another account (``account`` None: a platform whose callback does
+    not name the account, which the state then tells). Called before the platform is asked
+    for anything, so a replayed callback never reaches the platform."""
     moment = checked_now(now)
     async with session.begin():
         pending = (
@@ -115,13 +127,13 @@ async def claim_install(
             pending is None
             or pending.used_at is not None
             or pending.platform is not platform
-            or pending.account != account
+            or (account is not None and pending.account != account)
             or pending.created_at < moment - INSTALL_VALID_FOR
         ):
             raise InstallRefused("this install link is unknown, used or expired; start again")
         pending.used_at = moment
         session.add(pending)
-        return pending.merchant_id
+        return ClaimedInstall(pending.merchant_id, pending.account)
 
 
 async def complete_install(
@@ -132,12 +144,15 @@ async def complete_install(
     account: str,
     merchant_id: uuid.UUID | None,
     credentials: dict[str, Any],
+    webhook_secret: str | None = None,
     now: datetime,
 ) -> CompletedInstall:
     """Store the connection made by an app install and start using it.
 
     A shop installing again finds the merchant that already has it; a new one gets a merchant
     and an ADMIN API key. Webhook subscription and the first sync run as jobs afterwards.
+    ``webhook_secret``: for a platform whose webhooks the service registers with a secret of
+    its own (None: they are signed with the app's secret).
     """
     moment = checked_now(now)
     api_key: str | None = None
@@ -167,7 +182,7 @@ async def complete_install(
             platform=platform,
             account=account,
             credentials=credentials,
-            webhook_secret=None,
+            webhook_secret=webhook_secret,
             installed_by_app=True,
             now=moment,
         )

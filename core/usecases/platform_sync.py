@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Connection
 from core.errors import Conflict, NotFound
-from core.outbox.kinds import SYNC_CONNECTION, SYNC_ORDER
+from core.outbox.kinds import SUBSCRIBE_WEBHOOKS, SYNC_CONNECTION, SYNC_ORDER
 from core.outbox.queue import enqueue, enqueue_once
 from core.usecases.inputs import as_uuid, checked_now
 
@@ -87,6 +87,31 @@ async def queue_periodic_sync(
         merchant_id=connection.merchant_id,
         lock_key=connection_lock(connection.id),
     )
+    if connection.installed_by_app:
+        # The service registered this connection's webhooks: a merchant may have deleted
+        # them, or the platform disabled them after failures. Checked (and made again) each
+        # period, since a platform that never retries a missed delivery only polls catch up.
+        await enqueue_once(
+            session,
+            SUBSCRIBE_WEBHOOKS,
+            f"periodic-webhooks:{connection.id}:{slot}",
+            {"connectionId": str(connection.id)},
+            now=now,
+            merchant_id=connection.merchant_id,
+            lock_key=connection_lock(connection.id),
+        )
+
+
+async def record_connection_problem(
+    session: AsyncSession, connection_id: uuid.UUID, problem: str
+) -> None:
+    """Show staff why a connection does not work as it should (``lastSyncError``)."""
+    async with session.begin():
+        connection = await session.get(Connection, connection_id, with_for_update=True)
+        if connection is None:
+            return
+        connection.last_sync_error = problem[:2000]
+        session.add(connection)
 
 
 async def queue_order_sync(

@@ -12,7 +12,7 @@ from core.usecases.installs import begin_install
 from core.usecases.owned_rows import get_owned
 from core.usecases.platform_sync import request_sync
 from graphql_api.context import Info
-from graphql_api.errors import user_error
+from graphql_api.errors import UserError, user_error
 from graphql_api.ids import expect_id
 from graphql_api.mutations.running import run_use_case
 from graphql_api.permissions import Admin
@@ -21,6 +21,7 @@ from graphql_api.types.connections import (
     ConnectionPayload,
     ConnectionSettingInput,
     ConnectShopifyPayload,
+    ConnectWooCommercePayload,
 )
 
 
@@ -36,27 +37,17 @@ class ConnectionMutations:
         description="The link where the merchant approves the Shopify app for this shop.",
     )
     async def connect_shopify(self, info: Info, shop: str) -> ConnectShopifyPayload:
-        installer = info.context.registry.installers.get(Platform.SHOPIFY)
-        try:
-            if installer is None or not installer.configured():
-                raise NotConfigured("the Shopify app is not configured on this service")
-            if len(shop) > 255:
-                raise InvalidInput("shop", "a shop domain has at most 255 characters")
-            account = installer.normalize_account(shop)
-            state = await run_use_case(
-                info,
-                lambda session: begin_install(
-                    session,
-                    platform=Platform.SHOPIFY,
-                    account=account,
-                    merchant_id=info.context.merchant_id,
-                    now=info.context.clock.now(),
-                ),
-            )
-        except DomainError as error:
-            return ConnectShopifyPayload(install_url=None, user_errors=[user_error(error)])
-        url = installer.authorize_url(account, state, info.context.settings.public_url)
-        return ConnectShopifyPayload(install_url=url, user_errors=[])
+        url, errors = await _start_install(info, Platform.SHOPIFY, "shop", shop)
+        return ConnectShopifyPayload(install_url=url, user_errors=errors)
+
+    @strawberry.mutation(
+        permission_classes=[Admin],
+        description="The store's page where its admin grants this service REST API keys "
+        "(read_write); the store then sends the keys back and the first sync starts.",
+    )
+    async def connect_woo_commerce(self, info: Info, store_url: str) -> ConnectWooCommercePayload:
+        url, errors = await _start_install(info, Platform.WOOCOMMERCE, "storeUrl", store_url)
+        return ConnectWooCommercePayload(authorize_url=url, user_errors=errors)
 
     @strawberry.mutation(
         permission_classes=[Admin],
@@ -116,3 +107,35 @@ class ConnectionMutations:
         except DomainError as error:
             return ConnectionPayload(connection=None, user_errors=[user_error(error)])
         return ConnectionPayload(connection=Connection.from_row(row, defaults), user_errors=[])
+
+
+_NAMES = {Platform.SHOPIFY: "Shopify", Platform.WOOCOMMERCE: "WooCommerce"}
+
+
+async def _start_install(
+    info: Info, platform: Platform, field: str, value: str
+) -> tuple[str | None, list[UserError]]:
+    """A single-use install of ``platform`` for the caller's merchant: the platform's page
+    to approve it on, or why not."""
+    installer = info.context.registry.installers.get(platform)
+    try:
+        if installer is None or not installer.configured():
+            raise NotConfigured(f"the {_NAMES[platform]} app is not configured on this service")
+        if len(value) > 255:
+            raise InvalidInput(field, f"a {field} has at most 255 characters")
+        account = installer.normalize_account(value)
+        # Checked before anything is stored: a link that cannot work is not handed out.
+        installer.authorize_url(account, "check", info.context.settings.public_url)
+        state = await run_use_case(
+            info,
+            lambda session: begin_install(
+                session,
+                platform=platform,
+                account=account,
+                merchant_id=info.context.merchant_id,
+                now=info.context.clock.now(),
+            ),
+        )
+        return installer.authorize_url(account, state, info.context.settings.public_url), []
+    except DomainError as error:
+        return None, [user_error(error)]

@@ -87,6 +87,15 @@ class ConnectShopifyPayload:
     user_errors: list[UserError]
 
 
+@strawberry.type
+class ConnectWooCommercePayload:
+    authorize_url: str | None = strawberry.field(
+        description="Send the merchant here (their store's key grant page); the link works "
+        "once, for an hour."
+    )
+    user_errors: list[UserError]
+
+
 @strawberry.type(description="A customer's data gathered for a privacy request, to hand over.")
 class DataExport:
     id: strawberry.ID

@@ -139,7 +139,7 @@ def callback_route(installer: ShopifyInstaller):  # type: ignore[no-untyped-def]
         now = services.clock.now()
         try:
             async with services.database.session() as session:
-                merchant_id = await claim_install(
+                claimed = await claim_install(
                     session,
                     platform=Platform.SHOPIFY,
                     account=shop,
@@ -160,7 +160,7 @@ def callback_route(installer: ShopifyInstaller):  # type: ignore[no-untyped-def]
                 services.vault,
                 platform=Platform.SHOPIFY,
                 account=shop,
-                merchant_id=merchant_id,
+                merchant_id=claimed.merchant_id,
                 credentials=credentials,
                 now=services.clock.now(),
             )

@@ -33,11 +33,22 @@ OVERLAP = timedelta(minutes=2)
 
 SETTINGS_DEFAULTS: dict[str, Any] = {}
 
+# The topics that say an order changed; each makes the service read the order again.
+WEBHOOK_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
+
 
 class WooCommercePlatform:
-    def __init__(self, client: WooCommerceClient, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        client: WooCommerceClient,
+        settings: Mapping[str, Any],
+        *,
+        webhook_secret: str | None = None,
+    ) -> None:
         self.client = client
         self.settings = dict(settings)
+        # Set for a store connected by the key grant: the secret its webhooks are signed with.
+        self.webhook_secret = webhook_secret
         self._products: dict[int, JSON] = {}
 
     async def close(self) -> None:
@@ -137,7 +148,61 @@ class WooCommercePlatform:
         return None
 
     async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
-        raise PlatformRejected("registering WooCommerce webhooks is not built yet")
+        """One active webhook per order topic to this connection's address, signed with the
+        connection's secret: missing ones are made, disabled or paused ones (WooCommerce
+        disables a webhook after five failed deliveries) are made active again."""
+        if not self.webhook_secret:
+            raise PlatformRejected(
+                "this connection was made with keys typed in; register its webhooks in the "
+                "store by hand, or connect it again with connectWooCommerce"
+            )
+        address = f"{public_url}/webhooks/woocommerce/{connection_id}"
+        existing = await self._webhooks_to(address)
+        for topic in WEBHOOK_TOPICS:
+            hook = existing.get(topic)
+            if hook is None:
+                response = await self.client.post(
+                    "webhooks",
+                    {
+                        "name": f"RMA returns: {topic}",
+                        "topic": topic,
+                        "delivery_url": address,
+                        "secret": self.webhook_secret,
+                        "status": "active",
+                    },
+                )
+            elif hook.get("status") != "active":
+                response = await self.client.put(
+                    f"webhooks/{int(hook['id'])}",
+                    {"status": "active", "secret": self.webhook_secret},
+                )
+            else:
+                continue
+            if response.status_code not in (200, 201):
+                raise PlatformRejected(
+                    f"the store refused the {topic} webhook: {error_message(response)}"
+                )
+
+    async def _webhooks_to(self, address: str) -> dict[str, JSON]:
+        """The store's webhooks to ``address``, by topic (the active one when several)."""
+        found: dict[str, JSON] = {}
+        page = 1
+        while True:
+            response = await self.client.get(
+                "webhooks", {"per_page": PER_PAGE, "page": page, "status": "all"}
+            )
+            if response.status_code != 200:
+                raise PlatformRejected(
+                    f"the store refused to list webhooks: {error_message(response)}"
+                )
+            for hook in response.json():
+                if hook.get("delivery_url") != address or hook.get("topic") not in WEBHOOK_TOPICS:
+                    continue
+                if found.get(hook["topic"], {}).get("status") != "active":
+                    found[hook["topic"]] = hook
+            if page >= int(response.headers.get("X-WP-TotalPages", "1") or 1):
+                return found
+            page += 1
 
 
 def _since(newest: str | None) -> str | None:

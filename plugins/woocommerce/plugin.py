@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from core.enums import Platform
-from core.plugins import Plugin
+from core.plugins import HttpRoute, Plugin
 from core.ports.commerce import CommercePlatform, CommercePlatformFactory, PlatformRejected
+from core.ports.installs import AppInstaller
 from core.ports.webhooks import TopicHandler, WebhookSource
 from plugins.woocommerce.client import WooCommerceClient
+from plugins.woocommerce.connect import (
+    CALLBACK_PATH,
+    RETURN_PATH,
+    WooCommerceInstaller,
+    callback,
+    return_page,
+)
 from plugins.woocommerce.platform import SETTINGS_DEFAULTS, WooCommercePlatform
 from plugins.woocommerce.settings import WooCommerceSettings
 from plugins.woocommerce.topics import TOPICS
@@ -17,7 +25,8 @@ from plugins.woocommerce.webhooks import WooCommerceWebhookSource
 
 
 class WooCommercePlugin(Plugin):
-    """A WooCommerce store: webhooks verified, orders synced (refund write-back comes next)."""
+    """A WooCommerce store: connected by key grant, webhooks registered and verified, orders
+    synced."""
 
     name: ClassVar[str] = "woocommerce"
     platform: ClassVar[Platform] = Platform.WOOCOMMERCE
@@ -35,6 +44,15 @@ class WooCommercePlugin(Plugin):
     def topic_handlers(self) -> Mapping[str, TopicHandler]:
         return TOPICS
 
+    def app_installer(self) -> AppInstaller:
+        return WooCommerceInstaller(self.woocommerce_settings)
+
+    def routes(self) -> Sequence[HttpRoute]:
+        return (
+            HttpRoute(CALLBACK_PATH, callback, methods=("POST",)),
+            HttpRoute(RETURN_PATH, return_page),
+        )
+
     def commerce_platform(self) -> CommercePlatformFactory:
         settings = self.woocommerce_settings
 
@@ -51,7 +69,10 @@ class WooCommercePlugin(Plugin):
                 timeout=settings.request_timeout,
                 verify=settings.verify,
             )
-            return WooCommercePlatform(client, connection_settings)
+            secret = credentials.get("webhook_secret")
+            return WooCommercePlatform(
+                client, connection_settings, webhook_secret=str(secret) if secret else None
+            )
 
         return CommercePlatformFactory(
             platform=Platform.WOOCOMMERCE, build=build, settings_defaults=SETTINGS_DEFAULTS

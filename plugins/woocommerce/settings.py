@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +17,15 @@ class WooCommerceSettings(BaseSettings):
     ca_bundle: str | None = None
     # The woocommerce package waits 5 s by default: too short for a store under load.
     request_timeout: float = Field(default=30.0, gt=0)
+    # The service's own RMA_ENV: in production, store and callback URLs must use HTTPS.
+    env: Literal["development", "production"] = Field(
+        default="development", validation_alias=AliasChoices("RMA_ENV")
+    )
 
     @property
     def verify(self) -> bool | str:
         return self.ca_bundle or True
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"

@@ -1,0 +1,187 @@
+"""A service with the WooCommerce plugin, a merchant with an ADMIN key, and a fake store;
+the service's jobs run on demand and the store's webhooks are posted on demand."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlmodel import select
+
+from core.clock import SYSTEM_CLOCK
+from core.database import Database
+from core.entities import Connection, Order
+from core.enums import ApiKeyRole, Platform
+from core.jobs import failpoints
+from core.jobs.worker import Worker
+from core.plugins import Registry
+from core.settings import Settings
+from core.usecases.merchants import create_api_key
+from core.usecases.owned_rows import load_order
+from graphql_api.app import create_app
+from graphql_api.composition import build_registry, build_worker
+from plugins.woocommerce.plugin import WooCommercePlugin
+from plugins.woocommerce.settings import WooCommerceSettings
+from testkit.fakes import FakeWooCommerce, FakeWooWebhook
+from tests import factories as f
+from tests.conftest import BACKENDS
+from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
+
+PUBLIC_URL = "https://rma.example.test"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def woo_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    yield from module_database_url(request.param, tmp_path_factory, "woocommerce")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def woo_db(woo_url: str) -> AsyncIterator[Database]:
+    database = Database(woo_url, pool_size=8)
+    yield database
+    await database.dispose()
+
+
+@dataclass
+class WooWorld:
+    db: Database
+    store: FakeWooCommerce
+    settings: Settings
+    registry: Registry
+    client: httpx.AsyncClient
+    merchant_id: uuid.UUID
+    admin_key: str
+    connection_id: uuid.UUID | None = None
+
+    def worker(self, concurrency: int = 4) -> Worker:
+        worker = build_worker(
+            self.settings, self.db, clock=SYSTEM_CLOCK, registry=self.registry,
+            concurrency=concurrency,
+        )
+        worker.retry_base_seconds = 0.01
+        worker.poll_interval = 0.01
+        return worker
+
+    async def run_jobs(self) -> None:
+        await run_jobs(self.db, self.worker)
+
+    async def restart_after_crash(self) -> None:
+        await restart_after_crash(self.db, self.worker)
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        response = await self.client.post(
+            "/graphql",
+            json={"query": query, "variables": variables or {}},
+            headers={"Authorization": f"Bearer {token or self.admin_key}"},
+        )
+        assert response.status_code == 200, response.text
+        payload = response.json()
+        assert "errors" not in payload, payload["errors"]
+        data: dict[str, Any] = payload["data"]
+        return data
+
+    async def authorize_url(self, store_url: str | None = None) -> str:
+        answer = await self.gql(
+            "mutation($url: String!) { connectWooCommerce(storeUrl: $url) {"
+            " authorizeUrl userErrors { code field message } } }",
+            {"url": store_url or self.store.base_url},
+        )
+        payload = answer["connectWooCommerce"]
+        assert payload["userErrors"] == [], payload
+        url: str = payload["authorizeUrl"]
+        return url
+
+    async def connect(self) -> uuid.UUID:
+        """The merchant connects the store by the key grant; the jobs run after."""
+        authorize_url = await self.authorize_url()
+        assert authorize_url.startswith(self.store.base_url + "/wc-auth/v1/authorize?")
+        callback_url, keys = self.store.approve_connect(authorize_url)
+        answered = await self.client.post(callback_url.removeprefix(PUBLIC_URL), json=keys)
+        assert answered.status_code == 200, answered.text
+        back = await self.client.get(
+            self.store.connect_return_url(authorize_url).removeprefix(PUBLIC_URL)
+        )
+        assert back.status_code == 200, back.text
+        self.connection_id = uuid.UUID(answered.json()["connection"])
+        await self.run_jobs()
+        return self.connection_id
+
+    async def deliver_webhooks(self) -> list[int]:
+        """What the store's queue holds now, built and posted to the service (as Action
+        Scheduler would); the statuses the service answered."""
+        built = [hook for hook, _ in self.store.deliver_pending(lambda hook: None)]
+        return [await self.post_webhook(hook) for hook in built]
+
+    async def post_webhook(self, hook: FakeWooWebhook) -> int:
+        response = await self.client.post(
+            hook.delivery_url.removeprefix(PUBLIC_URL), content=hook.body, headers=hook.headers
+        )
+        return response.status_code
+
+    async def order(self, reference: int | str) -> Order | None:
+        async with self.db.read_session() as session:
+            row = (
+                await session.exec(
+                    select(Order).where(
+                        Order.merchant_id == self.merchant_id,
+                        Order.platform == Platform.WOOCOMMERCE,
+                        Order.external_id == str(reference),
+                    )
+                )
+            ).first()
+            if row is None:
+                return None
+            return await load_order(session, self.merchant_id, row.id)
+
+    async def connection(self) -> Connection:
+        assert self.connection_id is not None
+        async with self.db.read_session() as session:
+            row = await session.get(Connection, self.connection_id)
+        assert row is not None
+        return row
+
+
+def woocommerce_plugin(**overrides: Any) -> WooCommercePlugin:
+    return WooCommercePlugin(WooCommerceSettings(request_timeout=5.0, **overrides))
+
+
+@pytest.fixture(name="store")
+def store_fixture() -> Iterator[FakeWooCommerce]:
+    with FakeWooCommerce() as fake:
+        yield fake
+        assert fake.server_errors() == []
+
+
+async def make_world(
+    db: Database, store: FakeWooCommerce, client: httpx.AsyncClient, registry: Registry,
+    settings: Settings,
+) -> WooWorld:
+    merchant = await f.merchant(db)
+    async with db.session() as session:
+        key = await create_api_key(
+            session, merchant_id=merchant.id, role=ApiKeyRole.ADMIN, now=SYSTEM_CLOCK.now()
+        )
+    return WooWorld(db, store, settings, registry, client, merchant.id, key.plaintext)
+
+
+@pytest_asyncio.fixture(name="world", loop_scope="session")
+async def world_fixture(woo_db: Database, store: FakeWooCommerce) -> AsyncIterator[WooWorld]:
+    settings = Settings(
+        database_url=woo_db.url, secret_key="s" * 40, public_url=PUBLIC_URL, run_worker=False
+    )
+    registry = build_registry([woocommerce_plugin()])
+    app = create_app(settings, database=woo_db, registry=registry)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
+    ) as client:
+        yield await make_world(woo_db, store, client, registry, settings)
+    failpoints.disarm()
