@@ -19,7 +19,7 @@ class WooCommerceSettings(BaseSettings):
     request_timeout: float = Field(default=30.0, gt=0)
     # The service's own RMA_ENV: in production, store and callback URLs must use HTTPS.
     env: Literal["development", "production"] = Field(
-        default="development", validation_alias=AliasChoices("RMA_ENV")
+        default="development", validation_alias=AliasChoices("RMA_ENV", "env")
     )
 
     @property

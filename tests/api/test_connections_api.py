@@ -27,6 +27,8 @@ SETTINGS = """mutation($id: ID!, $s: [ConnectionSettingInput!]!) {
   updateConnectionSettings(id: $id, settings: $s) {
     connection { settings { name value } } userErrors { code field message } } }"""
 CONNECT = "mutation($s: String!) { connectShopify(shop: $s) { installUrl userErrors { code } } }"
+CONNECT_WOO = """mutation($s: String!) {
+  connectWooCommerce(storeUrl: $s) { authorizeUrl userErrors { code field } } }"""
 
 
 async def shopify_connection(db: Database, merchant_id: object, shop: str) -> str:
@@ -51,6 +53,7 @@ def test_every_connection_root_field_is_covered_here() -> None:
         "syncConnection",
         "updateConnectionSettings",
         "connectShopify",
+        "connectWooCommerce",
     }
     assert covered == CONNECTION_ROOT_FIELDS["Query"] | CONNECTION_ROOT_FIELDS["Mutation"]
 
@@ -124,6 +127,7 @@ async def test_only_admins_reach_connections(api: Api, db: Database, role: str) 
         (SYNC, {"id": own}),
         (SETTINGS, {"id": own, "s": []}),
         (CONNECT, {"s": "role-shop.myshopify.com"}),
+        (CONNECT_WOO, {"s": "https://role-shop.example.com"}),
     ):
         response = await api.post(document, variables, token)
         payload = response.json()
@@ -140,3 +144,19 @@ async def test_connect_shopify_says_when_the_app_is_not_configured(api: Api, db:
         "installUrl": None,
         "userErrors": [{"code": "NOT_CONFIGURED"}],
     }
+
+
+async def test_connect_woocommerce_gives_a_grant_link_for_the_admins_merchant(
+    api: Api, db: Database
+) -> None:
+    shop = await make_shop(db, **POLICY)
+    answer = await api.gql(CONNECT_WOO, {"s": "https://Store.Example.com/shop"}, shop.admin)
+    url = answer["connectWooCommerce"]["authorizeUrl"]
+    assert url.startswith("https://store.example.com/shop/wc-auth/v1/authorize?app_name=")
+    assert "scope=read_write" in url and "callback_url=" in url
+    for bad in ("ftp://store.example.com", "not a url", "x" * 300):
+        refused = await api.gql(CONNECT_WOO, {"s": bad}, shop.admin)
+        assert refused["connectWooCommerce"] == {
+            "authorizeUrl": None,
+            "userErrors": [{"code": "INVALID_INPUT", "field": ["storeUrl"]}],
+        }

@@ -61,7 +61,12 @@ STAFF_ONLY_FIELDS = {"Rma": ("riskScore", "riskSignals"), "Payment": ("reference
 # (tests/api/test_connections_api.py), since they act on connections rather than RMAs.
 CONNECTION_ROOT_FIELDS = {
     "Query": {"connections", "dataExports"},
-    "Mutation": {"connectShopify", "syncConnection", "updateConnectionSettings"},
+    "Mutation": {
+        "connectShopify",
+        "connectWooCommerce",
+        "syncConnection",
+        "updateConnectionSettings",
+    },
 }
 # A wide window and risk limit: every staged order stays returnable and authorized at once.
 POLICY = {

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from sqlmodel import select
+from woocommerce import API
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
@@ -19,8 +20,11 @@ from core.entities import Connection, Order
 from core.enums import ApiKeyRole, Platform
 from core.jobs import failpoints
 from core.jobs.worker import Worker
+from core.outbox.kinds import RECONCILE_CONNECTIONS
+from core.outbox.queue import enqueue
 from core.plugins import Registry
 from core.settings import Settings
+from core.usecases.connections import set_connection_enabled
 from core.usecases.merchants import create_api_key
 from core.usecases.owned_rows import load_order
 from graphql_api.app import create_app
@@ -62,7 +66,10 @@ class WooWorld:
 
     def worker(self, concurrency: int = 4) -> Worker:
         worker = build_worker(
-            self.settings, self.db, clock=SYSTEM_CLOCK, registry=self.registry,
+            self.settings,
+            self.db,
+            clock=SYSTEM_CLOCK,
+            registry=self.registry,
             concurrency=concurrency,
         )
         worker.retry_base_seconds = 0.01
@@ -127,6 +134,37 @@ class WooWorld:
         )
         return response.status_code
 
+    def store_client(self) -> API:
+        """The woocommerce package with keys of the store's own admin (not the service's)."""
+        key, secret = self.store.add_keys()
+        return API(
+            url=self.store.base_url,
+            consumer_key=key,
+            consumer_secret=secret,
+            version="wc/v3",
+            timeout=5,
+        )
+
+    async def poll(self) -> None:
+        """The periodic reconciliation, now (a slot of its own), and the jobs it queues."""
+        async with self.db.session() as session, session.begin():
+            enqueue(
+                session,
+                RECONCILE_CONNECTIONS,
+                {"slot": uuid.uuid4().hex},
+                now=SYSTEM_CLOCK.now(),
+            )
+        await self.run_jobs()
+
+    async def disconnect(self) -> None:
+        """Disable the connection, so later tests' polls leave this (stopped) store alone."""
+        if self.connection_id is None:
+            return
+        async with self.db.session() as session:
+            await set_connection_enabled(
+                session, self.connection_id, enabled=False, now=SYSTEM_CLOCK.now()
+            )
+
     async def order(self, reference: int | str) -> Order | None:
         async with self.db.read_session() as session:
             row = (
@@ -162,7 +200,10 @@ def store_fixture() -> Iterator[FakeWooCommerce]:
 
 
 async def make_world(
-    db: Database, store: FakeWooCommerce, client: httpx.AsyncClient, registry: Registry,
+    db: Database,
+    store: FakeWooCommerce,
+    client: httpx.AsyncClient,
+    registry: Registry,
     settings: Settings,
 ) -> WooWorld:
     merchant = await f.merchant(db)
@@ -183,5 +224,7 @@ async def world_fixture(woo_db: Database, store: FakeWooCommerce) -> AsyncIterat
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
     ) as client:
-        yield await make_world(woo_db, store, client, registry, settings)
+        world = await make_world(woo_db, store, client, registry, settings)
+        yield world
+        await world.disconnect()
     failpoints.disarm()
