@@ -19,6 +19,7 @@ import contextlib
 import select
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -165,8 +166,12 @@ class FakeServer(ThreadingHTTPServer):
         errors: ServerErrors,
         stopping: threading.Event,
         name: str,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.respond = respond
+        # Serves HTTPS with this server-side context (the handshake runs in the connection's
+        # thread, so a client that never completes it holds up nobody else).
+        self.tls = tls
         self.errors = errors
         self.stopping = stopping
         self.name = name
@@ -215,12 +220,18 @@ class FakeServer(ThreadingHTTPServer):
         thread.start()
 
     def _serve_connection(self, request: Any, client_address: Any) -> None:
+        served = request
         try:
-            self.finish_request(request, client_address)
+            if self.tls is not None:
+                try:
+                    served = self.tls.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError):
+                    return  # a client that refused our certificate
+            self.finish_request(served, client_address)
         except Exception:
-            self.handle_error(request, client_address)
+            self.handle_error(served, client_address)
         finally:
-            self.shutdown_request(request)
+            self.shutdown_request(served)
             with self._active_lock:
                 self._active.pop(request, None)
 
