@@ -85,6 +85,9 @@ DEAD_RESOLUTION_STATUSES = frozenset({ResolutionStatus.FAILED, ResolutionStatus.
 class PaymentProviderName(StrEnum):
     STRIPE = "stripe"
     SHOPIFY_PAYMENTS = "shopify_payments"
+    # A WooCommerce store's own gateway, asked through the store (a merchant's opt-in for
+    # gateways no plugin of ours refunds through).
+    WOOCOMMERCE = "woocommerce"
     MANUAL = "manual"
     LEDGER = "ledger"
     OTHER = "other"
@@ -92,7 +95,11 @@ class PaymentProviderName(StrEnum):
 
 # Who moves a refund's money, in order of preference when an order was paid several ways; an
 # order paid by none of these is refunded by hand (MANUAL).
-REFUND_PROVIDERS = (PaymentProviderName.STRIPE, PaymentProviderName.SHOPIFY_PAYMENTS)
+REFUND_PROVIDERS = (
+    PaymentProviderName.STRIPE,
+    PaymentProviderName.SHOPIFY_PAYMENTS,
+    PaymentProviderName.WOOCOMMERCE,
+)
 # Refunds that staff make and confirm themselves: no plugin moves these.
 CONFIRMED_BY_STAFF = frozenset({PaymentProviderName.MANUAL, PaymentProviderName.OTHER})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.jobs import commerce, money, sync
+from core.jobs import commerce, money, sync, writeback
 from core.jobs.worker import Handler, JobContext, PeriodicJob
 from core.outbox.kinds import (
     APPLY_STORE_CREDIT,
@@ -14,6 +14,7 @@ from core.outbox.kinds import (
     MIRROR_RETURN,
     RECONCILE_CONNECTIONS,
     RECONCILE_PAYMENTS,
+    RECORD_PLATFORM_REFUND,
     REFRESH_REFUND,
     RESTOCK_RETURN,
     SUBSCRIBE_WEBHOOKS,
@@ -44,6 +45,7 @@ CORE_HANDLERS: dict[str, Handler] = {
     RESTOCK_RETURN: commerce.restock_return,
     RECONCILE_CONNECTIONS: sync.reconcile_connections,
     MIRROR_RETURN: commerce.mirror_return,
+    RECORD_PLATFORM_REFUND: writeback.record_platform_refund,
 }
 CORE_PERIODIC = [
     PeriodicJob(

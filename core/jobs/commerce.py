@@ -89,10 +89,12 @@ async def restock_return(context: JobContext) -> None:
         order = None if rma is None else await session.get(Order, rma.order_id)
         if rma is None or order is None or rma.merchant_id != merchant_id:
             return
-        registry = services_of(context).registry
-        if order.platform not in registry.commerce_platforms:
+        factory = services_of(context).registry.commerce_platforms.get(order.platform)
+        if factory is None:
             return  # a storefront's order: its stock is not ours to move
-        connection = await _order_connection(session, merchant_id, order)
+        if factory.restocks_with_refund:
+            return  # restocked with the refund recorded on the order (``writeback``)
+        connection = await order_connection(session, merchant_id, order)
         lines = await _restock_lines(session, inspection_ids)
     if connection is None or not lines:
         return
@@ -103,7 +105,7 @@ async def restock_return(context: JobContext) -> None:
             await platform.restock(order.external_id, lines, key)
         except PlatformRejected as error:
             message = f"the platform refused the restock: {error}"
-            await _note(context, merchant_id, rma_id, "RESTOCK_REFUSED", message)
+            await note_on_job_rma(context, merchant_id, rma_id, "RESTOCK_REFUSED", message)
             raise PermanentJobError(str(error)) from error
     async with context.database.session() as session:
         await note_on_rma(
@@ -148,7 +150,7 @@ async def mirror_return(context: JobContext) -> None:
             return
         if order.platform not in services_of(context).registry.commerce_platforms:
             return
-        connection = await _order_connection(session, merchant_id, order)
+        connection = await order_connection(session, merchant_id, order)
         lines = await _return_lines(session, rma)
     if connection is None:
         return
@@ -166,7 +168,7 @@ async def mirror_return(context: JobContext) -> None:
             reference = await platform.open_return(order.external_id, rma.number, lines)
         except PlatformRejected as error:
             message = f"the platform refused to mirror the return: {error}"
-            await _note(context, merchant_id, rma_id, "PLATFORM_RETURN_REFUSED", message)
+            await note_on_job_rma(context, merchant_id, rma_id, "PLATFORM_RETURN_REFUSED", message)
             return
     if reference is None:
         return  # the platform cannot hold it (nothing fulfilled yet)
@@ -185,7 +187,7 @@ _ENDINGS = {
 }
 
 
-async def _note(
+async def note_on_job_rma(
     context: JobContext, merchant_id: uuid.UUID, rma_id: uuid.UUID, kind: str, message: str
 ) -> None:
     async with context.database.session() as session:
@@ -194,7 +196,7 @@ async def _note(
         )
 
 
-async def _order_connection(
+async def order_connection(
     session: AsyncSession, merchant_id: uuid.UUID, order: Order
 ) -> Connection | None:
     """The enabled connection the order came from (the merchant's oldest one to its
@@ -252,11 +254,17 @@ async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -
             return
         if order.platform not in services_of(context).registry.commerce_platforms:
             return
-        connection = await _order_connection(session, resolution.merchant_id, order)
+        connection = await order_connection(session, resolution.merchant_id, order)
     if connection is None or not keeps_credit_on_platform(context, connection):
         return
     async with context.database.session() as session:
-        transfer = await begin_credit_transfer(session, resolution_id, now=context.clock.now())
+        factory = services_of(context).registry.commerce_platforms.get(connection.platform)
+        transfer = await begin_credit_transfer(
+            session,
+            resolution_id,
+            now=context.clock.now(),
+            by_email=factory is not None and factory.customers_by_email,
+        )
     if transfer is None:
         return
     credit = PlatformCredit(
@@ -274,7 +282,7 @@ async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -
         except PlatformRejected as error:
             # The ledger still holds the credit: the customer can spend it through us.
             message = f"the platform refused the store credit, kept in the ledger: {error}"
-            await _note(
+            await note_on_job_rma(
                 context, resolution.merchant_id, resolution.rma_id, "TRANSFER_REFUSED", message
             )
             raise PermanentJobError(str(error)) from error

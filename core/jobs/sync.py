@@ -209,6 +209,11 @@ async def reconcile_connections(context: JobContext) -> None:
             await queue_periodic_sync(session, connection, slot, now=now)
 
 
+def _by_email(context: JobContext, connection: Connection) -> bool:
+    factory = services_of(context).registry.commerce_platforms.get(connection.platform)
+    return factory is not None and factory.customers_by_email
+
+
 async def read_platform_spending(
     context: JobContext, connection: Connection, platform: CommercePlatform
 ) -> int:
@@ -217,7 +222,9 @@ async def read_platform_spending(
     if not keeps_credit_on_platform(context, connection):
         return 0
     async with context.database.read_session() as session:
-        customers = await customers_with_transfers(session, connection.merchant_id)
+        customers = await customers_with_transfers(
+            session, connection.merchant_id, by_email=_by_email(context, connection)
+        )
     recorded = 0
     for customer_id, reference in customers:
         spent = await platform.store_credit_spent(reference)

@@ -38,12 +38,21 @@ class RefundLine:
 
 
 @dataclass(frozen=True, slots=True)
+class RestockLine:
+    line_reference: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformRefund:
     """A refund to record on the platform's order, once, under ``idempotency_key``."""
 
     order_reference: str
     lines: Sequence[RefundLine]
     shipping_minor: int
+    # The whole amount refunded (lines and shipping less fees); zero for a return settled
+    # with store credit, recorded so the order shows the items came back.
+    amount_minor: int
     currency: str
     reason: str
     idempotency_key: str
@@ -51,12 +60,9 @@ class PlatformRefund:
     # only records it and must not move money again).
     paid_by: PaymentProviderName
     provider_reference: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RestockLine:
-    line_reference: str
-    quantity: int
+    # Units that go back into stock with this refund, for a platform that restocks through
+    # its refunds (``CommercePlatformFactory.restocks_with_refund``).
+    restock: Sequence[RestockLine] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +81,8 @@ class ReturnOutcome:
 
 @dataclass(frozen=True, slots=True)
 class PlatformCredit:
+    # The platform's customer id, or the e-mail on a platform that knows customers (guests
+    # too) by it (``CommercePlatformFactory.customers_by_email``).
     customer_reference: str
     amount_minor: int
     currency: str
@@ -121,7 +129,8 @@ class CommercePlatform(Protocol):
         ...
 
     async def write_refund(self, refund: PlatformRefund) -> str:
-        """Record the refund on the order; returns the platform's refund id."""
+        """Record the refund on the order, once: a refund already recorded under the key is
+        found and given back. Returns the platform's refund id(s), comma-separated."""
         ...
 
     async def restock(
@@ -176,6 +185,15 @@ class CommercePlatformFactory:
     # and for some of them the only values they take.
     settings_defaults: Mapping[str, Any] = field(default_factory=dict)
     settings_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Refunds made elsewhere (our payment provider, staff, store credit) are recorded on the
+    # platform's order (``write_refund``).
+    records_refunds: bool = False
+    # Returned units go back into stock with the refund recorded on the order (WooCommerce's
+    # api_restock), not by a stock adjustment of their own when they are inspected.
+    restocks_with_refund: bool = False
+    # Store credit is given to (and its spending read for) a customer's e-mail, not a
+    # platform customer id: WooCommerce's coupons are restricted by e-mail, guests included.
+    customers_by_email: bool = False
 
 
 class CredentialRefresher(Protocol):

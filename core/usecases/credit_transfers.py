@@ -40,10 +40,11 @@ class CreditTransfer:
 
 
 async def begin_credit_transfer(
-    session: AsyncSession, resolution_id: uuid.UUID, *, now: datetime
+    session: AsyncSession, resolution_id: uuid.UUID, *, now: datetime, by_email: bool = False
 ) -> CreditTransfer | None:
     """Count an attempt at moving a settled store credit to the platform, before any call;
-    None when there is nothing to move (moved already, or the customer is not known there)."""
+    None when there is nothing to move (moved already, or the customer is not known there).
+    ``by_email``: the platform knows the customer by e-mail rather than by its own id."""
     moment = checked_now(now)
     async with session.begin():
         resolution = await session.get(Resolution, resolution_id, with_for_update=True)
@@ -57,7 +58,8 @@ async def begin_credit_transfer(
         order = await session.get(Order, resolution.order_id)
         customer = await session.get(Customer, order.customer_id) if order else None
         rma = await session.get(Rma, resolution.rma_id)
-        if customer is None or not customer.external_id:
+        reference = None if customer is None else _reference(customer, by_email)
+        if customer is None or not reference:
             return None
         earlier = resolution.breakdown.get("transfer") or {}
         attempts = int(earlier.get("attempts", 0)) + 1
@@ -79,7 +81,7 @@ async def begin_credit_transfer(
         return CreditTransfer(
             merchant_id=resolution.merchant_id,
             resolution_id=resolution.id,
-            customer_reference=customer.external_id,
+            customer_reference=reference,
             amount_minor=resolution.amount_minor,
             currency=resolution.currency,
             idempotency_key=f"{resolution.idempotency_key}-transfer",
@@ -129,21 +131,27 @@ async def record_credit_transferred(
         )
 
 
+def _reference(customer: Customer, by_email: bool) -> str | None:
+    return customer.email if by_email else customer.external_id
+
+
 async def customers_with_transfers(
-    session: AsyncSession, merchant_id: uuid.UUID
+    session: AsyncSession, merchant_id: uuid.UUID, *, by_email: bool = False
 ) -> list[tuple[uuid.UUID, str]]:
-    """Customers (id, platform id) holding credit moved to a platform: whose spending to read."""
+    """Customers (id, platform id or e-mail) holding credit moved to a platform: whose
+    spending to read."""
+    chosen = Customer.email if by_email else Customer.external_id
     statement = (
-        select(Customer.id, Customer.external_id)
+        select(Customer.id, chosen)
         .join(StoreCreditEntry, col(StoreCreditEntry.customer_id) == col(Customer.id))
         .where(
             StoreCreditEntry.merchant_id == merchant_id,
             StoreCreditEntry.kind == StoreCreditKind.TRANSFERRED,
-            col(Customer.external_id).is_not(None),
+            col(chosen).is_not(None),
         )
         .distinct()
     )
-    return [(row[0], str(row[1])) for row in (await session.exec(statement)).all()]
+    return [(row[0], str(row[1])) for row in (await session.exec(statement)).all() if row[1]]
 
 
 async def record_platform_spending(

@@ -20,6 +20,7 @@ from core.enums import (
     BALANCE_KINDS,
     CONFIRMED_BY_STAFF,
     DEAD_RESOLUTION_STATUSES,
+    ORDER_PLATFORMS,
     REFUND_PROVIDERS,
     PaymentProviderName,
     ResolutionKind,
@@ -33,7 +34,7 @@ from core.errors import (
     RefundExceedsPaid,
     ResolutionNotAllowed,
 )
-from core.outbox.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND
+from core.outbox.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND, RECORD_PLATFORM_REFUND
 from core.outbox.queue import enqueue
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
@@ -439,6 +440,18 @@ async def settle_resolution(
             f"{resolution.currency} done",
         )
         rma.resolved_at = now
+        order = await session.get(Order, resolution.order_id)
+        if order is not None and order.platform in ORDER_PLATFORMS:
+            # The platform's order is told what happened (and restocks with it, where the
+            # platform does it that way); a job, so a platform that is down delays nothing.
+            enqueue(
+                session,
+                RECORD_PLATFORM_REFUND,
+                {"resolutionId": str(resolution.id)},
+                now=now,
+                merchant_id=rma.merchant_id,
+                lock_key=f"order:{order.id}",
+            )
     else:
         await transition(
             session,

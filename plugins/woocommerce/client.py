@@ -63,6 +63,8 @@ class WooCommerceClient:
                 f"HTTP {response.status_code}"
             )
         if response.status_code == 429 or response.status_code >= 500:
+            if _woocommerce_refusal(response):
+                return response  # e.g. an invalid refund amount: an answer, not an outage
             raise PlatformUnavailable(f"the store answered HTTP {response.status_code}")
         return response
 
@@ -76,3 +78,13 @@ def error_message(response: requests.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("message") or body.get("code") or response.status_code)[:300]
     return f"HTTP {response.status_code}"
+
+
+def _woocommerce_refusal(response: requests.Response) -> bool:
+    """WooCommerce answers some refusals with a 500 carrying its own error code
+    (``woocommerce_rest_cannot_create_order_refund``), unlike a server that broke."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and str(body.get("code", "")).startswith("woocommerce_rest_")

@@ -9,7 +9,8 @@ values. Pure functions.
 * The payment: an order paid through the WooCommerce Stripe Gateway (``payment_method``
   ``stripe`` or ``stripe_*``) is a Stripe payment on its PaymentIntent (``_stripe_intent_id``)
   or charge (``transaction_id``), refunded through the Stripe plugin; any other gateway is a
-  MANUAL payment, refunded by staff.
+  MANUAL payment, refunded by staff, unless the merchant opted in to refunds through the
+  store's own gateway (then it is a WOOCOMMERCE payment).
 * Refunds whose reason carries :data:`REFUND_MARKER` were recorded by this service; the others
   were made in the store and are no longer ours to make.
 """
@@ -67,8 +68,12 @@ def resolution_of_refund(reason: str | None) -> str | None:
     return found.group(1) if found else None
 
 
-def order_input(order: JSON, products: Mapping[int, JSON] | None = None) -> OrderInput:
-    """One order; ``products`` (by id) give the lines' categories and tags when known."""
+def order_input(
+    order: JSON, products: Mapping[int, JSON] | None = None, *, refund_through_store: bool = False
+) -> OrderInput:
+    """One order; ``products`` (by id) give the lines' categories and tags when known.
+    ``refund_through_store``: a payment through any gateway but Stripe is refunded by the
+    store's own gateway (the connection's opt-in) instead of by staff."""
     currency = normalize_currency(str(order["currency"]))
     placed = gmt(order.get("date_created_gmt"))
     if placed is None:
@@ -93,16 +98,16 @@ def order_input(order: JSON, products: Mapping[int, JSON] | None = None) -> Orde
         lines=[_line(line, currency, products or {}) for line in order.get("line_items") or []],
         delivered_at=delivered if delivered is not None and delivered >= placed else None,
         shipping_minor=sum(
-            _minor(line.get("total"), currency) + _minor(line.get("total_tax"), currency)
+            minor_units(line.get("total"), currency) + minor_units(line.get("total_tax"), currency)
             for line in order.get("shipping_lines") or []
         ),
-        payments=_payments(order, currency),
+        payments=_payments(order, currency, refund_through_store),
         source_updated_at=gmt(order.get("date_modified_gmt")),
         refunded_elsewhere_minor=refunded_elsewhere(order.get("refunds") or [], currency),
     )
 
 
-def _minor(value: Any, currency: str) -> int:
+def minor_units(value: Any, currency: str) -> int:
     if value in (None, ""):
         return 0
     return parse_decimal(str(value), currency)
@@ -112,8 +117,8 @@ def _line(line: JSON, currency: str, products: Mapping[int, JSON]) -> OrderLineI
     quantity = int(line["quantity"])
     if quantity <= 0:
         raise ValueError(f"line {line.get('id')} has no quantity")
-    subtotal = _minor(line.get("subtotal"), currency)
-    total = _minor(line.get("total"), currency)
+    subtotal = minor_units(line.get("subtotal"), currency)
+    total = minor_units(line.get("total"), currency)
     # A unit price that covers the subtotal; what the rounding adds is part of the discount.
     unit = math.ceil(subtotal / quantity)
     product = products.get(int(line.get("product_id") or 0)) or {}
@@ -125,23 +130,26 @@ def _line(line: JSON, currency: str, products: Mapping[int, JSON]) -> OrderLineI
         quantity=quantity,
         unit_price_minor=unit,
         discount_minor=max(unit * quantity - total, 0),
-        tax_minor=_minor(line.get("total_tax"), currency),
+        tax_minor=minor_units(line.get("total_tax"), currency),
         sku=str(line.get("sku") or ""),
         category=categories[0] if categories else None,
         tags=[*categories[1:], *tags],
     )
 
 
-def _payments(order: JSON, currency: str) -> list[PaymentInput]:
+def _payments(order: JSON, currency: str, refund_through_store: bool) -> list[PaymentInput]:
     if str(order.get("status")) not in PAID_STATUSES or not order.get("date_paid_gmt"):
         return []
-    paid = _minor(order.get("total"), currency)
+    paid = minor_units(order.get("total"), currency)
     stripe = stripe_payment(order)
     gateway = str(order.get("payment_method") or "")
     if stripe is not None:
         return [PaymentInput(PaymentProviderName.STRIPE, stripe, paid, currency, gateway)]
     reference = str(order.get("transaction_id") or f"order-{order['id']}")
-    return [PaymentInput(PaymentProviderName.MANUAL, reference[:100], paid, currency, gateway)]
+    provider = (
+        PaymentProviderName.WOOCOMMERCE if refund_through_store else PaymentProviderName.MANUAL
+    )
+    return [PaymentInput(provider, reference[:100], paid, currency, gateway)]
 
 
 def refunded_elsewhere(refunds: Sequence[JSON], currency: str) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.errors import DomainError
 from core.ports.commerce import (
+    CREDIT_DESTINATION,
     CreditSpent,
     OrderPage,
     PlatformCredit,
@@ -25,13 +26,23 @@ from core.ports.commerce import (
 )
 from core.usecases.orders import OrderInput
 from plugins.woocommerce.client import WooCommerceClient, error_message
+from plugins.woocommerce.coupons import coupons_spent, issue_coupon
 from plugins.woocommerce.mapping import JSON, gmt, order_input
+from plugins.woocommerce.refunds import record_refund
 
 PER_PAGE = 100
 # Each incremental sync starts this far before the newest modification it saw.
 OVERLAP = timedelta(minutes=2)
 
-SETTINGS_DEFAULTS: dict[str, Any] = {}
+# "staff": an order paid through a gateway we have no plugin for is refunded by hand (and
+# recorded in the store); "store": the store refunds it through that gateway (api_refund).
+OTHER_GATEWAYS = "refund_other_gateways"
+SETTINGS_DEFAULTS: dict[str, Any] = {OTHER_GATEWAYS: "staff", CREDIT_DESTINATION: "service"}
+SETTINGS_CHOICES: dict[str, tuple[str, ...]] = {
+    OTHER_GATEWAYS: ("staff", "store"),
+    # "platform": store credit becomes a single-use coupon for the customer's e-mail.
+    CREDIT_DESTINATION: ("service", "platform"),
+}
 
 # The topics that say an order changed; each makes the service read the order again.
 WEBHOOK_TOPICS = ("order.created", "order.updated", "order.deleted", "order.restored")
@@ -51,6 +62,10 @@ class WooCommercePlatform:
         self.webhook_secret = webhook_secret
         self._products: dict[int, JSON] = {}
 
+    @property
+    def _through_store(self) -> bool:
+        return self.settings.get(OTHER_GATEWAYS) == "store"
+
     async def close(self) -> None:
         return None
 
@@ -62,7 +77,9 @@ class WooCommercePlatform:
             raise PlatformRejected(f"the store refused the order: {error_message(response)}")
         order = response.json()
         try:
-            return order_input(order, await self._products_of([order]))
+            return order_input(
+                order, await self._products_of([order]), refund_through_store=self._through_store
+            )
         except (DomainError, ValueError, KeyError, TypeError) as error:
             raise PlatformRejected(
                 f"order {order.get('number')} cannot be read: {error}"
@@ -94,7 +111,7 @@ class WooCommercePlatform:
             modified = order.get("date_modified_gmt")
             newest = max(filter(None, (newest, modified)), default=None)
             try:
-                read.append(order_input(order, products))
+                read.append(order_input(order, products, refund_through_store=self._through_store))
             except (DomainError, ValueError, KeyError, TypeError) as error:
                 refused.append(f"order {order.get('number') or order.get('id')}: {error}")
         if page < pages:
@@ -123,21 +140,20 @@ class WooCommercePlatform:
         return self._products
 
     async def write_refund(self, refund: PlatformRefund) -> str:
-        raise PlatformRejected("recording refunds in a WooCommerce store is not built yet")
+        return await record_refund(self.client, refund)
 
     async def restock(
         self, order_reference: str, lines: Sequence[RestockLine], idempotency_key: str
     ) -> None:
-        # Restocking goes with the refund recorded in the store (api_restock), once that is
-        # built; stock has no atomic increment over REST to do it on its own. Until then the
-        # RMA's timeline says it was not done, rather than pretend.
-        raise PlatformRejected("restocking a WooCommerce store is not built yet; restock by hand")
+        # Units go back with the refund recorded in the store (api_restock, an atomic
+        # increment in WooCommerce); REST has no increment of its own to do it apart.
+        raise PlatformRejected("a WooCommerce store restocks with the refund it records")
 
     async def issue_store_credit(self, credit: PlatformCredit) -> str:
-        raise PlatformRejected("store credit as WooCommerce coupons is not built yet")
+        return await issue_coupon(self.client, credit)
 
     async def store_credit_spent(self, customer_reference: str) -> Sequence[CreditSpent]:
-        return []
+        return await coupons_spent(self.client, customer_reference)
 
     async def open_return(
         self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any, ClassVar
 
-from core.enums import Platform
+from core.enums import PaymentProviderName, Platform
 from core.plugins import HttpRoute, Plugin
 from core.ports.commerce import CommercePlatform, CommercePlatformFactory, PlatformRejected
 from core.ports.installs import AppInstaller
+from core.ports.payments import PaymentProvider, PaymentProviderFactory, ProviderRejected
 from core.ports.webhooks import TopicHandler, WebhookSource
 from plugins.woocommerce.client import WooCommerceClient
 from plugins.woocommerce.connect import (
@@ -18,7 +20,8 @@ from plugins.woocommerce.connect import (
     callback,
     return_page,
 )
-from plugins.woocommerce.platform import SETTINGS_DEFAULTS, WooCommercePlatform
+from plugins.woocommerce.gateway import WooCommerceGatewayRefunds
+from plugins.woocommerce.platform import SETTINGS_CHOICES, SETTINGS_DEFAULTS, WooCommercePlatform
 from plugins.woocommerce.settings import WooCommerceSettings
 from plugins.woocommerce.topics import TOPICS
 from plugins.woocommerce.webhooks import WooCommerceWebhookSource
@@ -53,6 +56,30 @@ class WooCommercePlugin(Plugin):
             HttpRoute(RETURN_PATH, return_page),
         )
 
+    def payment_provider(self) -> PaymentProviderFactory:
+        settings = self.woocommerce_settings
+
+        def build(credentials: Mapping[str, Any]) -> PaymentProvider:
+            key, secret = credentials.get("consumer_key"), credentials.get("consumer_secret")
+            if not key or not secret:
+                raise ProviderRejected("the WooCommerce connection has no API keys")
+            client = WooCommerceClient(
+                str(credentials.get("account") or ""),
+                str(key),
+                str(secret),
+                timeout=settings.request_timeout,
+                verify=settings.verify,
+            )
+            return WooCommerceGatewayRefunds(client)
+
+        # WooCommerce has no idempotency keys at all: every attempt looks first.
+        return PaymentProviderFactory(
+            provider=PaymentProviderName.WOOCOMMERCE,
+            platform=Platform.WOOCOMMERCE,
+            build=build,
+            idempotency_keys_trusted_for=timedelta(0),
+        )
+
     def commerce_platform(self) -> CommercePlatformFactory:
         settings = self.woocommerce_settings
 
@@ -75,7 +102,13 @@ class WooCommercePlugin(Plugin):
             )
 
         return CommercePlatformFactory(
-            platform=Platform.WOOCOMMERCE, build=build, settings_defaults=SETTINGS_DEFAULTS
+            platform=Platform.WOOCOMMERCE,
+            build=build,
+            settings_defaults=SETTINGS_DEFAULTS,
+            settings_choices=SETTINGS_CHOICES,
+            records_refunds=True,
+            restocks_with_refund=True,
+            customers_by_email=True,
         )
 
 

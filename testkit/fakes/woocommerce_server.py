@@ -84,6 +84,7 @@ import json
 import math
 import re
 import secrets
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -458,8 +459,12 @@ class FakeWooCommerce:
         timeout_hold: float = 30.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._lock = threading.RLock()
+        # HTTPS with this server context (see ``testkit.tls``): the package then sends Basic
+        # auth instead of OAuth 1.0a, as against a real store over https.
+        self._tls = tls
         self._host, self._port = host, port
         self._server: FakeServer | None = None
         self._stopping = threading.Event()
@@ -504,6 +509,7 @@ class FakeWooCommerce:
             errors=self._server_errors,
             stopping=self._stopping,
             name="fake-woocommerce",
+            tls=self._tls,
         )
         self._server.start()
         return self
@@ -530,8 +536,10 @@ class FakeWooCommerce:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:<port>``: the store URL (``X-WC-Webhook-Source`` adds ``/``)."""
-        return f"http://{self._host}:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https`` with ``tls``): the store URL
+        (``X-WC-Webhook-Source`` adds ``/``)."""
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{self._host}:{self.port}"
 
     def authorize_url(
         self,

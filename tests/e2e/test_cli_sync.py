@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from testkit.fakes import FakeShopify
 from tests.e2e.test_cli import query, rma
@@ -73,3 +74,52 @@ def test_rma_sync_refuses_an_unknown_connection_readably(
         assert result.returncode == 1
         assert len(result.error_lines) == 1, result
         assert "Traceback" not in result.stderr
+
+
+def test_rma_connect_woocommerce_without_keys_prints_the_store_s_grant_link(
+    shop_database: tuple[Path, str],
+) -> None:
+    database, merchant = shop_database
+    started = rma(
+        database,
+        "connect",
+        "woocommerce",
+        "--merchant",
+        merchant,
+        "--store-url",
+        "https://Store.Example.com/",
+        RMA_PUBLIC_URL="https://rma.example.test",
+    )
+    assert started.returncode == 0, started
+    assert started.last_line.startswith("https://store.example.com/wc-auth/v1/authorize?")
+    assert "callback_url=https%3A%2F%2Frma.example.test%2Fwoocommerce%2Fcallback" in (
+        started.last_line
+    )
+    assert query(database, "SELECT count(*) FROM pending_install") == [(1,)]
+
+    half = rma(
+        database,
+        "connect",
+        "woocommerce",
+        "--merchant",
+        merchant,
+        "--store-url",
+        "https://store.example.com",
+        "--consumer-key",
+        "ck_only",
+    )
+    assert half.returncode == 1 and "together" in half.stderr
+    production = rma(
+        database,
+        "connect",
+        "woocommerce",
+        "--merchant",
+        merchant,
+        "--store-url",
+        "http://store.example.com",
+        RMA_ENV="production",
+        RMA_SECRET_KEY="p" * 40,
+        RMA_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    )
+    assert production.returncode == 1 and "https" in production.stderr
+    assert query(database, "SELECT count(*) FROM pending_install") == [(1,)]

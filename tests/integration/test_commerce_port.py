@@ -96,6 +96,7 @@ async def test_writes_back_are_idempotent_and_failures_are_typed() -> None:
         order_reference="gid-1",
         lines=[RefundLine("line-1", 1, 2500)],
         shipping_minor=0,
+        amount_minor=2500,
         currency="USD",
         reason="RMA-7K3F-9Q2D",
         idempotency_key="rma-refund-1",
@@ -120,7 +121,7 @@ async def test_writes_back_are_idempotent_and_failures_are_typed() -> None:
     assert await platform.fetch_order("gid-1") == platform_order(1)
     with pytest.raises(PlatformRejected):
         await platform.write_refund(
-            PlatformRefund("gid-404", [], 0, "USD", "r", "other-key", PaymentProviderName.STRIPE)
+            PlatformRefund("gid-404", [], 0, 0, "USD", "r", "other-key", PaymentProviderName.STRIPE)
         )
     await platform.close()
     assert platform.closed

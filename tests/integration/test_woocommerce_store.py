@@ -7,12 +7,14 @@ import pytest
 from sqlmodel import func, select
 
 from core.entities import Connection, Customer, WebhookDelivery
+from core.enums import Platform
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY
 from core.usecases.connections import read_secrets
 from tests.integration.woocommerce_world import (  # noqa: F401 (fixtures)
     PUBLIC_URL,
     WooWorld,
+    fake_stripe,
     store_fixture,
     woo_db,
     woo_url,
@@ -62,12 +64,16 @@ async def test_a_store_connects_and_its_orders_and_webhooks_arrive(world: WooWor
     assert world.store.sent_webhooks()[-1].headers["X-WC-Webhook-Signature"] == (
         world.store.sign_webhook(world.store.sent_webhooks()[-1].body, secret)
     )
-    status = await world.gql(
-        "{ connections { platform account syncStatus lastSyncError lastSyncedAt } }"
-    )
-    [listed] = status["connections"]
+    listed = await store_connection(world, "account syncStatus lastSyncError lastSyncedAt")
     assert listed["syncStatus"] == "SUCCEEDED" and listed["lastSyncError"] is None
     assert listed["account"] == world.store.base_url + "/"
+
+
+async def store_connection(world: WooWorld, fields: str) -> dict[str, object]:
+    """The store's connection as staff see it in ``connections``."""
+    listed = (await world.gql(f"{{ connections {{ platform {fields} }} }}"))["connections"]
+    [store] = [entry for entry in listed if entry.pop("platform") == "WOOCOMMERCE"]
+    return store
 
 
 async def customer_email(world: WooWorld, reference: int) -> str:
@@ -153,7 +159,7 @@ async def test_revoked_keys_are_shown_and_a_new_grant_catches_up(world: WooWorld
 
     await world.poll()
 
-    [listed] = (await world.gql("{ connections { syncStatus lastSyncError } }"))["connections"]
+    listed = await store_connection(world, "syncStatus lastSyncError")
     assert listed["syncStatus"] == "FAILED"
     assert "refused the API keys" in listed["lastSyncError"]
     assert keys.credentials["consumer_secret"] not in str(listed)
@@ -162,7 +168,7 @@ async def test_revoked_keys_are_shown_and_a_new_grant_catches_up(world: WooWorld
     # The merchant grants keys again: the same connection, new keys, the missed order read.
     assert await world.connect() == connection_id
     assert await world.order(reference) is not None
-    [listed] = (await world.gql("{ connections { syncStatus lastSyncError } }"))["connections"]
+    listed = await store_connection(world, "syncStatus lastSyncError")
     assert listed == {"syncStatus": "SUCCEEDED", "lastSyncError": None}
 
 
@@ -202,7 +208,10 @@ async def count_connections(world: WooWorld) -> int:
                 await session.exec(
                     select(func.count())
                     .select_from(Connection)
-                    .where(Connection.merchant_id == world.merchant_id)
+                    .where(
+                        Connection.merchant_id == world.merchant_id,
+                        Connection.platform == Platform.WOOCOMMERCE,
+                    )
                 )
             ).one()
         )

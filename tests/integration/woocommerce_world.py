@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -23,15 +24,19 @@ from core.jobs.worker import Worker
 from core.outbox.kinds import RECONCILE_CONNECTIONS
 from core.outbox.queue import enqueue
 from core.plugins import Registry
-from core.settings import Settings
-from core.usecases.connections import set_connection_enabled
+from core.secrets import Vault
+from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
+from core.usecases.connections import connect_platform, set_connection_enabled
 from core.usecases.merchants import create_api_key
 from core.usecases.owned_rows import load_order
 from graphql_api.app import create_app
 from graphql_api.composition import build_registry, build_worker
+from plugins.stripe.plugin import StripePlugin
+from plugins.stripe.settings import StripeSettings
+from plugins.stripe.webhooks import StripeWebhookSource
 from plugins.woocommerce.plugin import WooCommercePlugin
 from plugins.woocommerce.settings import WooCommerceSettings
-from testkit.fakes import FakeWooCommerce, FakeWooWebhook
+from testkit.fakes import FakeAccount, FakeStripe, FakeWooCommerce, FakeWooWebhook
 from tests import factories as f
 from tests.conftest import BACKENDS
 from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
@@ -53,6 +58,12 @@ async def woo_db(woo_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+@pytest.fixture(scope="module")
+def fake_stripe() -> Iterator[FakeStripe]:
+    with FakeStripe() as fake:
+        yield fake
+
+
 @dataclass
 class WooWorld:
     db: Database
@@ -62,7 +73,30 @@ class WooWorld:
     client: httpx.AsyncClient
     merchant_id: uuid.UUID
     admin_key: str
+    stripe: FakeStripe
+    stripe_account: FakeAccount
     connection_id: uuid.UUID | None = None
+
+    def stripe_paid_order(
+        self, lines: list[dict[str, Any]], *, shipping: str = "5.00", email: str | None = None
+    ) -> tuple[int, str]:
+        """An order the customer paid through the WooCommerce Stripe Gateway: the payment is
+        on the fake Stripe, the order names its PaymentIntent. ``(order id, pi_...)``."""
+        total = sum(
+            Decimal(str(line.get("price", "10.00"))) * int(line.get("quantity", 1))
+            + Decimal(str(line.get("tax", "0.00")))
+            for line in lines
+        ) + Decimal(shipping)
+        intent, charge = self.stripe.create_payment(self.stripe_account, int(total * 100), "usd")
+        reference = self.store.create_order(
+            email=email or f"{uuid.uuid4().hex[:8]}@example.com",
+            lines=lines,
+            shipping=shipping,
+            payment_method="stripe",
+            transaction_id=charge,
+            meta=[{"key": "_stripe_intent_id", "value": intent}],
+        )
+        return reference, intent
 
     def worker(self, concurrency: int = 4) -> Worker:
         worker = build_worker(
@@ -202,29 +236,48 @@ def store_fixture() -> Iterator[FakeWooCommerce]:
 async def make_world(
     db: Database,
     store: FakeWooCommerce,
+    stripe: FakeStripe,
     client: httpx.AsyncClient,
     registry: Registry,
     settings: Settings,
 ) -> WooWorld:
-    merchant = await f.merchant(db)
+    merchant = await f.merchant(db, return_window_days=3650, auto_authorize_max_risk=100)
+    account = stripe.add_account()
     async with db.session() as session:
         key = await create_api_key(
             session, merchant_id=merchant.id, role=ApiKeyRole.ADMIN, now=SYSTEM_CLOCK.now()
         )
-    return WooWorld(db, store, settings, registry, client, merchant.id, key.plaintext)
+    async with db.session() as session:
+        await connect_platform(
+            session,
+            Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            StripeWebhookSource(),
+            merchant_id=merchant.id,
+            account=account.id,
+            credentials={"secret_key": account.secret_key},
+            webhook_secret="whsec_woo_world",
+            now=SYSTEM_CLOCK.now(),
+        )
+    return WooWorld(
+        db, store, settings, registry, client, merchant.id, key.plaintext, stripe, account
+    )
 
 
 @pytest_asyncio.fixture(name="world", loop_scope="session")
-async def world_fixture(woo_db: Database, store: FakeWooCommerce) -> AsyncIterator[WooWorld]:
+async def world_fixture(
+    woo_db: Database, store: FakeWooCommerce, fake_stripe: FakeStripe
+) -> AsyncIterator[WooWorld]:
     settings = Settings(
         database_url=woo_db.url, secret_key="s" * 40, public_url=PUBLIC_URL, run_worker=False
     )
-    registry = build_registry([woocommerce_plugin()])
+    registry = build_registry(
+        [woocommerce_plugin(), StripePlugin(StripeSettings(api_base=fake_stripe.base_url))]
+    )
     app = create_app(settings, database=woo_db, registry=registry)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=PUBLIC_URL
     ) as client:
-        world = await make_world(woo_db, store, client, registry, settings)
+        world = await make_world(woo_db, store, fake_stripe, client, registry, settings)
         yield world
         await world.disconnect()
     failpoints.disarm()

@@ -30,6 +30,7 @@ def test_the_registry_indexes_what_each_plugin_provides() -> None:
     assert set(registry.payment_providers) == {
         PaymentProviderName.STRIPE,
         PaymentProviderName.SHOPIFY_PAYMENTS,
+        PaymentProviderName.WOOCOMMERCE,
     }
     assert "refund.updated" in registry.topics[Platform.STRIPE]
     assert {"orders/updated", "refunds/create", "app/uninstalled"} <= set(
@@ -38,8 +39,13 @@ def test_the_registry_indexes_what_each_plugin_provides() -> None:
     assert set(registry.commerce_platforms) == {Platform.SHOPIFY, Platform.WOOCOMMERCE}
     assert "order.updated" in registry.topics[Platform.WOOCOMMERCE]
     assert set(registry.app_webhook_sources) == {Platform.SHOPIFY}
-    assert set(registry.installers) == {Platform.SHOPIFY}
-    assert {route.path for route in registry.routes} == {"/shopify/install", "/shopify/callback"}
+    assert set(registry.installers) == {Platform.SHOPIFY, Platform.WOOCOMMERCE}
+    assert {route.path for route in registry.routes} == {
+        "/shopify/install",
+        "/shopify/callback",
+        "/woocommerce/callback",
+        "/woocommerce/return",
+    }
 
 
 def test_an_empty_registry_provides_nothing() -> None:
