@@ -54,6 +54,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/refunds.py
 	$(BIN)/python benchmarks/jobs_chaos.py
 	$(BIN)/python benchmarks/shopify_sync.py
+	$(BIN)/python benchmarks/woocommerce_sync.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis rma.db rma.db-wal rma.db-shm

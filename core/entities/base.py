@@ -46,12 +46,23 @@ def timestamp_field(*, index: bool = False) -> Any:
     return Field(default=None, sa_type=UtcDateTime, nullable=True, index=index)
 
 
-def json_list_field(default_factory: Callable[[], list[Any]] = list) -> Any:
+# Pydantic reads a default factory's signature each time a row is built; for the builtins
+# ``list`` and ``dict`` that means parsing their text signature (about 50 µs a field, a third
+# of the cost of building an order line). Plain functions are read in a few microseconds.
+def empty_list() -> list[Any]:
+    return []
+
+
+def empty_dict() -> dict[str, Any]:
+    return {}
+
+
+def json_list_field(default_factory: Callable[[], list[Any]] = empty_list) -> Any:
     return Field(default_factory=default_factory, sa_type=JsonType, nullable=False)
 
 
 def json_dict_field() -> Any:
-    return Field(default_factory=dict, sa_type=JsonType, nullable=False)
+    return Field(default_factory=empty_dict, sa_type=JsonType, nullable=False)
 
 
 class TenantRow(SQLModel):

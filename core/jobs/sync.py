@@ -6,6 +6,8 @@ cursor kept after it, so a crashed or rate-limited sync resumes where it stopped
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,12 @@ from core.errors import DomainError
 from core.jobs.access import services_of
 from core.jobs.commerce import job_connection, keeps_credit_on_platform, platform_for
 from core.jobs.worker import JobContext, PermanentJobError
-from core.ports.commerce import CommercePlatform, PlatformRejected, PlatformUnavailable
+from core.ports.commerce import (
+    CommercePlatform,
+    OrderPage,
+    PlatformRejected,
+    PlatformUnavailable,
+)
 from core.usecases.credit_transfers import customers_with_transfers, record_platform_spending
 from core.usecases.orders import OrderInput, upsert_order, upsert_orders
 from core.usecases.platform_sync import (
@@ -74,21 +81,33 @@ async def run_sync(
     applied_total = 0
     try:
         async with platform_for(context, started) as (platform, _access):
-            cursor = started.sync_cursor
+            page = await platform.orders_changed_since(started.sync_cursor, limit=PAGE_SIZE)
             while True:
-                page = await platform.orders_changed_since(cursor, limit=PAGE_SIZE)
-                applied = await _apply_page(
-                    context, merchant_id, connection_id, page.orders, refused
+                # The next page is read while this one is written: the platform and the
+                # database each wait for the other only when one of them is the slower.
+                following = (
+                    asyncio.ensure_future(
+                        platform.orders_changed_since(page.next_cursor, limit=PAGE_SIZE)
+                    )
+                    if page.has_more
+                    else None
                 )
-                refused.extend(page.refused)
-                cursor = page.next_cursor
-                async with context.database.session() as session:
-                    await record_sync_page(session, connection_id, cursor, applied)
+                try:
+                    applied = await _apply_page(
+                        context, merchant_id, connection_id, page.orders, refused
+                    )
+                    refused.extend(page.refused)
+                    async with context.database.session() as session:
+                        await record_sync_page(session, connection_id, page.next_cursor, applied)
+                except BaseException:
+                    await _abandon(following)
+                    raise
                 applied_total += applied
                 if on_page is not None:
                     on_page(applied)
-                if not page.has_more:
+                if following is None:
                     break
+                page = await following
             await read_platform_spending(context, started, platform)
     except PlatformUnavailable:
         raise  # retried with backoff; the cursor kept so far is where it resumes
@@ -104,6 +123,15 @@ async def run_sync(
             session, connection_id, error=error_text or None, now=context.clock.now()
         )
     return SyncOutcome(applied_total, refused)
+
+
+async def _abandon(task: asyncio.Future[OrderPage] | None) -> None:
+    """Stop reading a page nobody will write (the sync failed or the worker stops)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 async def _apply_page(

@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Customer, Merchant, Order, OrderLine, OrderPayment, Rma
@@ -164,14 +165,21 @@ async def _upsert_customer(
 ) -> Customer:
     email = normalize_email(data.email)
     statement = select(Customer).where(Customer.merchant_id == merchant_id, Customer.email == email)
-    customer = (await session.exec(statement)).first()
+    customer = _merge_customer((await session.exec(statement)).first(), merchant_id, data)
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+def _merge_customer(
+    customer: Customer | None, merchant_id: uuid.UUID, data: CustomerInput
+) -> Customer:
+    """The customer created, or brought up to date with what the order says of them."""
     if customer is None:
-        customer = Customer(merchant_id=merchant_id, email=email)
+        customer = Customer(merchant_id=merchant_id, email=normalize_email(data.email))
     customer.name = clean_text(data.name, "customer.name", limit=200) or customer.name
     customer.external_id = data.external_id or customer.external_id
     customer.stripe_customer_id = data.stripe_customer_id or customer.stripe_customer_id
-    session.add(customer)
-    await session.flush()
     return customer
 
 
@@ -225,23 +233,88 @@ async def upsert_orders(
 ) -> int:
     """Apply a page of orders from a sync in one transaction (one commit for many orders).
 
-    All or nothing: when one of them is refused, nothing is written and the caller applies
-    them one by one with :func:`upsert_order`, so that the others still land.
+    The page's customers, stored orders and their returns are read with a few statements and
+    everything is written in one flush, whatever the page's size. All or nothing: when one of
+    them is refused, nothing is written and the caller applies them one by one with
+    :func:`upsert_order`, so that the others still land.
     """
     checked = [(data, *_validate(data)) for data in orders]
+    moment = checked_now(now)
     async with session.begin():
         if await session.get(Merchant, merchant_id) is None:
             raise NotFound("Merchant", merchant_id, field="merchantId")
+        customers = await _customers_by_email(
+            session, merchant_id, {normalize_email(data.customer.email) for data, *_ in checked}
+        )
+        stored = await _orders_by_reference(
+            session,
+            merchant_id,
+            {(platform, data.external_id.strip()) for data, platform, _ in checked},
+        )
+        returned = await _orders_with_rmas(session, [order.id for order in stored.values()])
         for data, platform, currency in checked:
-            await _apply_order(session, (merchant_id, platform, currency, connection_id), data, now)
+            email = normalize_email(data.customer.email)
+            customer = _merge_customer(customers.get(email), merchant_id, data.customer)
+            customers[email] = customer
+            session.add(customer)
+            key = (platform, data.external_id.strip())
+            order = stored.get(key)
+            stored[key] = _merge_order(
+                session,
+                (merchant_id, platform, currency, connection_id),
+                data,
+                moment,
+                customer,
+                order,
+                has_rmas=order is not None and order.id in returned,
+            )
+        await session.flush()
     return len(checked)
+
+
+async def _customers_by_email(
+    session: AsyncSession, merchant_id: uuid.UUID, emails: set[str]
+) -> dict[str, Customer]:
+    rows = await session.exec(
+        select(Customer).where(
+            Customer.merchant_id == merchant_id, col(Customer.email).in_(sorted(emails))
+        )
+    )
+    return {customer.email: customer for customer in rows.all()}
+
+
+async def _orders_by_reference(
+    session: AsyncSession, merchant_id: uuid.UUID, references: set[tuple[Platform, str]]
+) -> dict[tuple[Platform, str], Order]:
+    found: dict[tuple[Platform, str], Order] = {}
+    for platform in {platform for platform, _ in references}:
+        ids = sorted(external for chosen, external in references if chosen is platform)
+        rows = await session.exec(
+            select(Order)
+            .where(
+                Order.merchant_id == merchant_id,
+                Order.platform == platform,
+                col(Order.external_id).in_(ids),
+            )
+            .options(selectinload(Order.lines), selectinload(Order.payments))  # type: ignore[arg-type]
+            .with_for_update(of=Order)
+        )
+        found.update({(platform, order.external_id): order for order in rows.all()})
+    return found
+
+
+async def _orders_with_rmas(session: AsyncSession, order_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    if not order_ids:
+        return set()
+    rows = await session.exec(select(Rma.order_id).where(col(Rma.order_id).in_(order_ids)))
+    return set(rows.all())
 
 
 async def _apply_order(
     session: AsyncSession, source: _Source, data: OrderInput, now: datetime
 ) -> Order:
     """Within the caller's transaction: the order created or brought up to date."""
-    merchant_uuid, platform, currency, connection_id = source
+    merchant_uuid, platform, _currency, _connection = source
     customer = await _upsert_customer(session, merchant_uuid, data.customer)
     statement = (
         select(Order)
@@ -254,6 +327,26 @@ async def _apply_order(
         .with_for_update(of=Order)
     )
     order = (await session.exec(statement)).first()
+    has_rmas = order is not None and bool(await _orders_with_rmas(session, [order.id]))
+    merged = _merge_order(
+        session, source, data, checked_now(now), customer, order, has_rmas=has_rmas
+    )
+    await session.flush()
+    return merged
+
+
+def _merge_order(
+    session: AsyncSession,
+    source: _Source,
+    data: OrderInput,
+    now: datetime,
+    customer: Customer,
+    order: Order | None,
+    *,
+    has_rmas: bool,
+) -> Order:
+    """The order created or brought up to date in the session (flushed by the caller)."""
+    merchant_uuid, platform, currency, connection_id = source
     if order is None:
         order = Order(
             merchant_id=merchant_uuid,
@@ -263,7 +356,7 @@ async def _apply_order(
             order_number=data.order_number.strip(),
             currency=currency,
             placed_at=data.placed_at,
-            created_at=checked_now(now),
+            created_at=now,
         )
         order.lines = []
         order.payments = []
@@ -275,8 +368,8 @@ async def _apply_order(
         )
     elif _is_older(data.source_updated_at, order.source_updated_at):
         return order
-    else:
-        await _ensure_lines_kept(session, order, data)
+    elif has_rmas:
+        _ensure_lines_kept(order, data)
     order.customer_id = customer.id
     order.connection_id = connection_id or order.connection_id
     order.order_number = data.order_number.strip()
@@ -285,10 +378,9 @@ async def _apply_order(
     order.shipping_minor = data.shipping_minor
     order.refunded_elsewhere_minor = data.refunded_elsewhere_minor
     order.source_updated_at = data.source_updated_at or order.source_updated_at
-    order.updated_at = checked_now(now)
+    order.updated_at = now
     _merge_lines(order, data.lines)
     _merge_payments(order, data.payments)
-    await session.flush()
     return order
 
 
@@ -296,10 +388,8 @@ def _is_older(incoming: datetime | None, stored: datetime | None) -> bool:
     return incoming is not None and stored is not None and incoming < stored
 
 
-async def _ensure_lines_kept(session: AsyncSession, order: Order, data: OrderInput) -> None:
-    has_rmas = (await session.exec(select(Rma.id).where(Rma.order_id == order.id).limit(1))).first()
-    if has_rmas is None:
-        return
+def _ensure_lines_kept(order: Order, data: OrderInput) -> None:
+    """An order with returns keeps its lines, and their quantities do not drop."""
     incoming = {line.external_id: line for line in data.lines}
     for line in order.lines:
         replacement = incoming.get(line.external_id)
@@ -315,25 +405,38 @@ def _merge_lines(order: Order, lines: Sequence[OrderLineInput]) -> None:
     existing = {line.external_id: line for line in order.lines}
     kept: list[OrderLine] = []
     for position, data in enumerate(lines):
-        line = existing.pop(data.external_id, None) or OrderLine(
-            merchant_id=order.merchant_id,
-            order_id=order.id,
-            external_id=data.external_id,
-            title="",
-            quantity=data.quantity,
-            unit_price_minor=data.unit_price_minor,
-        )
-        line.position = position
-        line.title = clean_text(data.title, f"lines[{position}].title", limit=300) or "Item"
-        line.sku = clean_text(data.sku, f"lines[{position}].sku", limit=100)
-        line.quantity = data.quantity
-        line.unit_price_minor = data.unit_price_minor
-        line.discount_minor = data.discount_minor
-        line.tax_minor = data.tax_minor
-        line.category = clean_text(data.category, "category", limit=100) or None
-        line.tags = [clean_text(tag, "tags", limit=100) for tag in data.tags if tag.strip()]
+        values: dict[str, Any] = {
+            "position": position,
+            "title": clean_text(data.title, f"lines[{position}].title", limit=300) or "Item",
+            "sku": clean_text(data.sku, f"lines[{position}].sku", limit=100),
+            "quantity": data.quantity,
+            "unit_price_minor": data.unit_price_minor,
+            "discount_minor": data.discount_minor,
+            "tax_minor": data.tax_minor,
+            "category": clean_text(data.category, "category", limit=100) or None,
+            "tags": [clean_text(tag, "tags", limit=100) for tag in data.tags if tag.strip()],
+        }
+        line = existing.pop(data.external_id, None)
+        if line is None:
+            # Built with every value at once: setting them one by one afterwards costs a
+            # validation and an ORM event each, and a sync builds thousands of lines.
+            line = OrderLine(
+                merchant_id=order.merchant_id,
+                order_id=order.id,
+                external_id=data.external_id,
+                **values,
+            )
+        else:
+            _update(line, values)
         kept.append(line)
     order.lines = kept
+
+
+def _update(row: Any, values: dict[str, Any]) -> None:
+    """Set what changed only: an unchanged row stays clean and is not written again."""
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
 
 
 def _merge_payments(order: Order, payments: Sequence[PaymentInput]) -> None:

@@ -15,6 +15,9 @@ from woocommerce import API
 
 from core.ports.commerce import PlatformRejected, PlatformUnavailable
 
+# How many times a request refused for a reused OAuth nonce is sent again.
+NONCE_RETRIES = 3
+
 
 class WooCommerceClient:
     def __init__(
@@ -47,6 +50,15 @@ class WooCommerceClient:
     async def _call(
         self, method: str, endpoint: str, *args: Any, **kwargs: Any
     ) -> requests.Response:
+        for _ in range(NONCE_RETRIES):
+            response = await self._call_once(method, endpoint, *args, **kwargs)
+            if not _nonce_reused(response):
+                break
+        return _checked(response)
+
+    async def _call_once(
+        self, method: str, endpoint: str, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         try:
             response: requests.Response = await asyncio.to_thread(
                 getattr(self._api, method), endpoint, *args, **kwargs
@@ -57,16 +69,34 @@ class WooCommerceClient:
             raise PlatformUnavailable(
                 f"the store is unreachable: {type(error).__name__}"
             ) from error
-        if response.status_code in (401, 403):
-            raise PlatformRejected(
-                f"the store refused the API keys (revoked, or without write access): "
-                f"HTTP {response.status_code}"
-            )
-        if response.status_code == 429 or response.status_code >= 500:
-            if _woocommerce_refusal(response):
-                return response  # e.g. an invalid refund amount: an answer, not an outage
-            raise PlatformUnavailable(f"the store answered HTTP {response.status_code}")
         return response
+
+
+def _checked(response: requests.Response) -> requests.Response:
+    """The answer, or the core's error for a refusal of the keys or an outage."""
+    if response.status_code in (401, 403):
+        raise PlatformRejected(
+            f"the store refused the API keys (revoked, or without write access): "
+            f"HTTP {response.status_code}"
+        )
+    if response.status_code == 429 or response.status_code >= 500:
+        if _woocommerce_refusal(response):
+            return response  # e.g. an invalid refund amount: an answer, not an outage
+        raise PlatformUnavailable(f"the store answered HTTP {response.status_code}")
+    return response
+
+
+def _nonce_reused(response: requests.Response) -> bool:
+    """The package signs over http with an 8-digit random nonce, and the store refuses one it
+    saw in the last 15 minutes: over thousands of requests that happens now and then. The
+    request was refused before anything ran, so sending it again (with a new nonce) is safe."""
+    if response.status_code != 401:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "nonce" in str(body.get("message", "")).lower()
 
 
 def error_message(response: requests.Response) -> str:

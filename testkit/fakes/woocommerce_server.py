@@ -460,8 +460,13 @@ class FakeWooCommerce:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: ssl.SSLContext | None = None,
+        latency: float = 0.0,
     ) -> None:
         self._lock = threading.RLock()
+        # Seconds every REST answer takes besides the work, like a PHP store booting WordPress
+        # for each request (a real store answers a page of orders in a fraction of a second to
+        # a few seconds); 0 answers as fast as the fake can.
+        self.latency = latency
         # HTTPS with this server context (see ``testkit.tls``): the package then sends Basic
         # auth instead of OAuth 1.0a, as against a real store over https.
         self._tls = tls
@@ -1285,6 +1290,8 @@ class FakeWooCommerce:
     # ---- request pipeline --------------------------------------------------------------------
 
     def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
+        if self.latency > 0:
+            self._stopping.wait(self.latency)
         try:
             return self._dispatch(method, target, headers, body)
         except Exception as exc:

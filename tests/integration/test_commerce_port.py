@@ -28,8 +28,10 @@ from core.usecases.orders import (
     upsert_order,
     upsert_orders,
 )
+from core.usecases.owned_rows import load_order
 from testkit.commerce_platform import InMemoryCommercePlatform, edited
 from tests import factories as f
+from tests.api.test_statement_counts import recorded_statements
 
 
 def platform_order(number: int, email: str = "ann@example.com") -> OrderInput:
@@ -145,3 +147,34 @@ async def test_an_older_copy_of_an_order_never_overwrites_a_newer_one(db: Databa
             await session.exec(select(Order).where(Order.external_id == base.external_id))
         ).one()
     assert stored.shipping_minor == 300
+
+
+async def test_a_page_of_orders_costs_the_same_statements_whatever_its_size(
+    db: Database,
+) -> None:
+    """A sync writes a page with a few reads and one flush: new orders, then the same again
+    (updated), then orders with returns (whose lines must be kept)."""
+    shop = await f.merchant(db)
+
+    async def apply(orders: list[OrderInput]) -> int:
+        with recorded_statements(db) as statements:
+            async with db.session() as session:
+                await upsert_orders(session, shop.id, orders, now=SYSTEM_CLOCK.now())
+        return len(statements)
+
+    small = [platform_order(200 + n, f"p{n}@example.com") for n in range(2)]
+    large = [platform_order(300 + n, f"q{n}@example.com") for n in range(40)]
+    assert await apply(small) == await apply(large)  # created
+    assert await apply(small) == await apply(large)  # updated
+    async with db.read_session() as session:
+        order = (await session.exec(select(Order).where(Order.external_id == "gid-300"))).one()
+        loaded = await load_order(session, shop.id, order.id)
+    await f.requested_rma(db, shop.id, loaded)
+    assert await apply(large) == await apply(small)  # one of them has a return now
+    async with db.read_session() as session:
+        stored = (
+            await session.exec(
+                select(func.count()).select_from(Order).where(Order.merchant_id == shop.id)
+            )
+        ).one()
+    assert stored == 42
