@@ -28,6 +28,7 @@ from core.enums import (
     RmaStatus,
 )
 from core.errors import Conflict, DomainError
+from core.rules.policy import MERCHANT_FAULT_REASONS
 from core.usecases.inspection import InspectedLine, inspect_rma
 from core.usecases.logistics import (
     ReceivedLine,
@@ -225,7 +226,13 @@ class _Walker:
             inspect_rma,
             rma.id,
             lines=[
-                InspectedLine(item.id, item.condition, self.rng.choice(dispositions))
+                InspectedLine(
+                    item.id,
+                    item.condition,
+                    self.rng.choice(dispositions),
+                    # The demo's inspector finds every merchant-fault claim genuine.
+                    reason_confirmed=True if item.reason in MERCHANT_FAULT_REASONS else None,
+                )
                 for item in rma.lines
             ],
             actor=STAFF,

@@ -104,6 +104,9 @@ class Inspection(TenantRow, table=True):
     disposition: Disposition = Field(sa_type=StrEnumType(Disposition), nullable=False)
     note: str = Field(default="", max_length=2000, nullable=False)
     inspected_by: str = Field(max_length=200, nullable=False)
+    # The inspector's verdict on the customer's stated reason: a merchant-fault claim
+    # (defective, wrong item, not as described) confirmed, overturned, or not judged (None).
+    reason_confirmed: bool | None = Field(default=None, nullable=True)
 
 
 class RmaEvent(TenantRow, table=True):

@@ -197,12 +197,28 @@ def _is_refused(
     return bool(blocking)
 
 
-def passes_inspection(reason: ReturnReason, inspected: ItemCondition) -> bool:
+def passes_inspection(
+    reason: ReturnReason, inspected: ItemCondition, reason_confirmed: bool | None = None
+) -> bool:
     """Whether what arrived is what the reason allows, so the return may settle by itself.
 
-    The merchant's own mistakes may come back in any state (a defect can arrive broken); an
-    item returned for any other reason must come back unused and undamaged.
+    A merchant-fault reason is the customer's claim: it settles by itself only when the
+    inspector confirmed it (then the item may arrive in any state: a defect can arrive
+    broken). Unjudged, it waits for staff; overturned, staff settle it as what it really is.
+    An item returned for any other reason must come back unused and undamaged.
     """
     if reason in MERCHANT_FAULT_REASONS:
-        return True
+        return reason_confirmed is True
     return inspected in (ItemCondition.UNOPENED, ItemCondition.OPENED)
+
+
+def priced_reason(reason: ReturnReason, reason_confirmed: bool | None) -> ReturnReason:
+    """The reason a line is priced for: an overturned merchant-fault claim is priced as a
+    return for no fault of the merchant (the policy's fee, no shipping back)."""
+    if reason in MERCHANT_FAULT_REASONS and reason_confirmed is False:
+        return ReturnReason.OTHER
+    return reason
+
+
+def is_final_sale(policy: PolicyTerms, tags: Sequence[str]) -> bool:
+    return _matches(tags, policy.final_sale_tags)

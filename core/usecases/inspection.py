@@ -14,7 +14,7 @@ from core.enums import Disposition, ItemCondition, RmaStatus
 from core.errors import InvalidInput, NotFound
 from core.outbox.kinds import AUTO_RESOLVE, RESTOCK_RETURN
 from core.outbox.queue import enqueue
-from core.rules.policy import passes_inspection
+from core.rules.policy import MERCHANT_FAULT_REASONS, passes_inspection
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum, require_unique
 from core.usecases.owned_rows import lock_rma, policy_of
 from core.usecases.timeline import record_event, transition
@@ -26,6 +26,8 @@ class InspectedLine:
     condition: ItemCondition | str
     disposition: Disposition | str
     note: str = ""
+    # The verdict on a merchant-fault claim: confirmed, overturned, or not judged (None).
+    reason_confirmed: bool | None = None
 
 
 async def inspect_rma(
@@ -52,6 +54,7 @@ async def inspect_rma(
                 condition,
                 disposition,
                 clean_text(line.note, f"lines[{index}].note"),
+                line.reason_confirmed,
             )
         )
     require_unique([entry[0] for entry in parsed], "lines")
@@ -68,7 +71,7 @@ async def inspect_rma(
         await transition(session, rma, RmaStatus.INSPECTED, actor=actor, now=moment)
         rma.inspected_at = moment
         restocked: list[str] = []
-        for line_id, condition, disposition, note in parsed:
+        for line_id, condition, disposition, note, confirmed in parsed:
             inspection = Inspection(
                 merchant_id=merchant_id,
                 rma_id=rma.id,
@@ -77,6 +80,7 @@ async def inspect_rma(
                 disposition=disposition,
                 note=note,
                 inspected_by=actor,
+                reason_confirmed=confirmed,
                 created_at=moment,
             )
             session.add(inspection)
@@ -94,10 +98,27 @@ async def inspect_rma(
             )
         reasons = {line.id: line.reason for line in rma.lines}
         policy = await policy_of(session, rma)
+        for line_id, _c, _d, note, confirmed in parsed:
+            if reasons[line_id] in MERCHANT_FAULT_REASONS and confirmed is not True:
+                # A claim the inspector did not confirm never settles by itself.
+                verdict = "overturned" if confirmed is False else "not judged"
+                await record_event(
+                    session,
+                    rma,
+                    actor=actor,
+                    kind="CLAIM_OVERTURNED" if confirmed is False else "CLAIM_NOT_JUDGED",
+                    now=moment,
+                    message=f"{reasons[line_id].value} {verdict} at inspection"
+                    + (f": {note}" if note else "; staff decide"),
+                    data={"rmaLineId": str(line_id)},
+                )
         if (
             policy.auto_resolve
             and rma.preferred_resolution is not None
-            and all(passes_inspection(reasons[line_id], c) for line_id, c, _d, _n in parsed)
+            and all(
+                passes_inspection(reasons[line_id], c, confirmed)
+                for line_id, c, _d, _n, confirmed in parsed
+            )
         ):
             enqueue(
                 session,
@@ -114,8 +135,12 @@ async def inspect_rma(
             kind="INSPECTED",
             now=moment,
             data={
-                str(line_id): {"condition": c.value, "disposition": d.value}
-                for line_id, c, d, _ in parsed
+                str(line_id): {
+                    "condition": c.value,
+                    "disposition": d.value,
+                    "reasonConfirmed": confirmed,
+                }
+                for line_id, c, d, _n, confirmed in parsed
             },
         )
     return rma

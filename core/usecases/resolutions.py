@@ -31,11 +31,18 @@ from core.errors import (
     Conflict,
     InvalidInput,
     InvalidTransition,
+    NotEligible,
     RefundExceedsPaid,
     ResolutionNotAllowed,
 )
 from core.outbox.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND, RECORD_PLATFORM_REFUND
 from core.outbox.queue import enqueue
+from core.rules.policy import (
+    MERCHANT_FAULT_REASONS,
+    EligibilityCode,
+    is_final_sale,
+    priced_reason,
+)
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 from core.usecases.owned_rows import get_owned, load_order, lock_rma, policy_of
@@ -93,6 +100,19 @@ async def _quote(session: AsyncSession, rma: Rma, order: Order) -> RefundQuote:
             continue
         order_line = order_lines[line.order_line_id]
         inspection = inspections.get(line.id)
+        confirmed = inspection.reason_confirmed if inspection else None
+        if (
+            confirmed is False
+            and line.reason in MERCHANT_FAULT_REASONS
+            and is_final_sale(policy, order_line.tags)
+        ):
+            # Final sale was set aside only for the merchant's mistake, which it was not.
+            raise NotEligible(
+                f"{order_line.title} is final sale and the {line.reason.value} claim was "
+                "overturned at inspection: refuse the return instead",
+                [EligibilityCode.FINAL_SALE.value],
+                field="id",
+            )
         pricing.append(
             LinePricing(
                 order_line_id=line.order_line_id,
@@ -102,7 +122,7 @@ async def _quote(session: AsyncSession, rma: Rma, order: Order) -> RefundQuote:
                 tax_minor=order_line.tax_minor,
                 already_refunded_quantity=priced_before.get(order_line.id, 0),
                 quantity=line.received_quantity,
-                reason=line.reason,
+                reason=priced_reason(line.reason, confirmed),
                 condition=inspection.condition if inspection else line.condition,
             )
         )

@@ -162,6 +162,7 @@ class ReturnMutations:
                     line.condition.value,
                     line.disposition.value,
                     line.note,
+                    line.reason_confirmed,
                 )
                 for index, line in enumerate(lines)
             ]

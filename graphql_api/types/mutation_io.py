@@ -82,7 +82,16 @@ class InspectRmaLineInput:
     rma_line_id: strawberry.ID
     condition: ItemCondition
     disposition: Disposition
-    note: str = ""
+    note: str = strawberry.field(
+        default="", description="What the inspector saw; shown to staff with an overturned claim."
+    )
+    reason_confirmed: bool | None = strawberry.field(
+        default=None,
+        description="The verdict on a DEFECTIVE, WRONG_ITEM or NOT_AS_DESCRIBED claim: true "
+        "confirmed (the return may settle by itself), false overturned (priced as a return for "
+        "no fault of the merchant, refused when final sale; staff decide), null not judged "
+        "(staff decide).",
+    )
 
 
 @strawberry.input

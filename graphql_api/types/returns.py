@@ -48,6 +48,9 @@ class Inspection:
     disposition: Disposition
     note: str
     inspected_at: datetime
+    reason_confirmed: bool | None = strawberry.field(
+        description="The verdict on the stated reason: confirmed, overturned, or not judged."
+    )
 
 
 @strawberry.type(description="How the RMA is settled, and where the money stands.")
@@ -146,6 +149,7 @@ class RmaLine:
                     disposition=found.disposition,
                     note=found.note,
                     inspected_at=found.created_at,
+                    reason_confirmed=found.reason_confirmed,
                 )
         return None
 

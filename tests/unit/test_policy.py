@@ -22,6 +22,7 @@ from core.rules.policy import (
     LineRequest,
     evaluate_line,
     passes_inspection,
+    priced_reason,
     restocking_fee_applies,
 )
 
@@ -625,10 +626,28 @@ def test_eligibility_always_follows_the_codes(
 
 @pytest.mark.parametrize("condition", list(ItemCondition), ids=str)
 @pytest.mark.parametrize("reason", sorted(MERCHANT_FAULT_REASONS), ids=str)
-def test_the_merchants_mistakes_pass_inspection_in_any_condition(
+def test_a_confirmed_claim_passes_inspection_in_any_condition(
     reason: ReturnReason, condition: ItemCondition
 ) -> None:
-    assert passes_inspection(reason, condition)
+    assert passes_inspection(reason, condition, reason_confirmed=True)
+
+
+@pytest.mark.parametrize("verdict", [None, False], ids=["not judged", "overturned"])
+@pytest.mark.parametrize("condition", list(ItemCondition), ids=str)
+@pytest.mark.parametrize("reason", sorted(MERCHANT_FAULT_REASONS), ids=str)
+def test_a_claim_not_confirmed_never_settles_by_itself(
+    reason: ReturnReason, condition: ItemCondition, verdict: bool | None
+) -> None:
+    assert not passes_inspection(reason, condition, reason_confirmed=verdict)
+
+
+@pytest.mark.parametrize("reason", list(ReturnReason), ids=str)
+def test_only_an_overturned_claim_is_priced_as_another_reason(reason: ReturnReason) -> None:
+    assert priced_reason(reason, None) is reason
+    assert priced_reason(reason, True) is reason
+    overturned = priced_reason(reason, False)
+    expected = ReturnReason.OTHER if reason in MERCHANT_FAULT_REASONS else reason
+    assert overturned is expected
 
 
 @pytest.mark.parametrize(
