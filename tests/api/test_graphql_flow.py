@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.database import Database
+from core.enums import ReturnReason
 from tests import factories as f
 from tests.api.conftest import Api, gid, make_shop
 
@@ -186,3 +187,47 @@ async def test_wrong_order_and_email_pairs_look_like_unknown_ones_and_are_rate_l
     )
     assert blocked["startCustomerSession"]["userErrors"][0]["code"] == "RATE_LIMITED"
     assert blocked["startCustomerSession"]["token"] is None
+
+
+async def test_staff_overturn_a_claim_at_inspection_and_the_api_refuses_to_refund_it(
+    api: Api, db: Database
+) -> None:
+    shop = await make_shop(db, final_sale_tags=["final-sale"], auto_resolve=True)
+    order = await f.order(
+        db, shop.id, lines=[f.line(quantity=1, tags=["final-sale"])], placed_days_ago=3
+    )
+    rma = await f.requested_rma(
+        db, shop.id, order, reason=ReturnReason.NOT_AS_DESCRIBED, preferred="REFUND"
+    )
+    line = gid("RmaLine", rma.lines[0].id)
+    await api.gql(
+        """mutation($id: ID!, $l: ID!) { receiveRma(id: $id, lines: [{rmaLineId: $l,
+             quantity: 1}]) { userErrors { code } } }""",
+        {"id": gid("Rma", rma.id), "l": line},
+        token=shop.agent,
+    )
+    inspected = await api.gql(
+        """mutation($id: ID!, $l: ID!) { inspectRma(id: $id, lines: [{rmaLineId: $l,
+             condition: USED, disposition: RESTOCK, reasonConfirmed: false,
+             note: "as pictured"}]) {
+             rma { status lines { inspection { reasonConfirmed note } } events { kind } }
+             userErrors { code } } }""",
+        {"id": gid("Rma", rma.id), "l": line},
+        token=shop.agent,
+    )
+    payload = inspected["inspectRma"]
+    assert payload["userErrors"] == []
+    assert payload["rma"]["lines"][0]["inspection"] == {
+        "reasonConfirmed": False,
+        "note": "as pictured",
+    }
+    assert "CLAIM_OVERTURNED" in [event["kind"] for event in payload["rma"]["events"]]
+    refused = await api.gql(
+        """mutation($id: ID!) { resolveRma(id: $id, resolution: REFUND, idempotencyKey: "k") {
+             resolution { kind } userErrors { code field eligibilityCodes } } }""",
+        {"id": gid("Rma", rma.id)},
+        token=shop.agent,
+    )
+    assert refused["resolveRma"]["resolution"] is None
+    [error] = refused["resolveRma"]["userErrors"]
+    assert error["code"] == "NOT_ELIGIBLE" and error["eligibilityCodes"] == ["FINAL_SALE"]
