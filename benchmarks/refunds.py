@@ -226,7 +226,7 @@ async def prepare_shop(db: Database, fake: FakeStripe, count: int) -> Shop:
         await update_return_policy(
             session,
             merchant.id,
-            PolicyChanges(auto_resolve=True, return_window_days=3650, auto_authorize_max_risk=100),
+            PolicyChanges(auto_resolve=True, return_window_days=365, auto_authorize_max_risk=100),
             now=SYSTEM_CLOCK.now(),
         )
     async with db.session() as session:

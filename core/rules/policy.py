@@ -92,6 +92,9 @@ class LineEligibility:
     window_ends_at: datetime
     warranty_ends_at: datetime
     restocking_fee_applies: bool
+    # The reasons a request for this line may give now: every reason in the window (only the
+    # merchant's mistakes on final sale), only DEFECTIVE under warranty, none after.
+    accepted_reasons: tuple[ReturnReason, ...] = ()
 
     @property
     def needs_review(self) -> bool:
@@ -173,6 +176,14 @@ def evaluate_line(
         codes.append(EligibilityCode.RESTOCKING_FEE)
 
     eligible = not _is_refused(codes, request, max_quantity)
+    if not max_quantity or EligibilityCode.OUTSIDE_WINDOW in codes:
+        accepted: tuple[ReturnReason, ...] = ()
+    elif EligibilityCode.WARRANTY_ONLY in codes:
+        accepted = (ReturnReason.DEFECTIVE,)
+    elif _matches(line.tags, policy.final_sale_tags):
+        accepted = tuple(r for r in ReturnReason if r in MERCHANT_FAULT_REASONS)
+    else:
+        accepted = tuple(ReturnReason)
     return LineEligibility(
         eligible=eligible,
         codes=tuple(codes),
@@ -180,6 +191,7 @@ def evaluate_line(
         window_ends_at=window_ends_at,
         warranty_ends_at=warranty_ends_at,
         restocking_fee_applies=fee,
+        accepted_reasons=accepted,
     )
 
 

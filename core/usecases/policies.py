@@ -40,7 +40,8 @@ class PolicyChanges:
 
 
 _RANGES: dict[str, tuple[int, int]] = {
-    "return_window_days": (0, 3650),
+    # A window of 0 days takes no returns at all, and past a year it is a warranty.
+    "return_window_days": (1, 365),
     "warranty_days": (0, 3650),
     "restocking_fee_percent": (0, 100),
     "store_credit_bonus_percent": (0, 100),
@@ -93,6 +94,16 @@ def _validated(changes: PolicyChanges) -> dict[str, object]:
     return values
 
 
+def _check_warranty(window_days: int, warranty_days: int) -> None:
+    """A warranty runs from the same day as the window: a shorter one would end before it."""
+    if 0 < warranty_days < window_days:
+        raise InvalidInput(
+            "warranty_days",
+            f"a {warranty_days}-day warranty ends before the {window_days}-day return window; "
+            "give 0 (no warranty) or at least the window",
+        )
+
+
 async def update_return_policy(
     session: AsyncSession,
     merchant_id: uuid.UUID,
@@ -107,6 +118,7 @@ async def update_return_policy(
             current = await current_policy(session, merchant_id)
             carried = current.model_dump(exclude={"id", "version", "created_at"})
             carried.update(values)
+            _check_warranty(carried["return_window_days"], carried["warranty_days"])
             policy = ReturnPolicy(
                 **carried, version=current.version + 1, created_at=checked_now(now)
             )

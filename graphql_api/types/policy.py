@@ -9,7 +9,7 @@ import strawberry
 from core import entities
 from core.usecases.requests import LineDecision
 from graphql_api.types.commerce import Order, OrderLine
-from graphql_api.types.common import EligibilityCode, Money, money
+from graphql_api.types.common import EligibilityCode, Money, ReturnReason, money
 
 
 @strawberry.type
@@ -63,6 +63,11 @@ class LineEligibility:
     max_quantity: int
     window_ends_at: datetime
     warranty_ends_at: datetime
+    accepted_reasons: list[ReturnReason] = strawberry.field(
+        description="The reasons a request may give for this line now: any within the window "
+        "(only DEFECTIVE, WRONG_ITEM and NOT_AS_DESCRIBED on final sale), only DEFECTIVE under "
+        "warranty, none after."
+    )
     refund: Money = strawberry.field(description="For the returnable units, before any fee.")
     restocking_fee_if_opened: Money = strawberry.field(
         description="Taken off the refund if the items come back opened (not for defects)."
@@ -78,6 +83,7 @@ class LineEligibility:
             max_quantity=result.max_quantity,
             window_ends_at=result.window_ends_at,
             warranty_ends_at=result.warranty_ends_at,
+            accepted_reasons=list(result.accepted_reasons),
             refund=money(decision.refund_minor, currency),
             restocking_fee_if_opened=money(decision.restocking_fee_if_opened_minor, currency),
         )

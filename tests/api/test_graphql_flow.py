@@ -55,7 +55,7 @@ async def test_a_customer_returns_an_item_and_staff_refund_it(api: Api, db: Data
     eligibility = await api.gql(
         """query($o: ID!) { returnEligibility(orderId: $o) { policyVersion lines {
              eligible codes maxQuantity refund { amountMinor } restockingFeeIfOpened { amountMinor }
-             orderLine { id } } } }""",
+             acceptedReasons orderLine { id } } } }""",
         {"o": gid("Order", order.id)},
         token=token,
     )
@@ -63,6 +63,7 @@ async def test_a_customer_returns_an_item_and_staff_refund_it(api: Api, db: Data
     assert line["eligible"] is True
     assert line["maxQuantity"] == 2
     assert line["refund"]["amountMinor"] == 5000
+    assert "SIZE_TOO_SMALL" in line["acceptedReasons"] and len(line["acceptedReasons"]) == 9
 
     requested = await api.gql(
         REQUEST,

@@ -70,7 +70,7 @@ CONNECTION_ROOT_FIELDS = {
 }
 # A wide window and risk limit: every staged order stays returnable and authorized at once.
 POLICY = {
-    "return_window_days": 3650,
+    "return_window_days": 365,
     "authorization_valid_days": 365,
     "auto_authorize_max_risk": 100,
 }
@@ -974,7 +974,7 @@ async def test_customers_cannot_read_staff_only_fields(api: Api, db: Database) -
 async def test_a_customer_never_learns_their_risk_score(api: Api, db: Database) -> None:
     """Risk is staff-only (``Rma.riskScore`` needs StaffRead), so nothing a customer reads may
     carry it. Fails while the NEEDS_REVIEW event's message says "risk score 30 is above ..."."""
-    shop = await make_shop(db, return_window_days=3650, auto_authorize_max_risk=20)
+    shop = await make_shop(db, return_window_days=365, auto_authorize_max_risk=20)
     order = await f.order(db, shop.id, email="ada@example.com", lines=[f.line("L1"), f.line("L2")])
     await request(db, shop.id, order)  # her first return: no risk yet, authorized at once
     token = await start_session(api, shop, order, "ada@example.com")

@@ -180,7 +180,7 @@ class World:
 async def make_world(db: Database, fake: FakeStripe, **policy: object) -> World:
     url = db.url
     account = fake.add_account()
-    policy = {"return_window_days": 3650, "auto_authorize_max_risk": 100, **policy}
+    policy = {"return_window_days": 365, "auto_authorize_max_risk": 100, **policy}
     merchant = await f.merchant(db, **policy)
     async with db.session() as session:
         connection = await connect_platform(

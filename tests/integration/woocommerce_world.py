@@ -241,7 +241,7 @@ async def make_world(
     registry: Registry,
     settings: Settings,
 ) -> WooWorld:
-    merchant = await f.merchant(db, return_window_days=3650, auto_authorize_max_risk=100)
+    merchant = await f.merchant(db, return_window_days=365, auto_authorize_max_risk=100)
     account = stripe.add_account()
     async with db.session() as session:
         key = await create_api_key(

@@ -663,3 +663,28 @@ def test_an_unwanted_item_passes_inspection_only_unused_and_undamaged(
     condition: ItemCondition, passes: bool
 ) -> None:
     assert passes_inspection(ReturnReason.UNWANTED, condition) is passes
+
+
+@pytest.mark.parametrize(
+    ("day", "tags", "accepted"),
+    [
+        (10, (), set(ReturnReason)),
+        (10, ("final-sale",), set(MERCHANT_FAULT_REASONS)),
+        (100, (), {ReturnReason.DEFECTIVE}),
+        (100, ("final-sale",), {ReturnReason.DEFECTIVE}),
+        (400, (), set()),
+    ],
+    ids=["window", "final sale", "warranty", "final sale under warranty", "after"],
+)
+def test_eligibility_names_the_reasons_a_request_will_accept(
+    day: int, tags: tuple[str, ...], accepted: set[ReturnReason]
+) -> None:
+    policy = make_policy(return_window_days=30, warranty_days=365, final_sale_tags=["final-sale"])
+    result = evaluate(policy=policy, line=make_line(tags=tags), now=days_after_delivery(day))
+    assert set(result.accepted_reasons) == accepted
+    for reason in ReturnReason:
+        request = LineRequest(1, reason, ItemCondition.UNOPENED)
+        asked = evaluate(
+            policy=policy, line=make_line(tags=tags), now=days_after_delivery(day), request=request
+        )
+        assert asked.eligible is (reason in accepted), reason
