@@ -121,6 +121,13 @@ class ApiKeyRole(StrEnum):
     READONLY = "READONLY"
 
 
+class RefusedGoodsOutcome(StrEnum):
+    """What happens to goods staff refuse after they arrived."""
+
+    SEND_BACK = "SEND_BACK"  # returned to the customer at their cost, with tracking
+    DISPOSE = "DISPOSE"  # disposed of, with the customer's consent
+
+
 class Carrier(StrEnum):
     UPS = "UPS"
     FEDEX = "FEDEX"

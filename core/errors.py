@@ -45,8 +45,9 @@ class InvalidTransition(DomainError):
 
     code = "INVALID_TRANSITION"
 
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"an RMA in status {current} cannot move to {target}", field="status")
+    def __init__(self, current: str, target: str, *, hint: str = "") -> None:
+        message = f"an RMA in status {current} cannot move to {target}"
+        super().__init__(f"{message}: {hint}" if hint else message, field="status")
         self.current = current
         self.target = target
 

@@ -15,8 +15,10 @@ ALLOWED_TRANSITIONS: dict[RmaStatus, frozenset[RmaStatus]] = {
     # on the platform before the goods arrived: a person decides what happens.
     S.AUTHORIZED: frozenset({S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED, S.NEEDS_REVIEW}),
     S.IN_TRANSIT: frozenset({S.RECEIVED, S.NEEDS_REVIEW}),
-    S.RECEIVED: frozenset({S.INSPECTED}),
-    S.INSPECTED: frozenset({S.RESOLVING}),
+    # REJECTED from RECEIVED or INSPECTED: staff refuse goods that arrived (sent back to the
+    # customer, or disposed of with their consent).
+    S.RECEIVED: frozenset({S.INSPECTED, S.REJECTED}),
+    S.INSPECTED: frozenset({S.RESOLVING, S.REJECTED}),
     # Back to INSPECTED when the provider failed, so that another resolution may be chosen.
     S.RESOLVING: frozenset({S.RESOLVED, S.INSPECTED}),
     S.RESOLVED: frozenset({S.CLOSED}),

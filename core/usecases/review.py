@@ -9,12 +9,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Rma
-from core.enums import RmaStatus
-from core.errors import InvalidInput
-from core.usecases.inputs import checked_now, clean_text
+from core.enums import Carrier, RefusedGoodsOutcome, RmaStatus
+from core.errors import InvalidInput, InvalidTransition
+from core.rules.tracking import normalize_tracking_number
+from core.usecases.inputs import checked_now, clean_text, parse_enum
 from core.usecases.owned_rows import lock_rma, policy_of
 from core.usecases.requests import authorize_fields
-from core.usecases.timeline import SYSTEM_ACTOR, transition
+from core.usecases.timeline import SYSTEM_ACTOR, record_event, transition
 
 
 async def authorize_rma(
@@ -54,7 +55,76 @@ async def reject_rma(
     moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
+        if rma.status in GOODS_HERE:
+            raise InvalidTransition(
+                rma.status.value,
+                RmaStatus.REJECTED.value,
+                hint="the goods have arrived: refuse them with refuseGoods, saying where they go",
+            )
         await transition(session, rma, RmaStatus.REJECTED, actor=actor, now=moment, message=message)
+    return rma
+
+
+# Statuses in which the goods are at the warehouse: refusing them says where they go.
+GOODS_HERE = frozenset({RmaStatus.RECEIVED, RmaStatus.INSPECTED})
+
+
+async def refuse_goods(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    rma_id: uuid.UUID | str,
+    *,
+    reason: str,
+    outcome: RefusedGoodsOutcome | str,
+    carrier: Carrier | str | None = None,
+    tracking_number: str = "",
+    customer_consented: bool = False,
+    actor: str,
+    now: datetime,
+) -> Rma:
+    """Refuse goods that arrived (received or inspected): sent back to the customer at their
+    cost with the parcel's tracking, or disposed of with their consent. Nothing is refunded."""
+    message = clean_text(reason, "reason")
+    if not message:
+        raise InvalidInput("reason", "say why the goods are refused")
+    chosen = parse_enum(RefusedGoodsOutcome, outcome, "outcome")
+    data: dict[str, object] = {"outcome": chosen.value}
+    if chosen is RefusedGoodsOutcome.SEND_BACK:
+        if carrier is None or not tracking_number.strip():
+            raise InvalidInput(
+                "trackingNumber", "goods sent back need the carrier and the tracking number"
+            )
+        data["carrier"] = parse_enum(Carrier, carrier, "carrier").value
+        data["trackingNumber"] = normalize_tracking_number(tracking_number)
+    elif not customer_consented:
+        raise InvalidInput(
+            "customerConsented", "goods are disposed of only with the customer's consent"
+        )
+    else:
+        data["customerConsented"] = True
+    moment = checked_now(now)
+    async with session.begin():
+        rma = await lock_rma(session, merchant_id, rma_id)
+        if rma.status not in GOODS_HERE:
+            raise InvalidTransition(
+                rma.status.value,
+                RmaStatus.REJECTED.value,
+                hint="only goods received or inspected can be refused",
+            )
+        await transition(session, rma, RmaStatus.REJECTED, actor=actor, now=moment, message=message)
+        await record_event(
+            session,
+            rma,
+            actor=actor,
+            kind="GOODS_REFUSED",
+            now=moment,
+            message=(
+                f"sent back by {data['carrier']} ({data['trackingNumber']}): {message}"
+                if chosen is RefusedGoodsOutcome.SEND_BACK
+                else f"disposed of with the customer's consent: {message}"
+            ),
+            data=data,
+        )
     return rma
 
 

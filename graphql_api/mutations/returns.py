@@ -26,6 +26,7 @@ from graphql_api.types.common import (
 from graphql_api.types.mutation_io import (
     InspectRmaLineInput,
     ReceiveRmaLineInput,
+    RefuseGoodsInput,
     RequestRmaInput,
     RmaPayload,
 )
@@ -93,6 +94,30 @@ class ReturnMutations:
                 actor=info.context.actor,
                 now=info.context.clock.now(),
                 reason=reason,
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Refuse goods that were received or inspected: sent back to the customer "
+        "with tracking, or disposed of with their consent. The RMA is REJECTED; no money moves.",
+    )
+    async def refuse_goods(
+        self, info: Info, id: strawberry.ID, input: RefuseGoodsInput
+    ) -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: review.refuse_goods(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                reason=input.reason,
+                outcome=input.outcome,
+                carrier=input.carrier,
+                tracking_number=input.tracking_number,
+                customer_consented=input.customer_consented,
+                actor=info.context.actor,
+                now=info.context.clock.now(),
             ),
         )
 

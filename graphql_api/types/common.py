@@ -19,6 +19,7 @@ strawberry.enum(enums.PaymentProviderName, name="PaymentProvider")
 strawberry.enum(enums.Platform)
 strawberry.enum(enums.ApiKeyRole)
 strawberry.enum(enums.Carrier)
+strawberry.enum(enums.RefusedGoodsOutcome, description="Where goods staff refuse go.")
 strawberry.enum(
     CoreEligibilityCode, description="A return-policy rule that decided a line's eligibility."
 )
@@ -32,6 +33,7 @@ PaymentProvider = enums.PaymentProviderName
 Platform = enums.Platform
 ApiKeyRole = enums.ApiKeyRole
 Carrier = enums.Carrier
+RefusedGoodsOutcome = enums.RefusedGoodsOutcome
 EligibilityCode = CoreEligibilityCode
 
 

@@ -9,10 +9,12 @@ import strawberry
 from graphql_api.errors import UserError
 from graphql_api.types.commerce import Customer, Order
 from graphql_api.types.common import (
+    Carrier,
     Disposition,
     ItemCondition,
     PaymentProvider,
     Platform,
+    RefusedGoodsOutcome,
     ResolutionKind,
     ReturnReason,
 )
@@ -69,6 +71,21 @@ class RequestRmaInput:
     lines: list[RequestRmaLineInput]
     preferred_resolution: ResolutionKind | None = None
     customer_note: str = ""
+
+
+@strawberry.input(description="Goods that arrived and are refused: nothing is refunded.")
+class RefuseGoodsInput:
+    reason: str = strawberry.field(description="Why; the customer is told.")
+    outcome: RefusedGoodsOutcome
+    carrier: Carrier | None = strawberry.field(
+        default=None, description="SEND_BACK: the parcel going back to the customer."
+    )
+    tracking_number: str = strawberry.field(
+        default="", description="SEND_BACK: its tracking number (the customer pays for it)."
+    )
+    customer_consented: bool = strawberry.field(
+        default=False, description="DISPOSE: the customer agreed that the goods are disposed of."
+    )
 
 
 @strawberry.input

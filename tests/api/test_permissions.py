@@ -215,6 +215,16 @@ async def stage_rmas(
             actor=staff,
             now=f.NOW,
         )
+    to_refuse = await request(db, merchant_id, await new_order(), note=note)
+    async with db.session() as session:
+        to_refuse = await receive_rma(
+            session,
+            merchant_id,
+            to_refuse.id,
+            lines=[ReceivedLine(to_refuse.lines[0].id, 1)],
+            actor=staff,
+            now=f.NOW,
+        )
     walked = []
     for _ in range(2):
         rma = await request(db, merchant_id, await new_order(), note=note)
@@ -304,6 +314,7 @@ async def stage_rmas(
         "to_authorize": await request(db, merchant_id, await new_order(), note=note),
         "to_reject": await request(db, merchant_id, await new_order(), note=note),
         "to_cancel": await request(db, merchant_id, await new_order(), note=note),
+        "to_refuse": to_refuse,
     }
     expected = {
         "authorized": RmaStatus.AUTHORIZED,
@@ -313,6 +324,7 @@ async def stage_rmas(
         "to_authorize": RmaStatus.REQUESTED,
         "to_reject": RmaStatus.REQUESTED,
         "to_cancel": RmaStatus.REQUESTED,
+        "to_refuse": RmaStatus.RECEIVED,
     }
     assert {stage: rma.status for stage, rma in rmas.items()} == expected
     return Stages(rmas, await new_order(), manual_resolution.id, stuck_resolution.id)
@@ -346,6 +358,8 @@ MUTATIONS = {
     "resolveRma": "mutation($id: ID!, $key: String) { resolveRma(id: $id, resolution: REFUND,"
     " idempotencyKey: $key) { resolution { id kind status } %s } }",
     "closeRma": 'mutation($id: ID!) { closeRma(id: $id, note: "done") { %s } }',
+    "refuseGoods": "mutation($id: ID!, $input: RefuseGoodsInput!) {"
+    " refuseGoods(id: $id, input: $input) { %s } }",
     "recordManualRefund": "mutation($id: ID!) { recordManualRefund(resolutionId: $id,"
     ' reference: "bank-123") { resolution { id status } %s } }',
     "retryResolution": "mutation($id: ID!) { retryResolution(resolutionId: $id) {"
@@ -367,6 +381,7 @@ OPERATOR_OUTCOME = {
     "inspectRma": "INSPECTED",
     "resolveRma": "RESOLVING",
     "closeRma": "CLOSED",
+    "refuseGoods": "REJECTED",
     "recordManualRefund": "RESOLVED",
     "retryResolution": "RESOLVING",
 }
@@ -374,6 +389,14 @@ BEA_STATE = (
     "query($id: ID) { rma(id: $id) { status events { sequence } shipments { trackingNumber } } }"
 )
 CUSTOMER_MUTATIONS = {"startCustomerSession", "requestRma", "cancelRma", "recordRmaShipment"}
+
+
+REFUSAL = {
+    "reason": "not our product",
+    "outcome": "SEND_BACK",
+    "carrier": "UPS",
+    "trackingNumber": "1Z999AA10123456784",
+}
 
 
 def request_input(order_id: str, line_id: str, note: str = "") -> dict[str, Any]:
@@ -413,6 +436,7 @@ def mutation_calls(stages: Stages) -> dict[str, tuple[str, dict[str, Any]]]:
         },
         "resolveRma": {"id": stages.rma_id("inspected"), "key": f"k-{external}"},
         "closeRma": {"id": stages.rma_id("resolved")},
+        "refuseGoods": {"id": stages.rma_id("to_refuse"), "input": REFUSAL},
         "recordManualRefund": {"id": gid("Resolution", stages.manual_resolution)},
         "retryResolution": {"id": gid("Resolution", stages.review_resolution)},
         "updateReturnPolicy": {"input": {"specialInstructions": "Pack it well."}},
@@ -613,7 +637,7 @@ async def test_without_valid_credentials_every_operation_is_unauthenticated(
         gid("Order", order.id), gid("Rma", rma.id), gid("Customer", order.customer_id)
     )
     stages = Stages(
-        dict.fromkeys(("to_authorize", "to_reject", "to_cancel"), rma),
+        dict.fromkeys(("to_authorize", "to_reject", "to_cancel", "to_refuse"), rma),
         order,
         uuid.uuid4(),
         uuid.uuid4(),
@@ -930,6 +954,7 @@ async def test_customers_cannot_run_staff_mutations_even_on_their_own_returns(
         "inspectRma",
         "resolveRma",
         "closeRma",
+        "refuseGoods",
         "recordManualRefund",
         "retryResolution",
         "updateReturnPolicy",

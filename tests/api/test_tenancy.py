@@ -34,6 +34,7 @@ from tests.api.conftest import Api, Shop, gid, make_shop
 from tests.api.test_permissions import (
     MUTATIONS,
     POLICY,
+    REFUSAL,
     START_SESSION,
     Stages,
     normalised,
@@ -182,6 +183,7 @@ STAGE_STATUSES = {
     "to_authorize": "REQUESTED",
     "to_reject": "REQUESTED",
     "to_cancel": "REQUESTED",
+    "to_refuse": "RECEIVED",
 }
 EMPTY_PAGE = {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
 
@@ -298,7 +300,7 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
     api: Api, db: Database
 ) -> None:
     a, b = await tenant_a(db), await tenant_b(db)
-    u = [random_id() for _ in range(14)]
+    u = [random_id() for _ in range(15)]
     spare_line = gid("OrderLine", b.stages.spare.lines[0].id)
     # (mutation, B's ids (True) or A's own target with B's ids (False), B's vars, made-up vars)
     cases: list[tuple[str, bool, dict[str, Any], dict[str, Any]]] = [
@@ -317,6 +319,12 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
         ("authorizeRma", True, {"id": b.rma("to_authorize")}, {"id": gid("Rma", u[3])}),
         ("rejectRma", True, {"id": b.rma("to_reject")}, {"id": gid("Rma", u[4])}),
         ("cancelRma", True, {"id": b.rma("to_cancel")}, {"id": gid("Rma", u[5])}),
+        (
+            "refuseGoods",
+            True,
+            {"id": b.rma("to_refuse"), "input": REFUSAL},
+            {"id": gid("Rma", u[14]), "input": REFUSAL},
+        ),
         ("recordRmaShipment", True, {"id": b.rma("authorized")}, {"id": gid("Rma", u[6])}),
         (
             "receiveRma",

@@ -24,8 +24,8 @@ EXPECTED_EDGES: dict[RmaStatus, set[RmaStatus]] = {
     S.NEEDS_REVIEW: {S.AUTHORIZED, S.REJECTED, S.CANCELLED},
     S.AUTHORIZED: {S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED, S.NEEDS_REVIEW},
     S.IN_TRANSIT: {S.RECEIVED, S.NEEDS_REVIEW},
-    S.RECEIVED: {S.INSPECTED},
-    S.INSPECTED: {S.RESOLVING},
+    S.RECEIVED: {S.INSPECTED, S.REJECTED},
+    S.INSPECTED: {S.RESOLVING, S.REJECTED},
     S.RESOLVING: {S.RESOLVED, S.INSPECTED},
     S.RESOLVED: {S.CLOSED},
     S.CLOSED: set(),
@@ -59,7 +59,7 @@ def test_the_machine_has_exactly_the_documented_edges() -> None:
 
 def test_the_pairs_cover_every_combination_of_statuses() -> None:
     assert len(LEGAL_PAIRS) + len(ILLEGAL_PAIRS) == len(RmaStatus) ** 2
-    assert len(LEGAL_PAIRS) == 19
+    assert len(LEGAL_PAIRS) == 21
 
 
 @pytest.mark.parametrize("pair", LEGAL_PAIRS, ids=_pair_id)
@@ -144,12 +144,12 @@ def test_a_parcel_in_transit_can_only_be_received_or_sent_to_review() -> None:
             check_transition(S.IN_TRANSIT, target)
 
 
-def test_a_received_return_is_inspected_next() -> None:
-    assert ALLOWED_TRANSITIONS[S.RECEIVED] == frozenset({S.INSPECTED})
+def test_a_received_return_is_inspected_next_or_its_goods_refused() -> None:
+    assert ALLOWED_TRANSITIONS[S.RECEIVED] == frozenset({S.INSPECTED, S.REJECTED})
 
 
-def test_an_inspected_return_moves_on_to_resolving() -> None:
-    assert ALLOWED_TRANSITIONS[S.INSPECTED] == frozenset({S.RESOLVING})
+def test_an_inspected_return_moves_on_to_resolving_or_its_goods_refused() -> None:
+    assert ALLOWED_TRANSITIONS[S.INSPECTED] == frozenset({S.RESOLVING, S.REJECTED})
 
 
 def test_a_failed_resolution_goes_back_to_inspected_to_choose_again() -> None:
