@@ -234,3 +234,20 @@ def priced_reason(reason: ReturnReason, reason_confirmed: bool | None) -> Return
 
 def is_final_sale(policy: PolicyTerms, tags: Sequence[str]) -> bool:
     return _matches(tags, policy.final_sale_tags)
+
+
+def opened_against_policy(
+    policy: PolicyTerms,
+    category: str | None,
+    reason: ReturnReason,
+    reason_confirmed: bool | None,
+    inspected: ItemCondition,
+) -> bool:
+    """An unopened-only item that arrived opened (or worse), without a confirmed merchant
+    mistake to excuse it: staff decide between a refund with the policy's fee, sending it
+    back, or a closer look; it never settles by itself."""
+    if category is None or not _matches([category], policy.unopened_only_categories):
+        return False
+    if reason in MERCHANT_FAULT_REASONS and reason_confirmed is True:
+        return False
+    return inspected is not ItemCondition.UNOPENED

@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Inspection, Rma
+from core.entities import Inspection, OrderLine, Rma, RmaLine
 from core.enums import Disposition, ItemCondition, RmaStatus
 from core.errors import InvalidInput, NotFound
 from core.outbox.kinds import AUTO_RESOLVE, RESTOCK_RETURN
 from core.outbox.queue import enqueue
-from core.rules.policy import MERCHANT_FAULT_REASONS, passes_inspection
+from core.rules.policy import MERCHANT_FAULT_REASONS, opened_against_policy, passes_inspection
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum, require_unique
 from core.usecases.owned_rows import lock_rma, policy_of
 from core.usecases.timeline import record_event, transition
@@ -98,6 +99,25 @@ async def inspect_rma(
             )
         reasons = {line.id: line.reason for line in rma.lines}
         policy = await policy_of(session, rma)
+        categories = await _categories(session, rma)
+        opened = [
+            line_id
+            for line_id, condition, _d, _n, confirmed in parsed
+            if opened_against_policy(
+                policy, categories.get(line_id), reasons[line_id], confirmed, condition
+            )
+        ]
+        for line_id in opened:
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="OPENED_UNOPENED_ONLY",
+                now=moment,
+                message="an unopened-only item arrived opened: refund it with the policy's "
+                "fee, send it back with refuseGoods, or look closer",
+                data={"rmaLineId": str(line_id)},
+            )
         for line_id, _c, _d, note, confirmed in parsed:
             if reasons[line_id] in MERCHANT_FAULT_REASONS and confirmed is not True:
                 # A claim the inspector did not confirm never settles by itself.
@@ -115,6 +135,7 @@ async def inspect_rma(
         if (
             policy.auto_resolve
             and rma.preferred_resolution is not None
+            and not opened
             and all(
                 passes_inspection(reasons[line_id], c, confirmed)
                 for line_id, c, _d, _n, confirmed in parsed
@@ -144,3 +165,13 @@ async def inspect_rma(
             },
         )
     return rma
+
+
+async def _categories(session: AsyncSession, rma: Rma) -> dict[uuid.UUID, str | None]:
+    """Each RMA line's product category (for the policy's unopened-only rule)."""
+    rows = await session.exec(
+        select(RmaLine.id, OrderLine.category)
+        .join(OrderLine, col(OrderLine.id) == col(RmaLine.order_line_id))
+        .where(RmaLine.rma_id == rma.id)
+    )
+    return dict(rows.all())

@@ -159,3 +159,50 @@ async def test_an_overturned_claim_is_priced_as_what_it_really_is(db: Database) 
         "fee": 1_000,
         "shipping": 0,
     }
+
+
+async def test_unopened_only_goods_that_arrive_opened_wait_for_staff_and_pay_the_fee(
+    db: Database,
+) -> None:
+    shop = await f.merchant(
+        db, auto_resolve=True, unopened_only_categories=["cosmetics"], restocking_fee_percent=20
+    )
+    order = await f.order(
+        db, shop.id, lines=[f.line(quantity=1, unit_price_minor=5_000, category="cosmetics")]
+    )
+    rma = await f.requested_rma(
+        db, shop.id, order, reason=ReturnReason.UNWANTED, preferred="REFUND"
+    )
+    async with db.session() as session:
+        await receive_rma(
+            session,
+            shop.id,
+            rma.id,
+            lines=[ReceivedLine(rma.lines[0].id, 1)],
+            actor="staff",
+            now=SYSTEM_CLOCK.now(),
+        )
+    async with db.session() as session:
+        await inspect_rma(
+            session,
+            shop.id,
+            rma.id,
+            actor="staff",
+            lines=[InspectedLine(rma.lines[0].id, ItemCondition.OPENED, "SCRAP")],
+            now=SYSTEM_CLOCK.now(),
+        )
+    assert await auto_resolutions(db, shop.id) == 0
+    [flagged] = await events(db, rma.id, "OPENED_UNOPENED_ONLY")
+    assert "refuseGoods" in flagged.message
+    # Staff may refund it with the policy's fee.
+    assert await resolve(db, shop.id, rma.id) == {"amount": 4_000, "fee": 1_000, "shipping": 0}
+
+
+async def test_unopened_only_goods_that_arrive_unopened_still_settle_by_themselves(
+    db: Database,
+) -> None:
+    shop = await f.merchant(db, auto_resolve=True, unopened_only_categories=["cosmetics"])
+    order = await f.order(db, shop.id, lines=[f.line(quantity=1, category="cosmetics")])
+    rma = await f.inspected_rma(db, shop.id, order)  # UNOPENED, RESTOCK
+    assert rma.status is RmaStatus.INSPECTED
+    assert await events(db, rma.id, "OPENED_UNOPENED_ONLY") == []
