@@ -35,6 +35,17 @@ class ReturnPolicy(TenantRow, table=True):
     shipping_refund_reasons: list[str] = json_list_field(default_shipping_refund_reasons)
     allowed_resolutions: list[str] = json_list_field(default_resolutions)
     store_credit_bonus_percent: int = Field(default=0, nullable=False)
+    # A warranty claim (after the window) gets shipping back, or a store-credit bonus, only
+    # when the policy says so; whether the restocking fee also comes off store credit.
+    warranty_refunds_shipping: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()}
+    )
+    warranty_credit_bonus: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()}
+    )
+    restocking_fee_on_store_credit: bool = Field(
+        default=True, nullable=False, sa_column_kwargs={"server_default": sa.true()}
+    )
     auto_authorize: bool = Field(default=True, nullable=False)
     auto_authorize_max_risk: int = Field(default=50, nullable=False)
     auto_resolve: bool = Field(default=False, nullable=False)

@@ -30,6 +30,9 @@ class PolicyChanges:
     shipping_refund_reasons: list[str] | None = None
     allowed_resolutions: list[str] | None = None
     store_credit_bonus_percent: int | None = None
+    warranty_refunds_shipping: bool | None = None
+    warranty_credit_bonus: bool | None = None
+    restocking_fee_on_store_credit: bool | None = None
     auto_authorize: bool | None = None
     auto_authorize_max_risk: int | None = None
     auto_resolve: bool | None = None

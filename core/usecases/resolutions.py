@@ -82,8 +82,22 @@ def refundable_minor(order: Order) -> int:
     return max(paid - order.refunded_elsewhere_minor, 0)
 
 
-async def _quote(session: AsyncSession, rma: Rma, order: Order) -> RefundQuote:
+def is_warranty_claim(rma: Rma) -> bool:
+    """Whether the request came after the window, under warranty (its stored decision)."""
+    lines = (rma.decision or {}).get("lines") or {}
+    return any("WARRANTY_ONLY" in (line.get("codes") or []) for line in lines.values())
+
+
+async def _quote(
+    session: AsyncSession, rma: Rma, order: Order, kind: ResolutionKind
+) -> RefundQuote:
     policy = await policy_of(session, rma)
+    warranty = is_warranty_claim(rma)
+    fee_percent = (
+        0
+        if kind is ResolutionKind.STORE_CREDIT and not policy.restocking_fee_on_store_credit
+        else policy.restocking_fee_percent
+    )
     inspections = {
         inspection.rma_line_id: inspection
         for inspection in (
@@ -137,12 +151,17 @@ async def _quote(session: AsyncSession, rma: Rma, order: Order) -> RefundQuote:
     return quote_refund(
         order.currency,
         pricing,
-        restocking_fee_percent=policy.restocking_fee_percent,
+        restocking_fee_percent=fee_percent,
         unauthorized=rma.unauthorized,
         order_goods_minor=order.goods_minor,
         order_shipping_minor=order.shipping_minor,
         shipping_already_refunded_minor=int(shipping_refunded),
-        shipping_refund_reasons=policy.shipping_refund_reasons,
+        # A warranty claim gets shipping back only when the policy says so.
+        shipping_refund_reasons=(
+            []
+            if warranty and not policy.warranty_refunds_shipping
+            else policy.shipping_refund_reasons
+        ),
     )
 
 
@@ -205,12 +224,12 @@ async def resolve_rma(
             )
         # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
         order = await load_order(session, merchant_id, rma.order_id, for_update=True)
-        quote = await _quote(session, rma, order)
+        quote = await _quote(session, rma, order, chosen)
         bonus = 0
         provider = PaymentProviderName.LEDGER
         if chosen is ResolutionKind.REFUND:
             provider = refund_provider(order)
-        else:
+        elif not is_warranty_claim(rma) or policy.warranty_credit_bonus:
             bonus = store_credit_bonus(quote.total_minor, policy.store_credit_bonus_percent)
         already = await _live_total(session, order.id)
         if already + quote.total_minor > refundable_minor(order):

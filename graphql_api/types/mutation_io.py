@@ -121,6 +121,16 @@ class ReturnPolicyInput:
     shipping_refund_reasons: list[ReturnReason] | None = None
     allowed_resolutions: list[ResolutionKind] | None = None
     store_credit_bonus_percent: int | None = None
+    warranty_refunds_shipping: bool | None = strawberry.field(
+        default=None, description="Whether a warranty claim gets its share of shipping back."
+    )
+    warranty_credit_bonus: bool | None = strawberry.field(
+        default=None,
+        description="Whether a warranty claim settled as store credit earns the bonus.",
+    )
+    restocking_fee_on_store_credit: bool | None = strawberry.field(
+        default=None, description="Whether the restocking fee also comes off store credit."
+    )
     auto_authorize: bool | None = None
     auto_authorize_max_risk: int | None = None
     auto_resolve: bool | None = None

@@ -23,6 +23,9 @@ class ReturnPolicy:
     shipping_refund_reasons: list[str]
     allowed_resolutions: list[str]
     store_credit_bonus_percent: int
+    warranty_refunds_shipping: bool
+    warranty_credit_bonus: bool
+    restocking_fee_on_store_credit: bool
     auto_authorize: bool
     auto_authorize_max_risk: int
     auto_resolve: bool
@@ -44,6 +47,9 @@ class ReturnPolicy:
             shipping_refund_reasons=list(row.shipping_refund_reasons),
             allowed_resolutions=list(row.allowed_resolutions),
             store_credit_bonus_percent=row.store_credit_bonus_percent,
+            warranty_refunds_shipping=row.warranty_refunds_shipping,
+            warranty_credit_bonus=row.warranty_credit_bonus,
+            restocking_fee_on_store_credit=row.restocking_fee_on_store_credit,
             auto_authorize=row.auto_authorize,
             auto_authorize_max_risk=row.auto_authorize_max_risk,
             auto_resolve=row.auto_resolve,
