@@ -13,10 +13,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Rma, RmaLine, Shipment
 from core.enums import Carrier, ItemCondition, ReturnReason, RmaStatus
 from core.errors import InvalidInput, NotFound, QuantityExceeded
+from core.rules.policy import BLOCKING_CODES, LineRequest, evaluate_line
 from core.rules.tracking import normalize_tracking_number, tracking_url
 from core.usecases.inputs import as_uuid, checked_now, parse_enum, require_positive, require_unique
 from core.usecases.owned_rows import current_policy, load_order, lock_rma
-from core.usecases.requests import NumberSource, random_number_bits, unique_rma_number
+from core.usecases.requests import (
+    NumberSource,
+    line_facts,
+    random_number_bits,
+    unique_rma_number,
+)
 from core.usecases.returned_units import returned_quantities
 from core.usecases.timeline import record_event, transition
 
@@ -194,17 +200,31 @@ async def receive_unauthorized(
             currency=order.currency,
             policy_id=policy.id,
             policy_version=policy.version,
-            decision={"policyVersion": policy.version, "unauthorized": True},
+            decision={"policyVersion": policy.version, "unauthorized": True},  # lines below
             unauthorized=True,
             received_at=moment,
             created_at=moment,
             updated_at=moment,
         )
         rma_lines = []
+        decided: dict[str, dict[str, object]] = {}
         for index, (order_line_id, quantity, condition, reason) in enumerate(parsed):
             order_line = by_id.get(order_line_id)
             if order_line is None:
                 raise NotFound("OrderLine", order_line_id, field=f"lines[{index}].orderLineId")
+            # The goods are here whatever the policy says; its decision is stored, and a line
+            # it refuses (final sale, past the window and warranty) is never refunded: staff
+            # send it back or dispose of it with refuseGoods.
+            eligibility = evaluate_line(
+                policy,
+                line_facts(order, order_line, returned),
+                moment,
+                LineRequest(quantity, reason, condition),
+            )
+            decided[str(order_line_id)] = {
+                "eligible": eligibility.eligible,
+                "codes": list(eligibility.codes),
+            }
             returnable = order_line.quantity - returned.get(order_line.id, 0)
             if quantity > returnable:
                 raise QuantityExceeded(
@@ -225,7 +245,17 @@ async def receive_unauthorized(
                 )
             )
         rma.lines = rma_lines
+        rma.decision = {**rma.decision, "lines": decided}
         session.add(rma)
+        refused = sorted(
+            {
+                str(code)
+                for line in decided.values()
+                if not line["eligible"]
+                for code in line["codes"]  # type: ignore[attr-defined]
+                if code in BLOCKING_CODES
+            }
+        )
         await record_event(
             session,
             rma,
@@ -233,6 +263,13 @@ async def receive_unauthorized(
             kind="RECEIVED_UNAUTHORIZED",
             to_status=RmaStatus.RECEIVED,
             now=moment,
-            message="goods arrived without an authorization",
+            message="goods arrived without an authorization"
+            + (
+                f"; the policy refuses them ({', '.join(refused)}): send them back or dispose "
+                "of them with refuseGoods"
+                if refused
+                else "; the unauthorized restocking fee applies"
+            ),
+            data={"refusedCodes": refused},
         )
     return rma

@@ -38,6 +38,7 @@ from core.errors import (
 from core.outbox.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND, RECORD_PLATFORM_REFUND
 from core.outbox.queue import enqueue
 from core.rules.policy import (
+    BLOCKING_CODES,
     MERCHANT_FAULT_REASONS,
     EligibilityCode,
     is_final_sale,
@@ -88,10 +89,33 @@ def is_warranty_claim(rma: Rma) -> bool:
     return any("WARRANTY_ONLY" in (line.get("codes") or []) for line in lines.values())
 
 
+def _refuse_if_policy_refused(rma: Rma) -> None:
+    """Goods that arrived unauthorized are recorded whatever the policy says; a line it
+    refused is never refunded or credited."""
+    lines = (rma.decision or {}).get("lines") or {}
+    codes = sorted(
+        {
+            str(code)
+            for line in lines.values()
+            if not line.get("eligible", True)
+            for code in line.get("codes") or []
+            if code in BLOCKING_CODES
+        }
+    )
+    if codes:
+        raise NotEligible(
+            f"the return policy refuses these goods ({', '.join(codes)}): send them back or "
+            "dispose of them with refuseGoods",
+            codes,
+            field="id",
+        )
+
+
 async def _quote(
     session: AsyncSession, rma: Rma, order: Order, kind: ResolutionKind
 ) -> RefundQuote:
     policy = await policy_of(session, rma)
+    _refuse_if_policy_refused(rma)
     warranty = is_warranty_claim(rma)
     fee_percent = (
         0

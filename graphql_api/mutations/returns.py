@@ -26,6 +26,7 @@ from graphql_api.types.common import (
 from graphql_api.types.mutation_io import (
     InspectRmaLineInput,
     ReceiveRmaLineInput,
+    ReceiveUnauthorizedInput,
     RefuseGoodsInput,
     RequestRmaInput,
     RmaPayload,
@@ -171,6 +172,36 @@ class ReturnMutations:
                 info.context.merchant_id,
                 expect_id(id, "Rma"),
                 lines=received(),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Record goods that arrived without an RMA as an unauthorized RMA, already "
+        "RECEIVED. The policy decides as for a request (window, warranty, final sale) and the "
+        "unauthorized restocking fee applies; goods it refuses are never refunded.",
+    )
+    async def receive_unauthorized(self, info: Info, input: ReceiveUnauthorizedInput) -> RmaPayload:
+        def arrived() -> list[logistics.UnauthorizedLine]:
+            return [
+                logistics.UnauthorizedLine(
+                    expect_id(line.order_line_id, "OrderLine", field=f"lines[{index}].orderLineId"),
+                    line.quantity,
+                    line.condition.value,
+                    line.reason.value,
+                )
+                for index, line in enumerate(input.lines)
+            ]
+
+        return await rma_payload(
+            info,
+            lambda session: logistics.receive_unauthorized(
+                session,
+                info.context.merchant_id,
+                order_id=expect_id(input.order_id, "Order", field="orderId"),
+                lines=arrived(),
                 actor=info.context.actor,
                 now=info.context.clock.now(),
             ),

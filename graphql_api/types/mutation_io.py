@@ -89,6 +89,22 @@ class RefuseGoodsInput:
 
 
 @strawberry.input
+class UnauthorizedLineInput:
+    order_line_id: strawberry.ID
+    quantity: int
+    condition: ItemCondition = ItemCondition.OPENED
+    reason: ReturnReason = strawberry.field(
+        default=ReturnReason.OTHER, description="Why it came back, if the parcel says."
+    )
+
+
+@strawberry.input(description="Goods that arrived with no RMA, for an order staff recognised.")
+class ReceiveUnauthorizedInput:
+    order_id: strawberry.ID
+    lines: list[UnauthorizedLineInput]
+
+
+@strawberry.input
 class ReceiveRmaLineInput:
     rma_line_id: strawberry.ID
     quantity: int

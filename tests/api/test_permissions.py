@@ -360,6 +360,8 @@ MUTATIONS = {
     "closeRma": 'mutation($id: ID!) { closeRma(id: $id, note: "done") { %s } }',
     "refuseGoods": "mutation($id: ID!, $input: RefuseGoodsInput!) {"
     " refuseGoods(id: $id, input: $input) { %s } }",
+    "receiveUnauthorized": "mutation($input: ReceiveUnauthorizedInput!) {"
+    " receiveUnauthorized(input: $input) { %s } }",
     "recordManualRefund": "mutation($id: ID!) { recordManualRefund(resolutionId: $id,"
     ' reference: "bank-123") { resolution { id status } %s } }',
     "retryResolution": "mutation($id: ID!) { retryResolution(resolutionId: $id) {"
@@ -382,6 +384,7 @@ OPERATOR_OUTCOME = {
     "resolveRma": "RESOLVING",
     "closeRma": "CLOSED",
     "refuseGoods": "REJECTED",
+    "receiveUnauthorized": "RECEIVED",
     "recordManualRefund": "RESOLVED",
     "retryResolution": "RESOLVING",
 }
@@ -397,6 +400,10 @@ REFUSAL = {
     "carrier": "UPS",
     "trackingNumber": "1Z999AA10123456784",
 }
+
+
+def unauthorized_input(order_id: str, line_id: str) -> dict[str, Any]:
+    return {"input": {"orderId": order_id, "lines": [{"orderLineId": line_id, "quantity": 1}]}}
 
 
 def request_input(order_id: str, line_id: str, note: str = "") -> dict[str, Any]:
@@ -437,6 +444,9 @@ def mutation_calls(stages: Stages) -> dict[str, tuple[str, dict[str, Any]]]:
         "resolveRma": {"id": stages.rma_id("inspected"), "key": f"k-{external}"},
         "closeRma": {"id": stages.rma_id("resolved")},
         "refuseGoods": {"id": stages.rma_id("to_refuse"), "input": REFUSAL},
+        "receiveUnauthorized": unauthorized_input(
+            gid("Order", spare.id), gid("OrderLine", spare.lines[0].id)
+        ),
         "recordManualRefund": {"id": gid("Resolution", stages.manual_resolution)},
         "retryResolution": {"id": gid("Resolution", stages.review_resolution)},
         "updateReturnPolicy": {"input": {"specialInstructions": "Pack it well."}},
@@ -955,6 +965,7 @@ async def test_customers_cannot_run_staff_mutations_even_on_their_own_returns(
         "resolveRma",
         "closeRma",
         "refuseGoods",
+        "receiveUnauthorized",
         "recordManualRefund",
         "retryResolution",
         "updateReturnPolicy",

@@ -44,6 +44,7 @@ from tests.api.test_permissions import (
     snapshot,
     stage_rmas,
     start_session,
+    unauthorized_input,
 )
 
 SENTINEL = "SENTINEL-B"
@@ -300,7 +301,7 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
     api: Api, db: Database
 ) -> None:
     a, b = await tenant_a(db), await tenant_b(db)
-    u = [random_id() for _ in range(15)]
+    u = [random_id() for _ in range(17)]
     spare_line = gid("OrderLine", b.stages.spare.lines[0].id)
     # (mutation, B's ids (True) or A's own target with B's ids (False), B's vars, made-up vars)
     cases: list[tuple[str, bool, dict[str, Any], dict[str, Any]]] = [
@@ -315,6 +316,18 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
             False,
             request_input(gid("Order", a.order.id), spare_line),
             request_input(gid("Order", a.order.id), gid("OrderLine", u[2])),
+        ),
+        (
+            "receiveUnauthorized",
+            True,
+            unauthorized_input(gid("Order", b.stages.spare.id), spare_line),
+            unauthorized_input(gid("Order", u[15]), gid("OrderLine", u[16])),
+        ),
+        (
+            "receiveUnauthorized",
+            False,
+            unauthorized_input(gid("Order", a.order.id), spare_line),
+            unauthorized_input(gid("Order", a.order.id), gid("OrderLine", u[16])),
         ),
         ("authorizeRma", True, {"id": b.rma("to_authorize")}, {"id": gid("Rma", u[3])}),
         ("rejectRma", True, {"id": b.rma("to_reject")}, {"id": gid("Rma", u[4])}),
