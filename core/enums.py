@@ -121,6 +121,14 @@ class ApiKeyRole(StrEnum):
     READONLY = "READONLY"
 
 
+class ArrivalStatus(StrEnum):
+    """Goods that arrived matching no order: waiting, matched to an order, or refused."""
+
+    OPEN = "OPEN"
+    MATCHED = "MATCHED"
+    REFUSED = "REFUSED"
+
+
 class RefusedGoodsOutcome(StrEnum):
     """What happens to goods staff refuse after they arrived."""
 

@@ -12,6 +12,7 @@ from core import entities, queries
 from core.enums import ReturnReason as CoreReason
 from core.enums import RmaStatus as CoreStatus
 from core.errors import InvalidInput, NotFound
+from core.usecases.arrivals import unmatched_arrivals as list_unmatched_arrivals
 from core.usecases.connections import list_connections
 from core.usecases.inputs import require_time
 from core.usecases.lookup import get_rma_by_number
@@ -21,7 +22,8 @@ from core.usecases.requests import order_eligibility
 from graphql_api.context import Info
 from graphql_api.ids import decode_cursor, encode_cursor, expect_id, parse_global_id
 from graphql_api.mutations.connections import settings_defaults
-from graphql_api.permissions import Admin, SignedIn
+from graphql_api.permissions import Admin, SignedIn, StaffRead
+from graphql_api.types.arrivals import ArrivalStatus, UnmatchedArrival
 from graphql_api.types.commerce import (
     Customer,
     Merchant,
@@ -302,3 +304,19 @@ class Query:
         async with info.context.database.read_session() as session:
             rows = await list_data_exports(session, info.context.merchant_id, limit=first)
         return [DataExport.from_row(row) for row in rows]
+
+    @strawberry.field(
+        permission_classes=[StaffRead],
+        description="Goods that arrived matching no order, newest first (OPEN: to match or "
+        "refuse).",
+    )
+    async def unmatched_arrivals(
+        self, info: Info, status: ArrivalStatus | None = None, first: First = 50
+    ) -> list[UnmatchedArrival]:
+        if not 1 <= first <= 100:
+            raise InvalidInput("first", "first must be between 1 and 100")
+        async with info.context.database.read_session() as session:
+            rows = await list_unmatched_arrivals(
+                session, info.context.merchant_id, status=status, limit=first
+            )
+        return [UnmatchedArrival.from_row(row) for row in rows]

@@ -7,7 +7,15 @@ from core.entities.orders import Customer, Order, OrderLine, OrderPayment
 from core.entities.policies import ReturnPolicy
 from core.entities.privacy import DataExport
 from core.entities.resolutions import Resolution, StoreCreditEntry
-from core.entities.rmas import Feedback, Inspection, Rma, RmaEvent, RmaLine, Shipment
+from core.entities.rmas import (
+    Feedback,
+    Inspection,
+    Rma,
+    RmaEvent,
+    RmaLine,
+    Shipment,
+    UnmatchedArrival,
+)
 
 __all__ = [
     "ApiKey",
@@ -29,6 +37,7 @@ __all__ = [
     "RmaLine",
     "Shipment",
     "StoreCreditEntry",
+    "UnmatchedArrival",
     "WebhookDelivery",
     "metadata",
 ]

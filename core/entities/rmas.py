@@ -9,7 +9,15 @@ from sqlmodel import Field, Relationship
 
 from core.entities.base import TenantRow, json_dict_field, json_list_field, timestamp_field
 from core.entities.columns import StrEnumType
-from core.enums import Carrier, Disposition, ItemCondition, ResolutionKind, ReturnReason, RmaStatus
+from core.enums import (
+    ArrivalStatus,
+    Carrier,
+    Disposition,
+    ItemCondition,
+    ResolutionKind,
+    ReturnReason,
+    RmaStatus,
+)
 
 
 class Rma(TenantRow, table=True):
@@ -133,3 +141,22 @@ class Feedback(TenantRow, table=True):
     rma_id: uuid.UUID = Field(foreign_key="rma.id", unique=True, nullable=False, ondelete="CASCADE")
     rating: int = Field(nullable=False)
     comment: str = Field(default="", max_length=2000, nullable=False)
+
+
+class UnmatchedArrival(TenantRow, table=True):
+    """A parcel that arrived with no RMA and matches no order staff could find: kept until
+    they match it to an order (then it becomes an unauthorized RMA) or refuse it."""
+
+    __tablename__ = "unmatched_arrival"
+
+    status: ArrivalStatus = Field(sa_type=StrEnumType(ArrivalStatus), nullable=False, index=True)
+    description: str = Field(max_length=2000, nullable=False)
+    sender: str = Field(default="", max_length=200, nullable=False)
+    carrier: Carrier | None = Field(default=None, sa_type=StrEnumType(Carrier), nullable=True)
+    tracking_number: str | None = Field(default=None, max_length=100, nullable=True)
+    recorded_by: str = Field(max_length=200, nullable=False)
+    rma_id: uuid.UUID | None = Field(
+        default=None, foreign_key="rma.id", nullable=True, ondelete="SET NULL"
+    )
+    outcome_note: str = Field(default="", max_length=2000, nullable=False)
+    updated_at: datetime | None = timestamp_field()

@@ -154,23 +154,15 @@ class UnauthorizedLine:
     reason: ReturnReason | str = ReturnReason.OTHER
 
 
-async def receive_unauthorized(
-    session: AsyncSession,
-    merchant_id: uuid.UUID,
-    *,
-    order_id: uuid.UUID | str,
-    lines: Sequence[UnauthorizedLine],
-    actor: str,
-    now: datetime,
-    number_source: NumberSource = random_number_bits,
-) -> Rma:
-    """Record goods that arrived with no authorization, as an RMA created at RECEIVED.
+ArrivedLine = tuple[uuid.UUID, int, ItemCondition, ReturnReason]
 
-    It is flagged unauthorized, so the policy's restocking fee applies when it is resolved.
-    """
+
+def parse_unauthorized_lines(lines: Sequence[UnauthorizedLine]) -> list[ArrivedLine]:
+    """Checked lines of goods that arrived unauthorized: (order line, quantity, condition,
+    reason)."""
     if not lines:
         raise InvalidInput("lines", "say which lines arrived")
-    parsed = []
+    parsed: list[ArrivedLine] = []
     for index, line in enumerate(lines):
         require_positive(line.quantity, f"lines[{index}].quantity")
         message = "unknown condition or reason"
@@ -185,91 +177,132 @@ async def receive_unauthorized(
             )
         )
     require_unique([entry[0] for entry in parsed], "lines")
+    return parsed
+
+
+async def receive_unauthorized(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    *,
+    order_id: uuid.UUID | str,
+    lines: Sequence[UnauthorizedLine],
+    actor: str,
+    now: datetime,
+    number_source: NumberSource = random_number_bits,
+) -> Rma:
+    """Record goods that arrived with no authorization, as an RMA created at RECEIVED.
+
+    It is flagged unauthorized, so the policy's restocking fee applies when it is resolved.
+    """
+    parsed = parse_unauthorized_lines(lines)
     moment = checked_now(now)
     async with session.begin():
-        order = await load_order(session, merchant_id, order_id, for_update=True)
-        policy = await current_policy(session, merchant_id)
-        returned = await returned_quantities(session, order.id)
-        by_id = {line.id: line for line in order.lines}
-        rma = Rma(
-            merchant_id=merchant_id,
-            number=await unique_rma_number(session, merchant_id, number_source),
-            order_id=order.id,
-            customer_id=order.customer_id,
-            status=RmaStatus.RECEIVED,
-            currency=order.currency,
-            policy_id=policy.id,
-            policy_version=policy.version,
-            decision={"policyVersion": policy.version, "unauthorized": True},  # lines below
-            unauthorized=True,
-            received_at=moment,
-            created_at=moment,
-            updated_at=moment,
-        )
-        rma_lines = []
-        decided: dict[str, dict[str, object]] = {}
-        for index, (order_line_id, quantity, condition, reason) in enumerate(parsed):
-            order_line = by_id.get(order_line_id)
-            if order_line is None:
-                raise NotFound("OrderLine", order_line_id, field=f"lines[{index}].orderLineId")
-            # The goods are here whatever the policy says; its decision is stored, and a line
-            # it refuses (final sale, past the window and warranty) is never refunded: staff
-            # send it back or dispose of it with refuseGoods.
-            eligibility = evaluate_line(
-                policy,
-                line_facts(order, order_line, returned),
-                moment,
-                LineRequest(quantity, reason, condition),
-            )
-            decided[str(order_line_id)] = {
-                "eligible": eligibility.eligible,
-                "codes": list(eligibility.codes),
-            }
-            returnable = order_line.quantity - returned.get(order_line.id, 0)
-            if quantity > returnable:
-                raise QuantityExceeded(
-                    f"{order_line.title}: {quantity} received, {returnable} returnable",
-                    field=f"lines[{index}].quantity",
-                )
-            rma_lines.append(
-                RmaLine(
-                    merchant_id=merchant_id,
-                    rma_id=rma.id,
-                    order_line_id=order_line_id,
-                    position=index,
-                    quantity=quantity,
-                    received_quantity=quantity,
-                    reason=reason,
-                    condition=condition,
-                    created_at=moment,
-                )
-            )
-        rma.lines = rma_lines
-        rma.decision = {**rma.decision, "lines": decided}
-        session.add(rma)
-        refused = sorted(
-            {
-                str(code)
-                for line in decided.values()
-                if not line["eligible"]
-                for code in line["codes"]  # type: ignore[attr-defined]
-                if code in BLOCKING_CODES
-            }
-        )
-        await record_event(
+        return await record_unauthorized(
             session,
-            rma,
+            merchant_id,
+            order_id,
+            parsed,
             actor=actor,
-            kind="RECEIVED_UNAUTHORIZED",
-            to_status=RmaStatus.RECEIVED,
             now=moment,
-            message="goods arrived without an authorization"
-            + (
-                f"; the policy refuses them ({', '.join(refused)}): send them back or dispose "
-                "of them with refuseGoods"
-                if refused
-                else "; the unauthorized restocking fee applies"
-            ),
-            data={"refusedCodes": refused},
+            number_source=number_source,
         )
+
+
+async def record_unauthorized(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    order_id: uuid.UUID | str,
+    parsed: Sequence[ArrivedLine],
+    *,
+    actor: str,
+    now: datetime,
+    number_source: NumberSource = random_number_bits,
+) -> Rma:
+    """Within the caller's transaction: the unauthorized RMA for lines already checked."""
+    moment = now
+    order = await load_order(session, merchant_id, order_id, for_update=True)
+    policy = await current_policy(session, merchant_id)
+    returned = await returned_quantities(session, order.id)
+    by_id = {line.id: line for line in order.lines}
+    rma = Rma(
+        merchant_id=merchant_id,
+        number=await unique_rma_number(session, merchant_id, number_source),
+        order_id=order.id,
+        customer_id=order.customer_id,
+        status=RmaStatus.RECEIVED,
+        currency=order.currency,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        decision={"policyVersion": policy.version, "unauthorized": True},  # lines below
+        unauthorized=True,
+        received_at=moment,
+        created_at=moment,
+        updated_at=moment,
+    )
+    rma_lines = []
+    decided: dict[str, dict[str, object]] = {}
+    for index, (order_line_id, quantity, condition, reason) in enumerate(parsed):
+        order_line = by_id.get(order_line_id)
+        if order_line is None:
+            raise NotFound("OrderLine", order_line_id, field=f"lines[{index}].orderLineId")
+        # The goods are here whatever the policy says; its decision is stored, and a line
+        # it refuses (final sale, past the window and warranty) is never refunded: staff
+        # send it back or dispose of it with refuseGoods.
+        eligibility = evaluate_line(
+            policy,
+            line_facts(order, order_line, returned),
+            moment,
+            LineRequest(quantity, reason, condition),
+        )
+        decided[str(order_line_id)] = {
+            "eligible": eligibility.eligible,
+            "codes": list(eligibility.codes),
+        }
+        returnable = order_line.quantity - returned.get(order_line.id, 0)
+        if quantity > returnable:
+            raise QuantityExceeded(
+                f"{order_line.title}: {quantity} received, {returnable} returnable",
+                field=f"lines[{index}].quantity",
+            )
+        rma_lines.append(
+            RmaLine(
+                merchant_id=merchant_id,
+                rma_id=rma.id,
+                order_line_id=order_line_id,
+                position=index,
+                quantity=quantity,
+                received_quantity=quantity,
+                reason=reason,
+                condition=condition,
+                created_at=moment,
+            )
+        )
+    rma.lines = rma_lines
+    rma.decision = {**rma.decision, "lines": decided}
+    session.add(rma)
+    refused = sorted(
+        {
+            str(code)
+            for line in decided.values()
+            if not line["eligible"]
+            for code in line["codes"]  # type: ignore[attr-defined]
+            if code in BLOCKING_CODES
+        }
+    )
+    await record_event(
+        session,
+        rma,
+        actor=actor,
+        kind="RECEIVED_UNAUTHORIZED",
+        to_status=RmaStatus.RECEIVED,
+        now=moment,
+        message="goods arrived without an authorization"
+        + (
+            f"; the policy refuses them ({', '.join(refused)}): send them back or dispose "
+            "of them with refuseGoods"
+            if refused
+            else "; the unauthorized restocking fee applies"
+        ),
+        data={"refusedCodes": refused},
+    )
     return rma

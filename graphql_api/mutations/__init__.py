@@ -6,6 +6,7 @@ order the schema lists them.
 
 from strawberry.tools import merge_types
 
+from graphql_api.mutations.arrivals import ArrivalMutations
 from graphql_api.mutations.connections import ConnectionMutations
 from graphql_api.mutations.orders import OrderMutations
 from graphql_api.mutations.policy import PolicyMutations
@@ -18,6 +19,7 @@ Mutation = merge_types(
     (
         SessionMutations,
         ReturnMutations,
+        ArrivalMutations,
         SettlementMutations,
         PolicyMutations,
         OrderMutations,

@@ -26,6 +26,7 @@ from graphql_api.schema import build_schema
 from tests import factories as f
 from tests.api.conftest import Api, Shop, gid, make_shop
 from tests.api.test_permissions import (
+    ARRIVAL_ROOT_FIELDS,
     CONNECTION_ROOT_FIELDS,
     POLICY,
     STAFF_ONLY_FIELDS,
@@ -70,8 +71,8 @@ def customer_paths() -> list[str]:
                 continue
             if name in STAFF_ONLY_FIELDS.get(graphql_type.name, ()):
                 continue
-            if root and name in CONNECTION_ROOT_FIELDS["Query"]:
-                continue  # ADMIN only: refused to customers (test_connections_api)
+            if root and name in CONNECTION_ROOT_FIELDS["Query"] | ARRIVAL_ROOT_FIELDS["Query"]:
+                continue  # staff only: refused to customers (test_connections_api, arrivals)
             if isinstance(target, GraphQLInterfaceType):
                 continue  # node(id:) is swept by the permission tests
             arguments = ROOT_ARGUMENTS.get(name, "") if root else ""

@@ -68,6 +68,11 @@ CONNECTION_ROOT_FIELDS = {
         "updateConnectionSettings",
     },
 }
+# Unmatched arrivals: staff read them, AGENT and ADMIN change them (test_arrivals_api).
+ARRIVAL_ROOT_FIELDS = {
+    "Query": {"unmatchedArrivals"},
+    "Mutation": {"recordUnmatchedArrival", "matchUnmatchedArrival", "refuseUnmatchedArrival"},
+}
 # A wide window and risk limit: every staged order stays returnable and authorized at once.
 POLICY = {
     "return_window_days": 365,
@@ -558,9 +563,18 @@ def test_the_matrix_covers_every_root_field() -> None:
     fields = root_fields(build_schema(production=False))
     queries = {name.split(".", 1)[1] for name in fields if name.startswith("Query.")}
     mutations = {name.split(".", 1)[1] for name in fields if name.startswith("Mutation.")}
-    assert set(root_queries("o", "r", "c")) | CONNECTION_ROOT_FIELDS["Query"] == queries
     assert (
-        set(MUTATIONS) | {"startCustomerSession"} | CONNECTION_ROOT_FIELDS["Mutation"] == mutations
+        set(root_queries("o", "r", "c"))
+        | CONNECTION_ROOT_FIELDS["Query"]
+        | ARRIVAL_ROOT_FIELDS["Query"]
+        == queries
+    )
+    assert (
+        set(MUTATIONS)
+        | {"startCustomerSession"}
+        | CONNECTION_ROOT_FIELDS["Mutation"]
+        | ARRIVAL_ROOT_FIELDS["Mutation"]
+        == mutations
     )
     assert set(OPERATOR_OUTCOME) | {"updateReturnPolicy", "upsertOrder"} == set(MUTATIONS)
 
