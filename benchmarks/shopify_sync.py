@@ -29,13 +29,12 @@ import asyncio
 import multiprocessing
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from support import PROJECT
+from support.memory import RssSampler
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
@@ -98,39 +97,6 @@ class FakeProcess:
         if self.process.is_alive():
             self.process.terminate()
         self.process.join(10)
-
-
-class RssSampler:
-    """Peak resident memory of this process, sampled in a thread."""
-
-    def __init__(self) -> None:
-        self.peak = self.baseline = rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, rss_bytes())
-
-    def __enter__(self) -> RssSampler:
-        self.baseline = self.peak = rss_bytes()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.baseline) / 1e6
-
-
-def rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 async def paged(orders: int, restore_rate: float) -> None:

@@ -7,6 +7,7 @@
 - ``cpu``: the CPUs servers and wrk are pinned to, and CPU time accounting.
 - ``servers``: uvicorn and ``rma serve`` processes pinned to a CPU, on a free port.
 - ``processes``: worker processes started side by side, watched and stopped.
+- ``memory``: this process's resident memory and its peak during a run.
 - ``wrk``: wrk runs, their parsing, and the table of loaded cases.
 - ``apps/``: the reference Starlette apps uvicorn serves (``--app-dir``), and
   ``deliveries.lua``: the wrk script that sends signed webhook deliveries.
