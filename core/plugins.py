@@ -54,6 +54,9 @@ class HttpRoute:
     path: str
     endpoint: Callable[[Any, RouteServices], Awaitable[Any]]
     methods: tuple[str, ...] = ("GET",)
+    # The largest request body the route accepts: anyone may call it, so the app refuses
+    # more (413) before the endpoint reads a byte.
+    body_limit: int = 64 * 1024
 
 
 class Plugin:

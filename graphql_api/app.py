@@ -123,7 +123,10 @@ def create_app(
     )
     app.state.settings = chosen
     app.state.database = db
-    limited = BodyLimit(app, {"/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT})
+    limits = {route.path: route.body_limit for route in plugins.routes}
+    limited = BodyLimit(
+        app, {**limits, "/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT}
+    )
     return RequestContext(limited)
 
 

@@ -34,7 +34,10 @@ class OrderPage:
 class RefundLine:
     line_reference: str  # the platform's order line id
     quantity: int
-    amount_minor: int
+    amount_minor: int  # tax included, fees taken off
+    # The tax within ``amount_minor`` (a fee comes off the goods, never the tax); None when
+    # unknown, and the platform splits it in the line's own proportion.
+    tax_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,7 +252,8 @@ async def record_unauthorized(
             policy,
             line_facts(order, order_line, returned),
             moment,
-            LineRequest(quantity, reason, condition),
+            # Troubleshooting is for requests: these goods are already here.
+            LineRequest(quantity, reason, condition, troubleshooting_completed=True),
         )
         decided[str(order_line_id)] = {
             "eligible": eligibility.eligible,

@@ -34,7 +34,7 @@ log = structlog.get_logger()
 CALLBACK_PATH = "/woocommerce/callback"
 RETURN_PATH = "/woocommerce/return"
 APP_NAME = "RMA returns"
-MAX_CALLBACK_BYTES = 16_384
+MAX_CALLBACK_BYTES = 16_384  # keys and ids: a few hundred bytes
 
 
 def is_loopback(url: str) -> bool:

@@ -41,7 +41,10 @@ class WooCommerceGatewayRefunds:
                 f"orders/{order}/refunds",
                 {
                     "amount": to_decimal_string(request.amount_minor, request.currency),
-                    "reason": f"{number}: refund ({REFUND_MARKER}{resolution})",
+                    # Saved before the gateway is asked: a refund whose answer was lost is
+                    # found by it even when its meta_data never made it.
+                    "reason": f"{number}: refund ({REFUND_MARKER}{resolution}) "
+                    f"[{request.idempotency_key}]",
                     "api_refund": True,
                     # Units go back with a record of their own (the write-back job), so that
                     # stock follows the inspection, not the money.
@@ -105,8 +108,12 @@ def _order_id(reference: str | None) -> int:
 
 def _refund(entry: JSON, currency: str) -> ProviderRefund:
     amount = str(entry.get("amount") or "0")
+    # WooCommerce saves the refund, asks the gateway, deletes the refund if the gateway
+    # failed, and only then adds the meta_data. Without it the gateway may still be at work
+    # (or the store died after it paid): pending, looked at again later, never sent again.
+    settled = not entry.get("key_in_reason_only")
     return ProviderRefund(
         reference=str(entry["id"]),
-        status=RefundStatus.SUCCEEDED,
+        status=RefundStatus.SUCCEEDED if settled else RefundStatus.PENDING,
         amount_minor=parse_decimal(amount, currency),
     )

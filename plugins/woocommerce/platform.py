@@ -21,6 +21,7 @@ from core.ports.commerce import (
     PlatformCredit,
     PlatformRefund,
     PlatformRejected,
+    PlatformUnavailable,
     RestockLine,
     ReturnLine,
 )
@@ -120,8 +121,10 @@ class WooCommercePlatform:
         return OrderPage(read, json.dumps({"since": _since(newest)}), refused=refused)
 
     async def _products_of(self, orders: Sequence[JSON]) -> dict[int, JSON]:
-        """The products of the orders' lines (categories, tags), read once per client."""
-        wanted = (
+        """The products of the orders' lines (categories, tags), read once per client, 100
+        at a time. A store that cannot answer is an outage: orders read without their
+        products would skip the policy's final-sale and unopened-only rules."""
+        wanted = sorted(
             {
                 int(line.get("product_id") or 0)
                 for order in orders
@@ -130,13 +133,17 @@ class WooCommercePlatform:
             - {0}
             - set(self._products)
         )
-        if wanted:
+        for start in range(0, len(wanted), PER_PAGE):
+            chunk = wanted[start : start + PER_PAGE]
             response = await self.client.get(
-                "products", {"include": ",".join(map(str, sorted(wanted))), "per_page": 100}
+                "products", {"include": ",".join(map(str, chunk)), "per_page": PER_PAGE}
             )
-            if response.status_code == 200:
-                for product in response.json():
-                    self._products[int(product["id"])] = product
+            if response.status_code != 200:
+                raise PlatformUnavailable(
+                    f"the store did not give the orders' products: {error_message(response)}"
+                )
+            for product in response.json():
+                self._products[int(product["id"])] = product
         return self._products
 
     async def write_refund(self, refund: PlatformRefund) -> str:

@@ -15,6 +15,7 @@ from core.ports.webhooks import TopicHandler, WebhookSource
 from plugins.woocommerce.client import WooCommerceClient
 from plugins.woocommerce.connect import (
     CALLBACK_PATH,
+    MAX_CALLBACK_BYTES,
     RETURN_PATH,
     WooCommerceInstaller,
     callback,
@@ -52,7 +53,7 @@ class WooCommercePlugin(Plugin):
 
     def routes(self) -> Sequence[HttpRoute]:
         return (
-            HttpRoute(CALLBACK_PATH, callback, methods=("POST",)),
+            HttpRoute(CALLBACK_PATH, callback, methods=("POST",), body_limit=MAX_CALLBACK_BYTES),
             HttpRoute(RETURN_PATH, return_page),
         )
 

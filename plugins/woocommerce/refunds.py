@@ -72,6 +72,10 @@ async def our_refunds(client: WooCommerceClient, reference: int) -> dict[str, JS
             for item in entry.get("meta_data") or []:
                 if item.get("key") == KEY_META and isinstance(item.get("value"), str):
                     found[item["value"]] = entry
+            key = _key_in_reason(str(entry.get("reason") or ""))
+            if key is not None and key not in found:
+                # Saved by WooCommerce before its meta_data: ours, its answer lost on the way.
+                found[key] = {**entry, "key_in_reason_only": True}
         if page >= int(response.headers.get("X-WP-TotalPages", "1") or 1):
             return found
         page += 1
@@ -90,7 +94,9 @@ def refund_parts(refund: PlatformRefund, order: JSON) -> list[RefundPart]:
         item = items.get(line.line_reference)
         if item is None:
             raise PlatformRejected(f"line {line.line_reference} is not on the order")
-        entry = _entry(line.line_reference, line.quantity, line.amount_minor, item, currency)
+        entry = _entry(
+            line.line_reference, line.quantity, line.amount_minor, item, currency, line.tax_minor
+        )
         if line.line_reference in restocked:
             back.append(entry)
             back_total += line.amount_minor
@@ -116,7 +122,9 @@ def refund_parts(refund: PlatformRefund, order: JSON) -> list[RefundPart]:
             key,
             {
                 "amount": to_decimal_string(total, currency),
-                "reason": f"{refund.reason}{marker}"[:500],
+                # The reason is saved before anything else (the meta only after): the key
+                # is in it too, so a refund whose answer was lost is found either way.
+                "reason": f"{refund.reason[:300]}{marker} [{key}]",
                 "api_refund": False,
                 "api_restock": restock,
                 "line_items": entries,
@@ -130,20 +138,36 @@ def refund_parts(refund: PlatformRefund, order: JSON) -> list[RefundPart]:
     ]
 
 
+_KEY_IN_REASON = re.compile(r"\[(rma-resolution-[^\]\s]+)\]\s*$")
+
+
+def _key_in_reason(reason: str) -> str | None:
+    found = _KEY_IN_REASON.search(reason)
+    return found.group(1) if found else None
+
+
 def _marker(key: str) -> str:
     found = _RESOLUTION_ID.search(key)
     return f" ({REFUND_MARKER}{found.group(0)})" if found else f" ({key})"
 
 
 def _entry(
-    reference: str, quantity: int, amount_minor: int, item: JSON, currency: str
+    reference: str,
+    quantity: int,
+    amount_minor: int,
+    item: JSON,
+    currency: str,
+    tax_minor: int | None = None,
 ) -> dict[str, Any]:
-    """A refund line item: the amount split into net and tax in the line's own proportion,
-    the tax spread over its rates."""
+    """A refund line item: the amount split into net and tax (as given, else in the line's
+    own proportion), the tax spread over the line's rates."""
     net_total = minor_units(item.get("total"), currency)
     tax_total = minor_units(item.get("total_tax"), currency)
     gross = net_total + tax_total
-    tax = round(amount_minor * tax_total / gross) if gross > 0 and tax_total > 0 else 0
+    if tax_minor is not None:
+        tax = min(tax_minor, amount_minor)
+    else:
+        tax = round(amount_minor * tax_total / gross) if gross > 0 and tax_total > 0 else 0
     entry: dict[str, Any] = {
         "id": int(reference),
         "refund_total": to_decimal_string(amount_minor - tax, currency),

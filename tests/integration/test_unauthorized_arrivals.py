@@ -102,3 +102,28 @@ async def test_an_unauthorized_arrival_the_policy_refuses_is_never_refunded(
             now=SYSTEM_CLOCK.now(),
         )
     assert rejected.status is RmaStatus.REJECTED
+
+
+async def test_troubleshooting_is_not_asked_of_goods_that_already_arrived(db: Database) -> None:
+    shop = await f.merchant(db, troubleshooting_required_reasons=["DEFECTIVE"])
+    order = await f.order(db, shop.id, lines=[f.line(quantity=1, unit_price_minor=3_000)])
+    async with db.session() as session:
+        rma = await receive_unauthorized(
+            session,
+            shop.id,
+            order_id=order.id,
+            lines=[UnauthorizedLine(order.lines[0].id, 1, ItemCondition.DAMAGED, "DEFECTIVE")],
+            actor="staff",
+            now=SYSTEM_CLOCK.now(),
+        )
+    async with db.session() as session:
+        await inspect_rma(
+            session,
+            shop.id,
+            rma.id,
+            actor="staff",
+            lines=[InspectedLine(rma.lines[0].id, ItemCondition.DAMAGED, "SCRAP", "", True)],
+            now=SYSTEM_CLOCK.now(),
+        )
+    amount, _fee = await resolve(db, shop.id, rma.id)
+    assert amount == 3_000

@@ -402,3 +402,30 @@ async def test_store_credit_kept_in_the_store_is_one_coupon_for_the_customer(
         ("SPENT_ON_PLATFORM", -amount, f"{coupon['code']}:used"),
         ("TRANSFERRED", -amount, coupon["code"]),
     ]
+
+
+async def test_a_store_refund_saved_before_its_meta_is_found_and_never_sent_again(
+    world: WooWorld,
+) -> None:
+    """WooCommerce saves a refund (with its reason), asks the gateway, and adds meta_data last:
+    a store that died in between leaves a refund only its reason names."""
+    await world.connect()
+    await refund_other_gateways_through_the_store(world)
+    reference = paypal_order(world, "LAMP", "30.00")
+    order = await synced(world, reference)
+    rma_id = await returned(world, order, {"LAMP": "SCRAP"}, {"LAMP": 1})
+    chosen = await resolve(world, rma_id)
+    # As if an earlier attempt's request reached the store, which refunded and then died.
+    api = world.store_client()
+    half_done = api.post(
+        f"orders/{reference}/refunds",
+        {"amount": "30.00", "reason": f"earlier [{chosen.idempotency_key}]", "api_refund": True},
+    )
+    assert half_done.status_code == 201
+    await world.run_jobs()
+
+    assert len(world.store.gateway_refunds()) == 1  # the earlier one only
+    assert len(world.store.refunds(reference)) == 1
+    pending = await resolution(world, chosen.id)
+    assert pending.status is ResolutionStatus.PROCESSING
+    assert pending.provider_reference == str(half_done.json()["id"])

@@ -85,3 +85,21 @@ def test_everything_restocked_and_no_shipping_is_one_restocking_refund() -> None
     )
     assert part.key == f"{RESOLUTION}:restock" and part.body["api_restock"] is True
     assert part.body["amount"] == "30.00"
+
+
+def test_a_fee_comes_off_the_goods_never_the_tax() -> None:
+    # One unit: goods 50.00 less a 5.00 fee, and its full 10.00 tax.
+    [part] = refund_parts(
+        refund(
+            lines=[RefundLine("11", 1, 5500, tax_minor=1000)], shipping_minor=0, amount_minor=5500
+        ),
+        ORDER,
+    )
+    assert part.body["line_items"] == [
+        {
+            "id": 11,
+            "refund_total": "45.00",
+            "quantity": 1,
+            "refund_tax": [{"id": 7, "refund_total": "10.00"}],
+        },
+    ]
