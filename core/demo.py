@@ -48,7 +48,13 @@ from core.usecases.orders import (
 from core.usecases.policies import PolicyChanges, update_return_policy
 from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import close_rma, record_resolution_outcome, resolve_rma
-from core.usecases.review import authorize_rma, cancel_rma, expire_authorizations, reject_rma
+from core.usecases.review import (
+    authorize_rma,
+    cancel_rma,
+    expire_authorizations,
+    refuse_goods,
+    reject_rma,
+)
 
 Progress = Callable[[int], None]
 
@@ -431,5 +437,18 @@ async def _unauthorized_returns(
         except DomainError:
             continue
         made += 1
-        if made % 2 == 0:
+        accepted = all(line["eligible"] for line in rma.decision.get("lines", {}).values())
+        if not accepted:
+            # Past the window: the policy refuses them, and they go back to the customer.
+            await walker.run(
+                refuse_goods,
+                rma.id,
+                reason="arrived after the return window",
+                outcome="SEND_BACK",
+                carrier="UPS",
+                tracking_number="1Z999AA10123456784",
+                actor=STAFF,
+                now=now - timedelta(days=2),
+            )
+        elif made % 2 == 0:
             await walker.settle(rma, RmaStatus.CLOSED, _StepTimes(now - timedelta(days=3), now))
