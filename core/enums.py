@@ -113,6 +113,9 @@ class Platform(StrEnum):
 
 # Platforms that sell the orders: their plugins sync orders and keep the returns in step.
 ORDER_PLATFORMS = frozenset({Platform.SHOPIFY, Platform.WOOCOMMERCE})
+# Platforms whose order ids restart in every account (a WooCommerce store numbers its own):
+# orders are keyed by platform and id, so a merchant connects one account of these.
+ONE_ACCOUNT_PLATFORMS = frozenset({Platform.WOOCOMMERCE})
 
 
 class ApiKeyRole(StrEnum):

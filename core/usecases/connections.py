@@ -13,8 +13,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Connection, Merchant
-from core.enums import Platform
-from core.errors import InvalidInput, NotFound
+from core.enums import ONE_ACCOUNT_PLATFORMS, Platform
+from core.errors import Conflict, InvalidInput, NotFound
 from core.ports.commerce import CredentialRefresher
 from core.ports.webhooks import WebhookSource
 from core.secrets import Vault
@@ -68,6 +68,30 @@ async def connect_platform(
         )
 
 
+async def refuse_second_account(
+    session: AsyncSession, merchant_id: uuid.UUID, platform: Platform, account: str
+) -> None:
+    """``Conflict`` when the merchant already has another account on a platform whose order
+    ids are only unique per account (their orders would overwrite each other)."""
+    if platform not in ONE_ACCOUNT_PLATFORMS:
+        return
+    other = (
+        await session.exec(
+            select(Connection.account).where(
+                Connection.merchant_id == merchant_id,
+                Connection.platform == platform,
+                Connection.account != account,
+            )
+        )
+    ).first()
+    if other is not None:
+        raise Conflict(
+            f"this merchant is already connected to {other}; one {platform.value} store per "
+            "merchant (its order numbers would collide with another store's)",
+            field="storeUrl",
+        )
+
+
 async def save_connection(
     session: AsyncSession,
     vault: Vault,
@@ -86,6 +110,7 @@ async def save_connection(
     because platforms take a while to sign with the new one. ``None`` keeps the secrets (an
     app's deliveries are signed with the app's secret instead).
     """
+    await refuse_second_account(session, merchant_id, platform, account)
     statement = select(Connection).where(
         Connection.merchant_id == merchant_id,
         Connection.platform == platform,

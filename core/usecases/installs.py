@@ -25,7 +25,7 @@ from core.errors import DomainError, NotFound
 from core.outbox.kinds import SUBSCRIBE_WEBHOOKS
 from core.outbox.queue import enqueue
 from core.secrets import Vault
-from core.usecases.connections import save_connection
+from core.usecases.connections import refuse_second_account, save_connection
 from core.usecases.inputs import as_uuid, checked_now
 from core.usecases.merchants import add_api_key, add_merchant
 from core.usecases.platform_sync import queue_sync
@@ -66,6 +66,8 @@ async def begin_install(
     async with session.begin():
         if owner is not None and await session.get(Merchant, owner) is None:
             raise NotFound("Merchant", owner, field="merchant")
+        if owner is not None:
+            await refuse_second_account(session, owner, platform, account)
         await session.exec(
             sa.delete(PendingInstall).where(
                 col(PendingInstall.created_at) < moment - INSTALL_VALID_FOR

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from core.enums import Platform
-from core.errors import InvalidInput, NotConfigured
+from core.errors import DomainError, InvalidInput, NotConfigured
 from core.plugins import RouteServices
 from core.usecases.installs import InstallRefused, claim_install, complete_install
 from plugins.woocommerce.settings import WooCommerceSettings
@@ -134,21 +134,24 @@ async def callback(request: Request, services: RouteServices) -> Response:
     if claimed.merchant_id is None:
         return _refused(403, "this connect request has no merchant; start it again")
     webhook_secret = secrets.token_urlsafe(32)
-    async with services.database.session() as session:
-        done = await complete_install(
-            session,
-            services.vault,
-            platform=Platform.WOOCOMMERCE,
-            account=claimed.account,
-            merchant_id=claimed.merchant_id,
-            credentials={
-                "consumer_key": consumer_key,
-                "consumer_secret": consumer_secret,
-                "webhook_secret": webhook_secret,
-            },
-            webhook_secret=webhook_secret,
-            now=services.clock.now(),
-        )
+    try:
+        async with services.database.session() as session:
+            done = await complete_install(
+                session,
+                services.vault,
+                platform=Platform.WOOCOMMERCE,
+                account=claimed.account,
+                merchant_id=claimed.merchant_id,
+                credentials={
+                    "consumer_key": consumer_key,
+                    "consumer_secret": consumer_secret,
+                    "webhook_secret": webhook_secret,
+                },
+                webhook_secret=webhook_secret,
+                now=services.clock.now(),
+            )
+    except DomainError as error:
+        return _refused(409, error.message)
     services.wake_worker()
     log.info("woocommerce store connected", connection_id=str(done.connection.id))
     return JSONResponse({"connected": True, "connection": str(done.connection.id)})

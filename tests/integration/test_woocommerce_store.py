@@ -6,11 +6,15 @@ from __future__ import annotations
 import pytest
 from sqlmodel import func, select
 
+from core.clock import SYSTEM_CLOCK
 from core.entities import Connection, Customer, WebhookDelivery
 from core.enums import Platform
+from core.errors import Conflict
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY
-from core.usecases.connections import read_secrets
+from core.usecases.connections import connect_platform, read_secrets
+from plugins.woocommerce.webhooks import WooCommerceWebhookSource
+from testkit.fakes import FakeWooCommerce
 from tests.integration.woocommerce_world import (  # noqa: F401 (fixtures)
     PUBLIC_URL,
     WooWorld,
@@ -215,3 +219,30 @@ async def count_connections(world: WooWorld) -> int:
                 )
             ).one()
         )
+
+
+async def test_a_merchant_connects_one_store_since_order_numbers_restart_in_each(
+    world: WooWorld,
+) -> None:
+    await world.connect()
+    with FakeWooCommerce() as other:
+        answer = await world.gql(
+            "mutation($url: String!) { connectWooCommerce(storeUrl: $url) {"
+            " authorizeUrl userErrors { code field message } } }",
+            {"url": other.base_url},
+        )
+        [error] = answer["connectWooCommerce"]["userErrors"]
+        assert error["code"] == "CONFLICT" and "one woocommerce store" in error["message"]
+        with pytest.raises(Conflict):
+            async with world.db.session() as session:
+                await connect_platform(
+                    session,
+                    Vault(DEVELOPMENT_ENCRYPTION_KEY),
+                    WooCommerceWebhookSource(),
+                    merchant_id=world.merchant_id,
+                    account=other.base_url,
+                    credentials={"consumer_key": "ck_x", "consumer_secret": "cs_x"},
+                    webhook_secret="typed-in-secret",
+                    now=SYSTEM_CLOCK.now(),
+                )
+    assert await count_connections(world) == 1
