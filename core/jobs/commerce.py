@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from sqlmodel import col, select
@@ -95,7 +96,7 @@ async def restock_return(context: JobContext) -> None:
         if factory.restocks_with_refund:
             return  # restocked with the refund recorded on the order (``writeback``)
         connection = await order_connection(session, merchant_id, order)
-        lines = await _restock_lines(session, inspection_ids)
+        lines = await restock_lines(session, col(Inspection.id).in_(inspection_ids))
     if connection is None or not lines:
         return
     digest = hashlib.sha256(",".join(map(str, inspection_ids)).encode()).hexdigest()[:24]
@@ -120,15 +121,15 @@ async def restock_return(context: JobContext) -> None:
         )
 
 
-async def _restock_lines(
-    session: AsyncSession, inspection_ids: list[uuid.UUID]
-) -> list[RestockLine]:
+async def restock_lines(session: AsyncSession, *criteria: Any) -> list[RestockLine]:
+    """The received units whose inspection (``criteria`` choose which) sends them back to
+    stock, by the platform's line ids."""
     rows = (
         await session.exec(
             select(Inspection, RmaLine, OrderLine)
             .join(RmaLine, col(RmaLine.id) == col(Inspection.rma_line_id))
             .join(OrderLine, col(OrderLine.id) == col(RmaLine.order_line_id))
-            .where(col(Inspection.id).in_(inspection_ids))
+            .where(*criteria)
         )
     ).all()
     return [

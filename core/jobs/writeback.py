@@ -9,18 +9,19 @@ merchant's store agrees with us. It never moves money: the platform is told it w
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import structlog
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Inspection, Order, OrderLine, Resolution, Rma, RmaLine
-from core.enums import Disposition, ResolutionKind, ResolutionStatus
+from core.entities import Order, OrderLine, Resolution, Rma, RmaLine
+from core.enums import ResolutionKind, ResolutionStatus
 from core.jobs import failpoints
 from core.jobs.access import services_of
-from core.jobs.commerce import note_on_job_rma, order_connection, platform_for
+from core.jobs.commerce import note_on_job_rma, order_connection, platform_for, restock_lines
 from core.jobs.worker import JobContext, PermanentJobError
-from core.ports.commerce import PlatformRefund, PlatformRejected, RefundLine, RestockLine
+from core.ports.commerce import PlatformRefund, PlatformRejected, RefundLine
 from core.usecases.rma_notes import note_on_rma
 
 log = structlog.get_logger()
@@ -48,7 +49,7 @@ async def record_platform_refund(context: JobContext) -> None:
     if connection is None:
         return
     if not factory.restocks_with_refund:
-        refund = _without_restock(refund)
+        refund = replace(refund, restock=())
     if provider is not None and provider.platform is order.platform:
         # Refunded on the platform itself: only the units going back are left to record.
         if not refund.restock:
@@ -81,31 +82,13 @@ async def record_platform_refund(context: JobContext) -> None:
 
 def _restock_only(refund: PlatformRefund) -> PlatformRefund:
     """A record of the units going back, moving no money (the refund is recorded already)."""
-    return PlatformRefund(
-        order_reference=refund.order_reference,
+    return replace(
+        refund,
         lines=[RefundLine(line.line_reference, line.quantity, 0) for line in refund.restock],
         shipping_minor=0,
         amount_minor=0,
-        currency=refund.currency,
         reason=f"{refund.reason.split(':', 1)[0]}: returned units back in stock",
         idempotency_key=f"{refund.idempotency_key}-stock",
-        paid_by=refund.paid_by,
-        provider_reference=refund.provider_reference,
-        restock=refund.restock,
-    )
-
-
-def _without_restock(refund: PlatformRefund) -> PlatformRefund:
-    return PlatformRefund(
-        order_reference=refund.order_reference,
-        lines=refund.lines,
-        shipping_minor=refund.shipping_minor,
-        amount_minor=refund.amount_minor,
-        currency=refund.currency,
-        reason=refund.reason,
-        idempotency_key=refund.idempotency_key,
-        paid_by=refund.paid_by,
-        provider_reference=refund.provider_reference,
     )
 
 
@@ -148,26 +131,5 @@ async def _refund_of(
         idempotency_key=resolution.idempotency_key,
         paid_by=resolution.provider,
         provider_reference=resolution.provider_reference,
-        restock=await _restocked(session, rma),
+        restock=await restock_lines(session, col(RmaLine.rma_id) == rma.id),
     )
-
-
-async def _restocked(session: AsyncSession, rma: Rma) -> list[RestockLine]:
-    """The RMA's received units whose latest inspection sends them back to stock."""
-    rows = (
-        await session.exec(
-            select(Inspection, RmaLine, OrderLine)
-            .join(RmaLine, col(RmaLine.id) == col(Inspection.rma_line_id))
-            .join(OrderLine, col(OrderLine.id) == col(RmaLine.order_line_id))
-            .where(RmaLine.rma_id == rma.id)
-            .order_by(col(Inspection.created_at))
-        )
-    ).all()
-    latest: dict[uuid.UUID, tuple[Inspection, RmaLine, OrderLine]] = {}
-    for inspection, rma_line, order_line in rows:
-        latest[rma_line.id] = (inspection, rma_line, order_line)
-    return [
-        RestockLine(order_line.external_id, rma_line.received_quantity)
-        for inspection, rma_line, order_line in latest.values()
-        if inspection.disposition is Disposition.RESTOCK and rma_line.received_quantity > 0
-    ]

@@ -13,7 +13,6 @@ from core.clock import SYSTEM_CLOCK
 from core.database import Database
 from core.entities import Customer, Order, Rma
 from core.enums import PaymentProviderName
-from core.jobs.worker import Worker
 from core.plugins import Registry
 from core.secrets import Vault
 from core.settings import DEVELOPMENT_ENCRYPTION_KEY, Settings
@@ -29,14 +28,17 @@ from core.usecases.orders import (
 )
 from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import ChosenResolution, resolve_rma
-from graphql_api.composition import build_registry, build_worker
+from graphql_api.composition import build_registry
 from plugins.stripe.plugin import StripePlugin
 from plugins.stripe.settings import StripeSettings
 from plugins.stripe.webhooks import StripeWebhookSource
 from testkit.fakes import FakeAccount, FakeStripe
 from tests import factories as f
 from tests.conftest import BACKENDS
-from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
+from tests.integration.running_jobs import (
+    RunsJobs,
+    module_database_url,
+)
 
 WEBHOOK_SECRET = "whsec_money_world"
 
@@ -63,7 +65,7 @@ async def money_db(money_url: str) -> AsyncIterator[Database]:
 
 
 @dataclass
-class World:
+class World(RunsJobs):
     db: Database
     fake: FakeStripe
     account: FakeAccount
@@ -71,24 +73,6 @@ class World:
     settings: Settings
     connection_id: uuid.UUID
     registry: Registry
-
-    def worker(self, concurrency: int = 4) -> Worker:
-        worker = build_worker(
-            self.settings,
-            self.db,
-            clock=SYSTEM_CLOCK,
-            registry=self.registry,
-            concurrency=concurrency,
-        )
-        worker.retry_base_seconds = 0.01
-        worker.poll_interval = 0.01
-        return worker
-
-    async def run_jobs(self) -> None:
-        await run_jobs(self.db, self.worker)
-
-    async def restart_after_crash(self) -> None:
-        await restart_after_crash(self.db, self.worker)
 
     async def paid_order(
         self, amount_minor: int = 5000, captured_minor: int | None = None, lines: int = 1

@@ -17,6 +17,9 @@ from core.enums import JobState
 from core.jobs import failpoints
 from core.jobs.worker import Worker, reap_expired_leases
 from core.migrate import upgrade
+from core.plugins import Registry
+from core.settings import Settings
+from graphql_api.composition import build_worker
 from tests.conftest import POSTGRES_URL, PostgresServer
 
 
@@ -61,3 +64,31 @@ async def restart_after_crash(db: Database, worker: Callable[[], Worker]) -> Non
     failpoints.disarm()
     await reap_expired_leases(db, SYSTEM_CLOCK, now=SYSTEM_CLOCK.now() + worker().lease)
     await run_jobs(db, worker)
+
+
+class RunsJobs:
+    """What an integration world needs to run its jobs: a worker of the app's real handlers,
+    retrying at once, and the jobs run to the end (or after a crash). Mixed into a dataclass
+    that has ``db``, ``settings`` and ``registry``."""
+
+    db: Database
+    settings: Settings
+    registry: Registry
+
+    def worker(self, concurrency: int = 4) -> Worker:
+        worker = build_worker(
+            self.settings,
+            self.db,
+            clock=SYSTEM_CLOCK,
+            registry=self.registry,
+            concurrency=concurrency,
+        )
+        worker.retry_base_seconds = 0.01
+        worker.poll_interval = 0.01
+        return worker
+
+    async def run_jobs(self) -> None:
+        await run_jobs(self.db, self.worker)
+
+    async def restart_after_crash(self) -> None:
+        await restart_after_crash(self.db, self.worker)

@@ -19,17 +19,19 @@ from core.database import Database
 from core.entities import Connection, Order
 from core.enums import Platform
 from core.jobs import failpoints
-from core.jobs.worker import Worker
 from core.plugins import Registry
 from core.settings import Settings
 from core.usecases.owned_rows import load_order
 from graphql_api.app import create_app
-from graphql_api.composition import build_registry, build_worker
+from graphql_api.composition import build_registry
 from plugins.shopify.plugin import ShopifyPlugin
 from plugins.shopify.settings import ShopifySettings
 from testkit.fakes import FakeShop, FakeShopify, FakeWebhook
 from tests.conftest import BACKENDS
-from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
+from tests.integration.running_jobs import (
+    RunsJobs,
+    module_database_url,
+)
 
 API_KEY = "rma-app-client-id"
 API_SECRET = "shpss_rma_app_secret_current"
@@ -68,31 +70,13 @@ class Installed:
 
 
 @dataclass
-class ShopifyWorld:
+class ShopifyWorld(RunsJobs):
     db: Database
     fake: FakeShopify
     settings: Settings
     registry: Registry
     client: httpx.AsyncClient
     installs: list[Installed] = field(default_factory=list)
-
-    def worker(self, concurrency: int = 4) -> Worker:
-        worker = build_worker(
-            self.settings,
-            self.db,
-            clock=SYSTEM_CLOCK,
-            registry=self.registry,
-            concurrency=concurrency,
-        )
-        worker.retry_base_seconds = 0.01
-        worker.poll_interval = 0.01
-        return worker
-
-    async def run_jobs(self) -> None:
-        await run_jobs(self.db, self.worker)
-
-    async def restart_after_crash(self) -> None:
-        await restart_after_crash(self.db, self.worker)
 
     def new_shop(self, **options: Any) -> FakeShop:
         return self.fake.add_shop(f"shop-{uuid.uuid4().hex[:10]}.myshopify.com", **options)

@@ -20,7 +20,6 @@ from core.database import Database
 from core.entities import Connection, Order
 from core.enums import ApiKeyRole, Platform
 from core.jobs import failpoints
-from core.jobs.worker import Worker
 from core.outbox.kinds import RECONCILE_CONNECTIONS
 from core.outbox.queue import enqueue
 from core.plugins import Registry
@@ -30,7 +29,7 @@ from core.usecases.connections import connect_platform, set_connection_enabled
 from core.usecases.merchants import create_api_key
 from core.usecases.owned_rows import load_order
 from graphql_api.app import create_app
-from graphql_api.composition import build_registry, build_worker
+from graphql_api.composition import build_registry
 from plugins.stripe.plugin import StripePlugin
 from plugins.stripe.settings import StripeSettings
 from plugins.stripe.webhooks import StripeWebhookSource
@@ -39,7 +38,10 @@ from plugins.woocommerce.settings import WooCommerceSettings
 from testkit.fakes import FakeAccount, FakeStripe, FakeWooCommerce, FakeWooWebhook
 from tests import factories as f
 from tests.conftest import BACKENDS
-from tests.integration.running_jobs import module_database_url, restart_after_crash, run_jobs
+from tests.integration.running_jobs import (
+    RunsJobs,
+    module_database_url,
+)
 
 PUBLIC_URL = "https://rma.example.test"
 
@@ -65,7 +67,7 @@ def fake_stripe() -> Iterator[FakeStripe]:
 
 
 @dataclass
-class WooWorld:
+class WooWorld(RunsJobs):
     db: Database
     store: FakeWooCommerce
     settings: Settings
@@ -97,24 +99,6 @@ class WooWorld:
             meta=[{"key": "_stripe_intent_id", "value": intent}],
         )
         return reference, intent
-
-    def worker(self, concurrency: int = 4) -> Worker:
-        worker = build_worker(
-            self.settings,
-            self.db,
-            clock=SYSTEM_CLOCK,
-            registry=self.registry,
-            concurrency=concurrency,
-        )
-        worker.retry_base_seconds = 0.01
-        worker.poll_interval = 0.01
-        return worker
-
-    async def run_jobs(self) -> None:
-        await run_jobs(self.db, self.worker)
-
-    async def restart_after_crash(self) -> None:
-        await restart_after_crash(self.db, self.worker)
 
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
