@@ -132,6 +132,17 @@ class ArrivalStatus(StrEnum):
     REFUSED = "REFUSED"
 
 
+class ReceiptStatus(StrEnum):
+    """Where one batch of an RMA's goods (the units that arrived together) stands: each batch
+    is inspected and resolved on its own, so a return may come back in several parcels."""
+
+    RECEIVED = "RECEIVED"
+    INSPECTED = "INSPECTED"
+    RESOLVING = "RESOLVING"
+    RESOLVED = "RESOLVED"
+    REFUSED = "REFUSED"
+
+
 class RefusedGoodsOutcome(StrEnum):
     """What happens to goods staff refuse after they arrived."""
 

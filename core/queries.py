@@ -23,6 +23,8 @@ from core.entities import (
     Order,
     OrderLine,
     OrderPayment,
+    Receipt,
+    ReceiptLine,
     Resolution,
     Rma,
     RmaEvent,
@@ -228,6 +230,8 @@ EVENTS_OF_RMAS = (RmaEvent, "rma_id", ("sequence",))
 SHIPMENTS_OF_RMAS = (Shipment, "rma_id", ("created_at",))
 INSPECTIONS_OF_RMAS = (Inspection, "rma_id", ("created_at",))
 RESOLUTIONS_OF_RMAS = (Resolution, "rma_id", ("created_at",))
+RECEIPTS_OF_RMAS = (Receipt, "rma_id", ("sequence",))
+LINES_OF_RECEIPTS = (ReceiptLine, "receipt_id", ("created_at",))
 RMAS_OF_ORDERS = (Rma, "order_id", ("created_at",))
 LINES_OF_ORDERS = (OrderLine, "order_id", ("position",))
 PAYMENTS_OF_ORDERS = (OrderPayment, "order_id", ("created_at",))

@@ -40,6 +40,8 @@ class Loaders:
         self.shipments = self._grouped(queries.SHIPMENTS_OF_RMAS)
         self.inspections = self._grouped(queries.INSPECTIONS_OF_RMAS)
         self.resolutions = self._grouped(queries.RESOLUTIONS_OF_RMAS)
+        self.receipts = self._grouped(queries.RECEIPTS_OF_RMAS)
+        self.receipt_lines = self._grouped(queries.LINES_OF_RECEIPTS)
         self.order_rmas = self._grouped(queries.RMAS_OF_ORDERS, visible=self._customers_own)
         self.order_lines = self._grouped(queries.LINES_OF_ORDERS)
         self.payments = self._grouped(queries.PAYMENTS_OF_ORDERS)

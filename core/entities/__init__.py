@@ -10,6 +10,8 @@ from core.entities.resolutions import Resolution, StoreCreditEntry
 from core.entities.rmas import (
     Feedback,
     Inspection,
+    Receipt,
+    ReceiptLine,
     Rma,
     RmaEvent,
     RmaLine,
@@ -30,6 +32,8 @@ __all__ = [
     "OrderLine",
     "OrderPayment",
     "PendingInstall",
+    "Receipt",
+    "ReceiptLine",
     "Resolution",
     "ReturnPolicy",
     "Rma",

@@ -22,10 +22,11 @@ class Resolution(TenantRow, table=True):
     __tablename__ = "resolution"
     __table_args__ = (
         sa.CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
-        # At most one live resolution per RMA: the database itself refuses a second one.
+        # At most one live resolution per receipt (the units that arrived together): the
+        # database itself refuses a second one.
         sa.Index(
-            "uq_resolution_live_per_rma",
-            "rma_id",
+            "uq_resolution_live_per_receipt",
+            "receipt_id",
             unique=True,
             sqlite_where=sa.text(_LIVE),
             postgresql_where=sa.text(_LIVE),
@@ -34,6 +35,7 @@ class Resolution(TenantRow, table=True):
     )
 
     rma_id: uuid.UUID = Field(foreign_key="rma.id", index=True, nullable=False, ondelete="CASCADE")
+    receipt_id: uuid.UUID = Field(foreign_key="receipt.id", nullable=False, ondelete="CASCADE")
     order_id: uuid.UUID = Field(foreign_key="order.id", index=True, nullable=False)
     kind: ResolutionKind = Field(sa_type=StrEnumType(ResolutionKind), nullable=False)
     provider: PaymentProviderName = Field(sa_type=StrEnumType(PaymentProviderName), nullable=False)

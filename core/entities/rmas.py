@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from sqlmodel import Field, Relationship
 
 from core.entities.base import TenantRow, json_dict_field, json_list_field, timestamp_field
-from core.entities.columns import StrEnumType
+from core.entities.columns import StrEnumType, UtcDateTime
 from core.enums import (
     ArrivalStatus,
     Carrier,
     Disposition,
     ItemCondition,
+    ReceiptStatus,
     ResolutionKind,
     ReturnReason,
     RmaStatus,
@@ -52,6 +53,12 @@ class Rma(TenantRow, table=True):
     inspected_at: datetime | None = timestamp_field()
     resolved_at: datetime | None = timestamp_field()
     closed_at: datetime | None = timestamp_field()
+    # Units not received yet are expected until this moment (a return may come back in several
+    # parcels); then they stop counting as on their way back.
+    rest_expires_at: datetime | None = timestamp_field(index=True)
+    # When the units not received stopped being expected: all arrived, staff cancelled the
+    # rest, it expired, or the RMA ended. Until then they count as on their way back.
+    rest_ended_at: datetime | None = timestamp_field()
     updated_at: datetime | None = timestamp_field()
 
     lines: list["RmaLine"] = Relationship(
@@ -99,15 +106,57 @@ class Shipment(TenantRow, table=True):
     tracking_url: str | None = Field(default=None, max_length=500)
 
 
-class Inspection(TenantRow, table=True):
-    """What the warehouse found for one RMA line."""
+class Receipt(TenantRow, table=True):
+    """Units of an RMA that arrived together (one parcel, or several before inspection): they
+    are inspected together and resolved together, once. The next parcel opens the next one."""
 
-    __tablename__ = "inspection"
+    __tablename__ = "receipt"
+    __table_args__ = (sa.UniqueConstraint("rma_id", "sequence"),)
 
     rma_id: uuid.UUID = Field(foreign_key="rma.id", index=True, nullable=False, ondelete="CASCADE")
-    rma_line_id: uuid.UUID = Field(
-        foreign_key="rma_line.id", unique=True, nullable=False, ondelete="CASCADE"
+    sequence: int = Field(nullable=False)
+    status: ReceiptStatus = Field(sa_type=StrEnumType(ReceiptStatus), nullable=False)
+    received_at: datetime = Field(sa_type=UtcDateTime, nullable=False)
+    inspected_at: datetime | None = timestamp_field()
+    resolved_at: datetime | None = timestamp_field()
+    updated_at: datetime | None = timestamp_field()
+
+    lines: list["ReceiptLine"] = Relationship(
+        sa_relationship_kwargs={"lazy": "raise", "cascade": "all, delete-orphan"}
     )
+
+
+class ReceiptLine(TenantRow, table=True):
+    __tablename__ = "receipt_line"
+    __table_args__ = (
+        sa.UniqueConstraint("receipt_id", "rma_line_id"),
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    receipt_id: uuid.UUID = Field(
+        foreign_key="receipt.id", index=True, nullable=False, ondelete="CASCADE"
+    )
+    rma_line_id: uuid.UUID = Field(
+        foreign_key="rma_line.id", index=True, nullable=False, ondelete="CASCADE"
+    )
+    quantity: int = Field(nullable=False)
+
+
+class Inspection(TenantRow, table=True):
+    """What the warehouse found for one RMA line in one receipt."""
+
+    __tablename__ = "inspection"
+    __table_args__ = (sa.UniqueConstraint("receipt_id", "rma_line_id"),)
+
+    rma_id: uuid.UUID = Field(foreign_key="rma.id", index=True, nullable=False, ondelete="CASCADE")
+    receipt_id: uuid.UUID = Field(
+        foreign_key="receipt.id", index=True, nullable=False, ondelete="CASCADE"
+    )
+    rma_line_id: uuid.UUID = Field(
+        foreign_key="rma_line.id", index=True, nullable=False, ondelete="CASCADE"
+    )
+    # The units of the line this receipt holds (all of them share the verdict).
+    quantity: int = Field(nullable=False)
     condition: ItemCondition = Field(sa_type=StrEnumType(ItemCondition), nullable=False)
     disposition: Disposition = Field(sa_type=StrEnumType(Disposition), nullable=False)
     note: str = Field(default="", max_length=2000, nullable=False)

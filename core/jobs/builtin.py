@@ -21,15 +21,18 @@ from core.outbox.kinds import (
     SYNC_CONNECTION,
     SYNC_ORDER,
 )
+from core.usecases.remaining_units import expire_remaining_units
 from core.usecases.review import expire_authorizations
 
 
 async def run_expire_authorizations(context: JobContext) -> None:
-    """Expire every authorization not shipped in time, in batches, across merchants."""
-    while True:
-        async with context.database.session() as session:
-            if await expire_authorizations(session, now=context.clock.now(), limit=500) < 500:
-                return
+    """Expire every authorization not shipped in time, and the wait for the rest of partly
+    received returns, in batches, across merchants."""
+    for expire in (expire_authorizations, expire_remaining_units):
+        while True:
+            async with context.database.session() as session:
+                if await expire(session, now=context.clock.now(), limit=500) < 500:
+                    break
 
 
 CORE_HANDLERS: dict[str, Handler] = {

@@ -133,9 +133,9 @@ async def restock_lines(session: AsyncSession, *criteria: Any) -> list[RestockLi
         )
     ).all()
     return [
-        RestockLine(line_reference=order_line.external_id, quantity=rma_line.received_quantity)
-        for inspection, rma_line, order_line in rows
-        if inspection.disposition is Disposition.RESTOCK and rma_line.received_quantity > 0
+        RestockLine(line_reference=order_line.external_id, quantity=inspection.quantity)
+        for inspection, _rma_line, order_line in rows
+        if inspection.disposition is Disposition.RESTOCK
     ]
 
 
@@ -156,6 +156,8 @@ async def mirror_return(context: JobContext) -> None:
     if connection is None:
         return
     ending = _ENDINGS.get(rma.status)
+    if rma.status is RmaStatus.RESOLVED and rma.rest_ended_at is None:
+        return  # more parcels are expected: the return stays open until they come or end
     if ending is not None and rma.platform_return_id is None:
         return  # never mirrored: nothing to end
     async with platform_for(context, connection) as (platform, _access):

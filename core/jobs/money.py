@@ -12,7 +12,7 @@ import structlog
 from sqlmodel import col, select
 
 from core.entities import Order, Resolution, Rma
-from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, RmaStatus
+from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
 from core.errors import DomainError
 from core.jobs import failpoints
 from core.jobs.access import fresh_access, services_of
@@ -310,9 +310,11 @@ async def auto_resolve(context: JobContext) -> None:
     """Settle an inspected RMA with the customer's preferred resolution, without a person."""
     rma_id = uuid.UUID(context.job.payload["rmaId"])
     merchant_id = uuid.UUID(context.job.payload["merchantId"])
+    # Jobs queued before returns came in several receipts name none: the oldest one waiting.
+    receipt_id = context.job.payload.get("receiptId")
     async with context.database.read_session() as session:
         rma = await session.get(Rma, rma_id)
-    if rma is None or rma.status is not RmaStatus.INSPECTED or rma.preferred_resolution is None:
+    if rma is None or rma.preferred_resolution is None:
         return
     async with context.database.session() as session:
         try:
@@ -322,7 +324,8 @@ async def auto_resolve(context: JobContext) -> None:
                 rma_id,
                 kind=rma.preferred_resolution,
                 actor="system",
-                request_key=f"auto-resolve:{rma_id}",
+                receipt_id=receipt_id,
+                request_key=f"auto-resolve:{receipt_id or rma_id}",
                 now=context.clock.now(),
             )
         except DomainError as error:

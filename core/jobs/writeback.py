@@ -15,7 +15,7 @@ import structlog
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Order, OrderLine, Resolution, Rma, RmaLine
+from core.entities import Inspection, Order, OrderLine, Resolution, Rma
 from core.enums import ResolutionKind, ResolutionStatus
 from core.jobs import failpoints
 from core.jobs.access import services_of
@@ -131,5 +131,5 @@ async def _refund_of(
         idempotency_key=resolution.idempotency_key,
         paid_by=resolution.provider,
         provider_reference=resolution.provider_reference,
-        restock=await restock_lines(session, col(RmaLine.rma_id) == rma.id),
+        restock=await restock_lines(session, col(Inspection.receipt_id) == resolution.receipt_id),
     )

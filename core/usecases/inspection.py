@@ -11,14 +11,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Inspection, OrderLine, Rma, RmaLine
-from core.enums import Disposition, ItemCondition, RmaStatus
+from core.enums import Disposition, ItemCondition, ReceiptStatus, RmaStatus
 from core.errors import InvalidInput, NotFound
 from core.outbox.kinds import AUTO_RESOLVE, RESTOCK_RETURN
 from core.outbox.queue import enqueue
 from core.rules.policy import MERCHANT_FAULT_REASONS, opened_against_policy, passes_inspection
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum, require_unique
 from core.usecases.owned_rows import lock_rma, policy_of
-from core.usecases.timeline import record_event, transition
+from core.usecases.receipts import follow_receipts, pick_receipt, receipts_of
+from core.usecases.timeline import record_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,8 @@ async def inspect_rma(
     actor: str,
     now: datetime,
 ) -> Rma:
-    """Record condition and disposition for every received line, in one go."""
+    """Record condition and disposition for every line of the receipt waiting for inspection
+    (the units that arrived since the last one), in one go."""
     parsed = []
     for index, line in enumerate(lines):
         condition = parse_enum(
@@ -62,21 +64,27 @@ async def inspect_rma(
     moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
-        received = {line.id: line for line in rma.lines if line.received_quantity > 0}
+        receipts = await receipts_of(session, rma.id)
+        receipt = pick_receipt(receipts, None, ReceiptStatus.RECEIVED, target=RmaStatus.INSPECTED)
+        received = {line.rma_line_id: line.quantity for line in receipt.lines}
         for index, (line_id, *_rest) in enumerate(parsed):
             if line_id not in received:
                 raise NotFound("received RmaLine", line_id, field=f"lines[{index}].rmaLineId")
-        missing = set(received) - {entry[0] for entry in parsed}
-        if missing and rma.status is RmaStatus.RECEIVED:
+        if set(received) - {entry[0] for entry in parsed}:
             raise InvalidInput("lines", "every received line must be inspected")
-        await transition(session, rma, RmaStatus.INSPECTED, actor=actor, now=moment)
+        receipt.status = ReceiptStatus.INSPECTED
+        receipt.inspected_at = receipt.updated_at = moment
+        session.add(receipt)
+        await follow_receipts(session, rma, receipts, actor=actor, now=moment)
         rma.inspected_at = moment
         restocked: list[str] = []
         for line_id, condition, disposition, note, confirmed in parsed:
             inspection = Inspection(
                 merchant_id=merchant_id,
                 rma_id=rma.id,
+                receipt_id=receipt.id,
                 rma_line_id=line_id,
+                quantity=received[line_id],
                 condition=condition,
                 disposition=disposition,
                 note=note,
@@ -144,7 +152,11 @@ async def inspect_rma(
             enqueue(
                 session,
                 AUTO_RESOLVE,
-                {"rmaId": str(rma.id), "merchantId": str(merchant_id)},
+                {
+                    "rmaId": str(rma.id),
+                    "merchantId": str(merchant_id),
+                    "receiptId": str(receipt.id),
+                },
                 now=moment,
                 merchant_id=merchant_id,
                 lock_key=f"rma:{rma.id}",
@@ -155,6 +167,7 @@ async def inspect_rma(
             actor=actor,
             kind="INSPECTED",
             now=moment,
+            message=f"parcel {receipt.sequence}",
             data={
                 str(line_id): {
                     "condition": c.value,

@@ -10,13 +10,19 @@ from datetime import datetime
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Rma, RmaLine, Shipment
-from core.enums import Carrier, ItemCondition, ReturnReason, RmaStatus
-from core.errors import InvalidInput, NotFound, QuantityExceeded
+from core.entities import Receipt, ReceiptLine, Rma, RmaLine, Shipment
+from core.enums import Carrier, ItemCondition, ReceiptStatus, ReturnReason, RmaStatus
+from core.errors import InvalidInput, InvalidTransition, NotFound, QuantityExceeded
 from core.rules.policy import BLOCKING_CODES, LineRequest, evaluate_line
 from core.rules.tracking import normalize_tracking_number, tracking_url
 from core.usecases.inputs import as_uuid, checked_now, parse_enum, require_positive, require_unique
-from core.usecases.owned_rows import current_policy, load_order, lock_rma
+from core.usecases.owned_rows import current_policy, load_order, lock_rma, policy_of
+from core.usecases.receipts import (
+    expect_the_rest,
+    follow_receipts,
+    outstanding_units,
+    receipts_of,
+)
 from core.usecases.requests import (
     NumberSource,
     line_facts,
@@ -44,8 +50,8 @@ async def record_shipment(
 ) -> Rma:
     """Add a parcel's tracking; the first one puts an authorized RMA in transit.
 
-    More parcels may be added while in transit; sending the same tracking number again changes
-    nothing.
+    More parcels may be added while in transit, and after the first one arrived while the rest
+    is still expected; sending the same tracking number again changes nothing.
     """
     chosen = _carrier(carrier)
     number = normalize_tracking_number(tracking_number)
@@ -63,7 +69,15 @@ async def record_shipment(
         ).first()
         if existing is not None:
             return rma
-        if rma.status is not RmaStatus.IN_TRANSIT:
+        if rma.received_at is not None:
+            # A later parcel of a return that already started arriving.
+            if rma.rest_ended_at is not None:
+                raise InvalidTransition(
+                    rma.status.value,
+                    RmaStatus.IN_TRANSIT.value,
+                    hint="nothing more is expected on this return",
+                )
+        elif rma.status is not RmaStatus.IN_TRANSIT:
             await transition(session, rma, RmaStatus.IN_TRANSIT, actor=actor, now=moment)
         url = tracking_url(chosen, number)
         session.add(
@@ -103,9 +117,11 @@ async def receive_rma(
     actor: str,
     now: datetime,
 ) -> Rma:
-    """Record units arriving at the warehouse; later parcels may add more until inspection.
+    """Record units arriving at the warehouse.
 
-    A walk-in return goes straight from AUTHORIZED to RECEIVED.
+    Parcels that arrive before an inspection join one receipt; a parcel after it starts the
+    next receipt, inspected and resolved on its own. A walk-in return goes straight from
+    AUTHORIZED to RECEIVED.
     """
     if not lines:
         raise InvalidInput("lines", "say which lines arrived")
@@ -118,6 +134,13 @@ async def receive_rma(
     moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
+        if rma.rest_ended_at is not None:
+            raise InvalidTransition(
+                rma.status.value,
+                RmaStatus.RECEIVED.value,
+                hint="nothing more is expected on this return; record goods that came anyway "
+                "with receiveUnauthorized",
+            )
         by_id = {line.id: line for line in rma.lines}
         for index, (line_id, received) in enumerate(zip(ids, lines, strict=True)):
             rma_line = by_id.get(line_id)
@@ -129,19 +152,59 @@ async def receive_rma(
                     f"already received, {received.quantity} more is too many",
                     field=f"lines[{index}].quantity",
                 )
-        if rma.status is not RmaStatus.RECEIVED:
-            await transition(session, rma, RmaStatus.RECEIVED, actor=actor, now=moment)
-            rma.received_at = moment
+        receipts = await receipts_of(session, rma.id)
+        receipt = next((r for r in receipts if r.status is ReceiptStatus.RECEIVED), None)
+        if receipt is None:
+            # Everything received before was inspected: this parcel starts the next receipt.
+            receipt = Receipt(
+                merchant_id=merchant_id,
+                rma_id=rma.id,
+                sequence=len(receipts) + 1,
+                status=ReceiptStatus.RECEIVED,
+                received_at=moment,
+                created_at=moment,
+                updated_at=moment,
+                lines=[],
+            )
+            receipts.append(receipt)
+            session.add(receipt)
+        in_receipt = {line.rma_line_id: line for line in receipt.lines}
         for line_id, received in zip(ids, lines, strict=True):
             by_id[line_id].received_quantity += received.quantity
             session.add(by_id[line_id])
+            if line_id in in_receipt:
+                in_receipt[line_id].quantity += received.quantity
+            else:
+                receipt.lines.append(
+                    ReceiptLine(
+                        merchant_id=merchant_id,
+                        receipt_id=receipt.id,
+                        rma_line_id=line_id,
+                        quantity=received.quantity,
+                        created_at=moment,
+                    )
+                )
+        receipt.updated_at = moment
+        await follow_receipts(session, rma, receipts, actor=actor, now=moment)
+        rma.received_at = rma.received_at or moment
+        policy = await policy_of(session, rma)
+        expect_the_rest(rma, valid_days=policy.authorization_valid_days, now=moment)
         await record_event(
             session,
             rma,
             actor=actor,
             kind="ITEMS_RECEIVED",
             now=moment,
-            data={"lines": {str(i): r.quantity for i, r in zip(ids, lines, strict=True)}},
+            message=f"parcel {receipt.sequence}"
+            + (
+                f"; {outstanding_units(rma)} unit(s) still to come"
+                if outstanding_units(rma)
+                else ""
+            ),
+            data={
+                "receipt": receipt.sequence,
+                "lines": {str(i): r.quantity for i, r in zip(ids, lines, strict=True)},
+            },
         )
     return rma
 
@@ -236,6 +299,7 @@ async def record_unauthorized(
         decision={"policyVersion": policy.version, "unauthorized": True},  # lines below
         unauthorized=True,
         received_at=moment,
+        rest_ended_at=moment,  # everything it holds is here
         created_at=moment,
         updated_at=moment,
     )
@@ -281,6 +345,30 @@ async def record_unauthorized(
     rma.lines = rma_lines
     rma.decision = {**rma.decision, "lines": decided}
     session.add(rma)
+    await session.flush()  # the receipt's lines refer to the RMA's lines
+    receipt_id = uuid.uuid4()
+    session.add(
+        Receipt(
+            id=receipt_id,
+            merchant_id=merchant_id,
+            rma_id=rma.id,
+            sequence=1,
+            status=ReceiptStatus.RECEIVED,
+            received_at=moment,
+            created_at=moment,
+            updated_at=moment,
+            lines=[
+                ReceiptLine(
+                    merchant_id=merchant_id,
+                    receipt_id=receipt_id,
+                    rma_line_id=line.id,
+                    quantity=line.quantity,
+                    created_at=moment,
+                )
+                for line in rma_lines
+            ],
+        )
+    )
     refused = sorted(
         {
             str(code)

@@ -15,7 +15,15 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Inspection, Order, OrderPayment, Resolution, Rma, StoreCreditEntry
+from core.entities import (
+    Inspection,
+    Order,
+    OrderPayment,
+    Receipt,
+    Resolution,
+    Rma,
+    StoreCreditEntry,
+)
 from core.enums import (
     BALANCE_KINDS,
     CONFIRMED_BY_STAFF,
@@ -23,6 +31,7 @@ from core.enums import (
     ORDER_PLATFORMS,
     REFUND_PROVIDERS,
     PaymentProviderName,
+    ReceiptStatus,
     ResolutionKind,
     ResolutionStatus,
     RmaStatus,
@@ -30,7 +39,6 @@ from core.enums import (
 from core.errors import (
     Conflict,
     InvalidInput,
-    InvalidTransition,
     NotEligible,
     RefundExceedsPaid,
     ResolutionNotAllowed,
@@ -47,10 +55,9 @@ from core.rules.policy import (
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 from core.usecases.owned_rows import get_owned, load_order, lock_rma, policy_of
-from core.usecases.returned_units import returned_quantities
+from core.usecases.receipts import follow_receipts, pick_receipt, receipts_of
 from core.usecases.timeline import record_event, transition
 
-_PRICED = frozenset({RmaStatus.RESOLVING, RmaStatus.RESOLVED, RmaStatus.CLOSED})
 FINAL_RESOLUTION_STATUSES = frozenset({ResolutionStatus.SUCCEEDED}) | DEAD_RESOLUTION_STATUSES
 
 
@@ -111,8 +118,27 @@ def _refuse_if_policy_refused(rma: Rma) -> None:
         )
 
 
+async def _priced_units(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """Units of each order line that live resolutions already priced (earlier receipts of
+    this RMA included), so that the next share of a line is the next units' share."""
+    breakdowns = (
+        await session.exec(
+            select(Resolution.breakdown).where(
+                Resolution.order_id == order_id,
+                col(Resolution.status).not_in([s.value for s in DEAD_RESOLUTION_STATUSES]),
+            )
+        )
+    ).all()
+    priced: dict[uuid.UUID, int] = {}
+    for breakdown in breakdowns:
+        for entry in breakdown.get("lines", []):
+            line_id = uuid.UUID(entry["orderLineId"])
+            priced[line_id] = priced.get(line_id, 0) + int(entry["quantity"])
+    return priced
+
+
 async def _quote(
-    session: AsyncSession, rma: Rma, order: Order, kind: ResolutionKind
+    session: AsyncSession, rma: Rma, order: Order, kind: ResolutionKind, receipt: Receipt
 ) -> RefundQuote:
     policy = await policy_of(session, rma)
     _refuse_if_policy_refused(rma)
@@ -125,16 +151,15 @@ async def _quote(
     inspections = {
         inspection.rma_line_id: inspection
         for inspection in (
-            await session.exec(select(Inspection).where(Inspection.rma_id == rma.id))
+            await session.exec(select(Inspection).where(Inspection.receipt_id == receipt.id))
         ).all()
     }
-    priced_before = await returned_quantities(
-        session, order.id, excluding_rma=rma.id, statuses=_PRICED
-    )
+    priced_before = await _priced_units(session, order.id)
     order_lines = {line.id: line for line in order.lines}
+    in_receipt = {line.rma_line_id: line.quantity for line in receipt.lines}
     pricing = []
     for line in rma.lines:
-        if line.received_quantity == 0:
+        if line.id not in in_receipt:
             continue
         order_line = order_lines[line.order_line_id]
         inspection = inspections.get(line.id)
@@ -159,7 +184,7 @@ async def _quote(
                 discount_minor=order_line.discount_minor,
                 tax_minor=order_line.tax_minor,
                 already_refunded_quantity=priced_before.get(order_line.id, 0),
-                quantity=line.received_quantity,
+                quantity=in_receipt[line.id],
                 reason=priced_reason(line.reason, confirmed),
                 condition=inspection.condition if inspection else line.condition,
             )
@@ -212,13 +237,16 @@ async def resolve_rma(
     kind: ResolutionKind | str,
     actor: str,
     request_key: str | None = None,
+    receipt_id: uuid.UUID | str | None = None,
     now: datetime,
 ) -> ChosenResolution:
-    """Choose a refund or store credit for an inspected RMA and price it.
+    """Choose a refund or store credit for an inspected receipt of an RMA and price it.
 
-    A repeated call with the same ``request_key`` returns the resolution the first call made.
+    Without ``receipt_id``, the oldest receipt waiting for a resolution is resolved. A repeated
+    call with the same ``request_key`` returns the resolution the first call made.
     """
     chosen = parse_enum(ResolutionKind, kind, "resolution", f"unknown resolution {kind!r}")
+    wanted = None if receipt_id is None else as_uuid(receipt_id, "receiptId")
     key = clean_text(request_key, "idempotencyKey", limit=255) or None
     moment = checked_now(now)
     async with session.begin():
@@ -232,13 +260,19 @@ async def resolve_rma(
                 )
             ).first()
             if earlier is not None:
-                if earlier.rma_id != rma.id or earlier.kind is not chosen:
+                if (
+                    earlier.rma_id != rma.id
+                    or earlier.kind is not chosen
+                    or wanted not in (None, earlier.receipt_id)
+                ):
                     raise Conflict(
                         "this idempotency key was used for another request", field="idempotencyKey"
                     )
                 return ChosenResolution(rma, earlier)
-        if rma.status is not RmaStatus.INSPECTED:
-            raise InvalidTransition(rma.status.value, RmaStatus.RESOLVING.value)
+        receipts = await receipts_of(session, rma.id)
+        receipt = pick_receipt(
+            receipts, wanted, ReceiptStatus.INSPECTED, target=RmaStatus.RESOLVING
+        )
         policy = await policy_of(session, rma)
         if chosen is ResolutionKind.EXCHANGE:
             raise ResolutionNotAllowed("exchanges are not supported yet", field="resolution")
@@ -248,7 +282,7 @@ async def resolve_rma(
             )
         # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
         order = await load_order(session, merchant_id, rma.order_id, for_update=True)
-        quote = await _quote(session, rma, order, chosen)
+        quote = await _quote(session, rma, order, chosen, receipt)
         bonus = 0
         provider = PaymentProviderName.LEDGER
         if chosen is ResolutionKind.REFUND:
@@ -262,12 +296,16 @@ async def resolve_rma(
                 f"({already} already refunded or promised)",
                 field="resolution",
             )
-        await transition(session, rma, RmaStatus.RESOLVING, actor=actor, now=moment)
+        receipt.status = ReceiptStatus.RESOLVING
+        receipt.updated_at = moment
+        session.add(receipt)
+        await follow_receipts(session, rma, receipts, actor=actor, now=moment)
         resolution_id = uuid.uuid4()
         resolution = Resolution(
             id=resolution_id,
             merchant_id=merchant_id,
             rma_id=rma.id,
+            receipt_id=receipt.id,
             order_id=order.id,
             kind=chosen,
             provider=provider,
@@ -315,6 +353,7 @@ async def resolve_rma(
             f"{provider.value}",
             data={
                 "resolutionId": str(resolution_id),
+                "receipt": receipt.sequence,
                 "kind": chosen.value,
                 "provider": provider.value,
                 "amountMinor": resolution.amount_minor,
@@ -479,7 +518,21 @@ async def settle_resolution(
         "providerReference": resolution.provider_reference,
         "status": status.value,
     }
+    receipt = await session.get(Receipt, resolution.receipt_id)
+    assert receipt is not None, "a resolution's receipt is deleted only with its RMA"
+    receipt.status = (
+        ReceiptStatus.RESOLVED if status is ResolutionStatus.SUCCEEDED else ReceiptStatus.INSPECTED
+    )
+    receipt.updated_at = now
+    session.add(receipt)
+    receipts = await receipts_of(session, rma.id)
+    message = (
+        f"{resolution.kind.value} of {resolution.amount_minor} {resolution.currency} done"
+        if status is ResolutionStatus.SUCCEEDED
+        else f"{resolution.kind.value} {status.value.lower()}: {reason}"
+    )
     if status is ResolutionStatus.SUCCEEDED:
+        receipt.resolved_at = now
         if resolution.kind is ResolutionKind.STORE_CREDIT:
             session.add(
                 StoreCreditEntry(
@@ -492,16 +545,6 @@ async def settle_resolution(
                     created_at=now,
                 )
             )
-        await transition(
-            session,
-            rma,
-            RmaStatus.RESOLVED,
-            actor=actor,
-            now=now,
-            data=money,
-            message=f"{resolution.kind.value} of {resolution.amount_minor} "
-            f"{resolution.currency} done",
-        )
         rma.resolved_at = now
         order = await session.get(Order, resolution.order_id)
         if order is not None and order.platform in ORDER_PLATFORMS:
@@ -515,15 +558,20 @@ async def settle_resolution(
                 merchant_id=rma.merchant_id,
                 lock_key=f"order:{order.id}",
             )
-    else:
-        await transition(
+    # RESOLVED (or back to INSPECTED after a failure) unless another receipt of the RMA is
+    # still further behind; the timeline shows the outcome either way.
+    moved = await follow_receipts(
+        session, rma, receipts, actor=actor, now=now, message=message, data=money
+    )
+    if not moved:
+        await record_event(
             session,
             rma,
-            RmaStatus.INSPECTED,
             actor=actor,
+            kind="RESOLUTION_SETTLED",
             now=now,
+            message=f"parcel {receipt.sequence}: {message}",
             data=money,
-            message=f"{resolution.kind.value} {status.value.lower()}: {reason}",
         )
 
 
@@ -536,13 +584,15 @@ async def close_rma(
     note: str = "",
     now: datetime,
 ) -> Rma:
-    """Close a resolved RMA; nothing more happens to it."""
+    """Close a resolved RMA; nothing more happens to it (units still expected stop being)."""
     message = clean_text(note, "note")
     moment = checked_now(now)
     async with session.begin():
         rma = await lock_rma(session, merchant_id, rma_id)
         await transition(session, rma, RmaStatus.CLOSED, actor=actor, now=moment, message=message)
         rma.closed_at = moment
+        rma.rest_ended_at = rma.rest_ended_at or moment
+        rma.rest_expires_at = None
     return rma
 
 

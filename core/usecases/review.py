@@ -9,11 +9,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Rma
-from core.enums import Carrier, RefusedGoodsOutcome, RmaStatus
-from core.errors import InvalidInput, InvalidTransition
+from core.enums import Carrier, ReceiptStatus, RefusedGoodsOutcome, RmaStatus
+from core.errors import InvalidInput, InvalidTransition, NotFound
 from core.rules.tracking import normalize_tracking_number
-from core.usecases.inputs import checked_now, clean_text, parse_enum
+from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 from core.usecases.owned_rows import lock_rma, policy_of
+from core.usecases.receipts import UNDECIDED, follow_receipts, receipts_of
 from core.usecases.requests import authorize_fields
 from core.usecases.timeline import SYSTEM_ACTOR, record_event, transition
 
@@ -79,11 +80,18 @@ async def refuse_goods(
     carrier: Carrier | str | None = None,
     tracking_number: str = "",
     customer_consented: bool = False,
+    receipt_id: uuid.UUID | str | None = None,
     actor: str,
     now: datetime,
 ) -> Rma:
     """Refuse goods that arrived (received or inspected): sent back to the customer at their
-    cost with the parcel's tracking, or disposed of with their consent. Nothing is refunded."""
+    cost with the parcel's tracking, or disposed of with their consent. Nothing is refunded
+    for them.
+
+    Without ``receipt_id`` every receipt still waiting for a decision is refused; a receipt
+    already resolved keeps its money, and the RMA shows RESOLVED once the rest is refused.
+    """
+    wanted = None if receipt_id is None else as_uuid(receipt_id, "receiptId")
     message = clean_text(reason, "reason")
     if not message:
         raise InvalidInput("reason", "say why the goods are refused")
@@ -111,7 +119,26 @@ async def refuse_goods(
                 RmaStatus.REJECTED.value,
                 hint="only goods received or inspected can be refused",
             )
-        await transition(session, rma, RmaStatus.REJECTED, actor=actor, now=moment, message=message)
+        receipts = await receipts_of(session, rma.id)
+        refused = [
+            receipt
+            for receipt in receipts
+            if receipt.status in UNDECIDED and wanted in (None, receipt.id)
+        ]
+        if not refused:
+            if wanted is not None and all(receipt.id != wanted for receipt in receipts):
+                raise NotFound("RmaReceipt", wanted, field="receiptId")
+            raise InvalidTransition(
+                rma.status.value,
+                RmaStatus.REJECTED.value,
+                hint="this receipt was resolved or refused already",
+            )
+        for receipt in refused:
+            receipt.status = ReceiptStatus.REFUSED
+            receipt.updated_at = moment
+            session.add(receipt)
+        await follow_receipts(session, rma, receipts, actor=actor, now=moment, message=message)
+        data["receipts"] = [receipt.sequence for receipt in refused]
         await record_event(
             session,
             rma,

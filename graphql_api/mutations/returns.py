@@ -9,6 +9,7 @@ from core import entities
 from core.usecases import (
     inspection,
     logistics,
+    remaining_units,
     requests,
     review,
 )
@@ -101,7 +102,8 @@ class ReturnMutations:
     @strawberry.mutation(
         permission_classes=[StaffWrite],
         description="Refuse goods that were received or inspected: sent back to the customer "
-        "with tracking, or disposed of with their consent. The RMA is REJECTED; no money moves.",
+        "with tracking, or disposed of with their consent. No money moves for them; the RMA is "
+        "REJECTED unless an earlier parcel was resolved (then it stays RESOLVED).",
     )
     async def refuse_goods(
         self, info: Info, id: strawberry.ID, input: RefuseGoodsInput
@@ -117,6 +119,31 @@ class ReturnMutations:
                 carrier=input.carrier,
                 tracking_number=input.tracking_number,
                 customer_consented=input.customer_consented,
+                receipt_id=(
+                    None
+                    if input.receipt_id is None
+                    else expect_id(input.receipt_id, "RmaReceipt", field="receiptId")
+                ),
+                actor=info.context.actor,
+                now=info.context.clock.now(),
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Stop waiting for the units of a partly received return that have not "
+        "arrived (they no longer count as returned); the parcels that came are unaffected.",
+    )
+    async def cancel_remaining_units(
+        self, info: Info, id: strawberry.ID, reason: str
+    ) -> RmaPayload:
+        return await rma_payload(
+            info,
+            lambda session: remaining_units.cancel_remaining_units(
+                session,
+                info.context.merchant_id,
+                expect_id(id, "Rma"),
+                reason=reason,
                 actor=info.context.actor,
                 now=info.context.clock.now(),
             ),

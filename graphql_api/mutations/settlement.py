@@ -29,8 +29,9 @@ from graphql_api.types.mutation_io import (
 class SettlementMutations:
     @strawberry.mutation(
         permission_classes=[StaffWrite],
-        description="Choose a refund or store credit; the same idempotencyKey returns the same "
-        "resolution however often it is sent.",
+        description="Choose a refund or store credit for an inspected parcel (receiptId; the "
+        "oldest one waiting when omitted); the same idempotencyKey returns the same resolution "
+        "however often it is sent.",
     )
     async def resolve_rma(
         self,
@@ -38,6 +39,7 @@ class SettlementMutations:
         id: strawberry.ID,
         resolution: ResolutionKind,
         idempotency_key: str | None = None,
+        receipt_id: strawberry.ID | None = None,
     ) -> ResolveRmaPayload:
         return await resolution_payload(
             info,
@@ -49,6 +51,11 @@ class SettlementMutations:
                 actor=info.context.actor,
                 now=info.context.clock.now(),
                 request_key=idempotency_key,
+                receipt_id=(
+                    None
+                    if receipt_id is None
+                    else expect_id(receipt_id, "RmaReceipt", field="receiptId")
+                ),
             ),
         )
 

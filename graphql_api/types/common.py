@@ -20,6 +20,7 @@ strawberry.enum(enums.Platform)
 strawberry.enum(enums.ApiKeyRole)
 strawberry.enum(enums.Carrier)
 strawberry.enum(enums.RefusedGoodsOutcome, description="Where goods staff refuse go.")
+strawberry.enum(enums.ReceiptStatus, description="Where one parcel's goods stand.")
 strawberry.enum(
     CoreEligibilityCode, description="A return-policy rule that decided a line's eligibility."
 )
@@ -34,6 +35,7 @@ Platform = enums.Platform
 ApiKeyRole = enums.ApiKeyRole
 Carrier = enums.Carrier
 RefusedGoodsOutcome = enums.RefusedGoodsOutcome
+ReceiptStatus = enums.ReceiptStatus
 EligibilityCode = CoreEligibilityCode
 
 

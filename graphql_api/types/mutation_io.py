@@ -86,6 +86,11 @@ class RefuseGoodsInput:
     customer_consented: bool = strawberry.field(
         default=False, description="DISPOSE: the customer agreed that the goods are disposed of."
     )
+    receipt_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The parcel (RmaReceipt) refused; every parcel waiting for a decision "
+        "when omitted.",
+    )
 
 
 @strawberry.input

@@ -21,6 +21,7 @@ from graphql_api.types.common import (
     Node,
     PageInfo,
     PaymentProvider,
+    ReceiptStatus,
     ResolutionKind,
     ResolutionStatus,
     ReturnReason,
@@ -42,8 +43,10 @@ class Shipment:
     created_at: datetime
 
 
-@strawberry.type(description="What the warehouse found for one line.")
+@strawberry.type(description="What the warehouse found for one line in one parcel.")
 class Inspection:
+    quantity: int = strawberry.field(description="The units of the line this parcel held.")
+    receipt_id: strawberry.ID = strawberry.field(description="The parcel (RmaReceipt) inspected.")
     condition: ItemCondition
     disposition: Disposition
     note: str
@@ -69,6 +72,7 @@ class Resolution(Node):
         description="Why it did not go through: the provider's words for staff, a stable "
         "sentence for customers."
     )
+    receipt_id: strawberry.ID = strawberry.field(description="The parcel (RmaReceipt) it settles.")
     created_at: datetime
     updated_at: datetime | None
 
@@ -88,6 +92,7 @@ class Resolution(Node):
             bonus=money(row.bonus_minor, currency),
             provider_reference=None if for_customer else row.provider_reference,
             failure_reason=customer_failure_reason(row) if for_customer else row.failure_reason,
+            receipt_id=strawberry.ID(to_global_id("RmaReceipt", row.receipt_id)),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -140,18 +145,78 @@ class RmaLine:
                 return OrderLine.from_row(line, rma.currency)
         return None
 
-    @strawberry.field
+    @strawberry.field(description="The latest inspection of this line's units.")
     async def inspection(self, info: Info) -> Inspection | None:
-        for found in await info.context.loaders.inspections.load(self.row.rma_id):
-            if found.rma_line_id == self.row.id:
-                return Inspection(
-                    condition=found.condition,
-                    disposition=found.disposition,
-                    note=found.note,
-                    inspected_at=found.created_at,
-                    reason_confirmed=found.reason_confirmed,
-                )
-        return None
+        found = await self.inspections(info)
+        return found[-1] if found else None
+
+    @strawberry.field(description="One inspection per parcel that held units of this line.")
+    async def inspections(self, info: Info) -> list[Inspection]:
+        return [
+            Inspection(
+                quantity=found.quantity,
+                receipt_id=strawberry.ID(to_global_id("RmaReceipt", found.receipt_id)),
+                condition=found.condition,
+                disposition=found.disposition,
+                note=found.note,
+                inspected_at=found.created_at,
+                reason_confirmed=found.reason_confirmed,
+            )
+            for found in await info.context.loaders.inspections.load(self.row.rma_id)
+            if found.rma_line_id == self.row.id
+        ]
+
+
+@strawberry.type(description="Units of one RMA line in a parcel.")
+class RmaReceiptLine:
+    rma_line_id: strawberry.ID
+    quantity: int
+
+
+@strawberry.type(
+    description="Goods that arrived together (one parcel, or several before an inspection): "
+    "inspected together and resolved on their own, so a return may come back in several."
+)
+class RmaReceipt:
+    row: strawberry.Private[entities.Receipt]
+    id: strawberry.ID
+    sequence: int = strawberry.field(description="1 for the first parcel, 2 for the next...")
+    status: ReceiptStatus
+    received_at: datetime
+    inspected_at: datetime | None
+    resolved_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: entities.Receipt) -> RmaReceipt:
+        return cls(
+            row=row,
+            id=strawberry.ID(to_global_id("RmaReceipt", row.id)),
+            sequence=row.sequence,
+            status=row.status,
+            received_at=row.received_at,
+            inspected_at=row.inspected_at,
+            resolved_at=row.resolved_at,
+        )
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[RmaReceiptLine]:
+        return [
+            RmaReceiptLine(
+                rma_line_id=strawberry.ID(to_global_id("RmaLine", line.rma_line_id)),
+                quantity=line.quantity,
+            )
+            for line in await info.context.loaders.receipt_lines.load(self.row.id)
+        ]
+
+    @strawberry.field(description="The resolution settling this parcel (the latest tried).")
+    async def resolution(self, info: Info) -> Resolution | None:
+        rows = [
+            row
+            for row in await info.context.loaders.resolutions.load(self.row.rma_id)
+            if row.receipt_id == self.row.id
+        ]
+        customer = info.context.customer_id is not None
+        return Resolution.from_row(rows[-1], for_customer=customer) if rows else None
 
 
 @strawberry.type(description="What the return policy decided when the RMA was requested.")
@@ -177,6 +242,9 @@ class Rma(Node):
     inspected_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    rest_expires_at: datetime | None = strawberry.field(
+        description="Units not received yet are expected until then (null when none are)."
+    )
 
     @classmethod
     def from_row(cls, row: entities.Rma) -> Rma:
@@ -197,6 +265,7 @@ class Rma(Node):
             inspected_at=row.inspected_at,
             resolved_at=row.resolved_at,
             closed_at=row.closed_at,
+            rest_expires_at=None if row.rest_ended_at else row.rest_expires_at,
         )
 
     @strawberry.field
@@ -245,6 +314,23 @@ class Rma(Node):
             )
             for row in await info.context.loaders.shipments.load(self.row.id)
         ]
+
+    @strawberry.field(description="The parcels received so far, first one first.")
+    async def receipts(self, info: Info) -> list[RmaReceipt]:
+        return [
+            RmaReceipt.from_row(row)
+            for row in await info.context.loaders.receipts.load(self.row.id)
+        ]
+
+    @strawberry.field(
+        description="Units asked for that have not arrived and are still expected (0 once all "
+        "came, or the rest was cancelled or expired)."
+    )
+    async def units_expected(self, info: Info) -> int:
+        if self.row.rest_ended_at is not None:
+            return 0
+        lines = await info.context.loaders.rma_lines.load(self.row.id)
+        return sum(line.quantity - line.received_quantity for line in lines)
 
     @strawberry.field(description="Every resolution tried, oldest first.")
     async def resolutions(self, info: Info) -> list[Resolution]:

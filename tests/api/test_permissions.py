@@ -185,14 +185,18 @@ class Stages:
         return gid("RmaLine", self.rmas[stage].lines[0].id)
 
 
-async def request(db: Database, merchant_id: uuid.UUID, order: Order, *, note: str = "") -> Rma:
+async def request(
+    db: Database, merchant_id: uuid.UUID, order: Order, *, note: str = "", quantity: int = 1
+) -> Rma:
     async with db.session() as session:
         return await request_rma(
             session,
             merchant_id,
             order_id=order.id,
             lines=[
-                ReturnLineInput(order.lines[0].id, 1, ReturnReason.SIZE_TOO_SMALL, comment=note)
+                ReturnLineInput(
+                    order.lines[0].id, quantity, ReturnReason.SIZE_TOO_SMALL, comment=note
+                )
             ],
             actor="customer:test",
             customer_note=note,
@@ -227,6 +231,17 @@ async def stage_rmas(
             merchant_id,
             to_refuse.id,
             lines=[ReceivedLine(to_refuse.lines[0].id, 1)],
+            actor=staff,
+            now=f.NOW,
+        )
+    # Two units asked for, one arrived: the other is still expected.
+    partly = await request(db, merchant_id, await new_order(), note=note, quantity=2)
+    async with db.session() as session:
+        partly = await receive_rma(
+            session,
+            merchant_id,
+            partly.id,
+            lines=[ReceivedLine(partly.lines[0].id, 1)],
             actor=staff,
             now=f.NOW,
         )
@@ -320,6 +335,7 @@ async def stage_rmas(
         "to_reject": await request(db, merchant_id, await new_order(), note=note),
         "to_cancel": await request(db, merchant_id, await new_order(), note=note),
         "to_refuse": to_refuse,
+        "partly_received": partly,
     }
     expected = {
         "authorized": RmaStatus.AUTHORIZED,
@@ -330,6 +346,7 @@ async def stage_rmas(
         "to_reject": RmaStatus.REQUESTED,
         "to_cancel": RmaStatus.REQUESTED,
         "to_refuse": RmaStatus.RECEIVED,
+        "partly_received": RmaStatus.RECEIVED,
     }
     assert {stage: rma.status for stage, rma in rmas.items()} == expected
     return Stages(rmas, await new_order(), manual_resolution.id, stuck_resolution.id)
@@ -365,6 +382,8 @@ MUTATIONS = {
     "closeRma": 'mutation($id: ID!) { closeRma(id: $id, note: "done") { %s } }',
     "refuseGoods": "mutation($id: ID!, $input: RefuseGoodsInput!) {"
     " refuseGoods(id: $id, input: $input) { %s } }",
+    "cancelRemainingUnits": "mutation($id: ID!) { cancelRemainingUnits(id: $id,"
+    ' reason: "lost in the post") { %s } }',
     "receiveUnauthorized": "mutation($input: ReceiveUnauthorizedInput!) {"
     " receiveUnauthorized(input: $input) { %s } }",
     "recordManualRefund": "mutation($id: ID!) { recordManualRefund(resolutionId: $id,"
@@ -389,6 +408,7 @@ OPERATOR_OUTCOME = {
     "resolveRma": "RESOLVING",
     "closeRma": "CLOSED",
     "refuseGoods": "REJECTED",
+    "cancelRemainingUnits": "RECEIVED",
     "receiveUnauthorized": "RECEIVED",
     "recordManualRefund": "RESOLVED",
     "retryResolution": "RESOLVING",
@@ -449,6 +469,7 @@ def mutation_calls(stages: Stages) -> dict[str, tuple[str, dict[str, Any]]]:
         "resolveRma": {"id": stages.rma_id("inspected"), "key": f"k-{external}"},
         "closeRma": {"id": stages.rma_id("resolved")},
         "refuseGoods": {"id": stages.rma_id("to_refuse"), "input": REFUSAL},
+        "cancelRemainingUnits": {"id": stages.rma_id("partly_received")},
         "receiveUnauthorized": unauthorized_input(
             gid("Order", spare.id), gid("OrderLine", spare.lines[0].id)
         ),
@@ -661,7 +682,9 @@ async def test_without_valid_credentials_every_operation_is_unauthenticated(
         gid("Order", order.id), gid("Rma", rma.id), gid("Customer", order.customer_id)
     )
     stages = Stages(
-        dict.fromkeys(("to_authorize", "to_reject", "to_cancel", "to_refuse"), rma),
+        dict.fromkeys(
+            ("to_authorize", "to_reject", "to_cancel", "to_refuse", "partly_received"), rma
+        ),
         order,
         uuid.uuid4(),
         uuid.uuid4(),
@@ -979,6 +1002,7 @@ async def test_customers_cannot_run_staff_mutations_even_on_their_own_returns(
         "resolveRma",
         "closeRma",
         "refuseGoods",
+        "cancelRemainingUnits",
         "receiveUnauthorized",
         "recordManualRefund",
         "retryResolution",

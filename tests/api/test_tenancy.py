@@ -185,6 +185,7 @@ STAGE_STATUSES = {
     "to_reject": "REQUESTED",
     "to_cancel": "REQUESTED",
     "to_refuse": "RECEIVED",
+    "partly_received": "RECEIVED",
 }
 EMPTY_PAGE = {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
 
@@ -301,7 +302,7 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
     api: Api, db: Database
 ) -> None:
     a, b = await tenant_a(db), await tenant_b(db)
-    u = [random_id() for _ in range(17)]
+    u = [random_id() for _ in range(18)]
     spare_line = gid("OrderLine", b.stages.spare.lines[0].id)
     # (mutation, B's ids (True) or A's own target with B's ids (False), B's vars, made-up vars)
     cases: list[tuple[str, bool, dict[str, Any], dict[str, Any]]] = [
@@ -337,6 +338,12 @@ async def test_mutations_with_another_merchants_ids_answer_like_unknown_ids(
             True,
             {"id": b.rma("to_refuse"), "input": REFUSAL},
             {"id": gid("Rma", u[14]), "input": REFUSAL},
+        ),
+        (
+            "cancelRemainingUnits",
+            True,
+            {"id": b.rma("partly_received")},
+            {"id": gid("Rma", u[17])},
         ),
         ("recordRmaShipment", True, {"id": b.rma("authorized")}, {"id": gid("Rma", u[6])}),
         (

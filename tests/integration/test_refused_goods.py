@@ -76,6 +76,7 @@ async def test_received_goods_are_sent_back_with_tracking(db: Database) -> None:
         "outcome": "SEND_BACK",
         "carrier": "UPS",
         "trackingNumber": "1Z999AA10123456784",
+        "receipts": [1],
     }
 
 

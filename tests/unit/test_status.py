@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from core.enums import RmaStatus
+from core.enums import ReceiptStatus, RmaStatus
 from core.errors import DomainError, InvalidTransition
 from core.rules.status import (
     ALLOWED_TRANSITIONS,
@@ -14,6 +14,7 @@ from core.rules.status import (
     TERMINAL_STATUSES,
     can_transition,
     check_transition,
+    status_of_receipts,
 )
 
 S = RmaStatus
@@ -24,10 +25,12 @@ EXPECTED_EDGES: dict[RmaStatus, set[RmaStatus]] = {
     S.NEEDS_REVIEW: {S.AUTHORIZED, S.REJECTED, S.CANCELLED},
     S.AUTHORIZED: {S.IN_TRANSIT, S.RECEIVED, S.CANCELLED, S.EXPIRED, S.NEEDS_REVIEW},
     S.IN_TRANSIT: {S.RECEIVED, S.NEEDS_REVIEW},
-    S.RECEIVED: {S.INSPECTED, S.REJECTED},
-    S.INSPECTED: {S.RESOLVING, S.REJECTED},
-    S.RESOLVING: {S.RESOLVED, S.INSPECTED},
-    S.RESOLVED: {S.CLOSED},
+    # A return in several parcels: the RMA shows its least advanced receipt, so the next
+    # parcel takes it back to RECEIVED, and refusing a later parcel leaves the earlier one's.
+    S.RECEIVED: {S.INSPECTED, S.REJECTED, S.RESOLVING, S.RESOLVED},
+    S.INSPECTED: {S.RESOLVING, S.REJECTED, S.RECEIVED, S.RESOLVED},
+    S.RESOLVING: {S.RESOLVED, S.INSPECTED, S.RECEIVED},
+    S.RESOLVED: {S.CLOSED, S.RECEIVED},
     S.CLOSED: set(),
     S.REJECTED: set(),
     S.CANCELLED: set(),
@@ -59,7 +62,7 @@ def test_the_machine_has_exactly_the_documented_edges() -> None:
 
 def test_the_pairs_cover_every_combination_of_statuses() -> None:
     assert len(LEGAL_PAIRS) + len(ILLEGAL_PAIRS) == len(RmaStatus) ** 2
-    assert len(LEGAL_PAIRS) == 21
+    assert len(LEGAL_PAIRS) == 27
 
 
 @pytest.mark.parametrize("pair", LEGAL_PAIRS, ids=_pair_id)
@@ -145,20 +148,26 @@ def test_a_parcel_in_transit_can_only_be_received_or_sent_to_review() -> None:
 
 
 def test_a_received_return_is_inspected_next_or_its_goods_refused() -> None:
-    assert ALLOWED_TRANSITIONS[S.RECEIVED] == frozenset({S.INSPECTED, S.REJECTED})
+    # RESOLVING or RESOLVED when the refused parcel followed one being or already resolved.
+    assert ALLOWED_TRANSITIONS[S.RECEIVED] == frozenset(
+        {S.INSPECTED, S.REJECTED, S.RESOLVING, S.RESOLVED}
+    )
 
 
 def test_an_inspected_return_moves_on_to_resolving_or_its_goods_refused() -> None:
-    assert ALLOWED_TRANSITIONS[S.INSPECTED] == frozenset({S.RESOLVING, S.REJECTED})
+    # RECEIVED when the next parcel arrives first; RESOLVED when a later parcel is refused.
+    assert ALLOWED_TRANSITIONS[S.INSPECTED] == frozenset(
+        {S.RESOLVING, S.REJECTED, S.RECEIVED, S.RESOLVED}
+    )
 
 
 def test_a_failed_resolution_goes_back_to_inspected_to_choose_again() -> None:
-    assert ALLOWED_TRANSITIONS[S.RESOLVING] == frozenset({S.RESOLVED, S.INSPECTED})
+    assert ALLOWED_TRANSITIONS[S.RESOLVING] == frozenset({S.RESOLVED, S.INSPECTED, S.RECEIVED})
     check_transition(S.RESOLVING, S.INSPECTED)
 
 
-def test_a_resolved_return_can_only_be_closed() -> None:
-    assert ALLOWED_TRANSITIONS[S.RESOLVED] == frozenset({S.CLOSED})
+def test_a_resolved_return_is_closed_or_receives_its_next_parcel() -> None:
+    assert ALLOWED_TRANSITIONS[S.RESOLVED] == frozenset({S.CLOSED, S.RECEIVED})
 
 
 def test_the_happy_path_from_request_to_close_is_allowed() -> None:
@@ -204,3 +213,41 @@ def test_rejected_cancelled_and_expired_returns_do_not_count_as_open_or_done() -
     assert frozenset(RmaStatus) - {S.REJECTED, S.CANCELLED, S.EXPIRED} == OPEN_OR_DONE_STATUSES
     assert S.CLOSED in OPEN_OR_DONE_STATUSES
     assert S.REQUESTED in OPEN_OR_DONE_STATUSES
+
+
+R = ReceiptStatus
+
+
+@pytest.mark.parametrize(
+    ("receipts", "expected"),
+    [
+        ([], None),
+        ([R.RECEIVED], S.RECEIVED),
+        ([R.RESOLVED, R.RECEIVED], S.RECEIVED),
+        ([R.RESOLVING, R.INSPECTED], S.INSPECTED),
+        ([R.RESOLVED, R.RESOLVING], S.RESOLVING),
+        ([R.RESOLVED, R.REFUSED], S.RESOLVED),
+        ([R.REFUSED, R.REFUSED], S.REJECTED),
+        ([R.REFUSED, R.INSPECTED], S.INSPECTED),
+    ],
+)
+def test_an_rma_shows_its_least_advanced_receipt(
+    receipts: list[ReceiptStatus], expected: RmaStatus | None
+) -> None:
+    assert status_of_receipts(receipts) == expected
+
+
+def test_every_status_receipts_add_up_to_is_reachable_from_every_other() -> None:
+    """Whatever happens to one receipt, the RMA's move is one the machine allows."""
+    reachable = {status_of_receipts([r]) for r in ReceiptStatus}
+    for current in reachable:
+        for target in reachable - {current}:
+            if current is S.REJECTED or (current, target) in {
+                (S.RESOLVED, S.INSPECTED),
+                (S.RESOLVED, S.RESOLVING),
+                (S.RESOLVED, S.REJECTED),
+                (S.RESOLVING, S.REJECTED),
+            }:
+                continue  # never happens: a receipt only moves forward from the RMA's state
+            assert current is not None and target is not None
+            assert can_transition(current, target), (current, target)
