@@ -45,6 +45,11 @@ class LinePricing:
     quantity: int
     reason: ReturnReason
     condition: ItemCondition
+    # What the units already refunded came to, when known. Then this return takes the line's
+    # total for all of them and this one, less that: a refund that failed and is priced again
+    # after later units were refunded still adds up to the line total, never a cent over.
+    already_refunded_goods_minor: int | None = None
+    already_refunded_tax_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +80,22 @@ class RefundQuote:
         return sum(line.refund_minor for line in self.lines) + self.shipping_minor
 
 
+def _next_share(total_minor: int, line: LinePricing, already_minor: int | None) -> int:
+    if already_minor is None:
+        return unit_share(
+            total_minor, line.quantity_ordered, line.already_refunded_quantity, line.quantity
+        )
+    taken = unit_share(
+        total_minor, line.quantity_ordered, 0, line.already_refunded_quantity + line.quantity
+    )
+    return max(taken - already_minor, 0)
+
+
 def price_line(line: LinePricing, restocking_fee_percent: int, *, unauthorized: bool) -> LineRefund:
     """The refund for one line of a return, with its restocking fee shown separately."""
     net_total = line.unit_price_minor * line.quantity_ordered - line.discount_minor
-    goods = unit_share(
-        net_total, line.quantity_ordered, line.already_refunded_quantity, line.quantity
-    )
-    tax = unit_share(
-        line.tax_minor, line.quantity_ordered, line.already_refunded_quantity, line.quantity
-    )
+    goods = _next_share(net_total, line, line.already_refunded_goods_minor)
+    tax = _next_share(line.tax_minor, line, line.already_refunded_tax_minor)
     fee = 0
     if restocking_fee_applies(
         restocking_fee_percent, line.reason, line.condition, unauthorized=unauthorized

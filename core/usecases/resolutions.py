@@ -40,6 +40,7 @@ from core.errors import (
     Conflict,
     InvalidInput,
     NotEligible,
+    QuantityExceeded,
     RefundExceedsPaid,
     ResolutionNotAllowed,
 )
@@ -118,9 +119,16 @@ def _refuse_if_policy_refused(rma: Rma) -> None:
         )
 
 
-async def _priced_units(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, int]:
-    """Units of each order line that live resolutions already priced (earlier receipts of
-    this RMA included), so that the next share of a line is the next units' share."""
+@dataclass(slots=True)
+class _Priced:
+    units: int = 0
+    goods_minor: int = 0
+    tax_minor: int = 0
+
+
+async def _priced_units(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, _Priced]:
+    """What live resolutions already priced of each order line (earlier receipts of this RMA
+    included): the next units are priced as the line's share for all of them less that."""
     breakdowns = (
         await session.exec(
             select(Resolution.breakdown).where(
@@ -129,11 +137,13 @@ async def _priced_units(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid
             )
         )
     ).all()
-    priced: dict[uuid.UUID, int] = {}
+    priced: dict[uuid.UUID, _Priced] = {}
     for breakdown in breakdowns:
         for entry in breakdown.get("lines", []):
-            line_id = uuid.UUID(entry["orderLineId"])
-            priced[line_id] = priced.get(line_id, 0) + int(entry["quantity"])
+            line = priced.setdefault(uuid.UUID(entry["orderLineId"]), _Priced())
+            line.units += int(entry["quantity"])
+            line.goods_minor += int(entry.get("goodsMinor", 0))
+            line.tax_minor += int(entry.get("taxMinor", 0))
     return priced
 
 
@@ -176,6 +186,13 @@ async def _quote(
                 [EligibilityCode.FINAL_SALE.value],
                 field="id",
             )
+        before = priced_before.get(order_line.id, _Priced())
+        if before.units + in_receipt[line.id] > order_line.quantity:
+            raise QuantityExceeded(
+                f"{order_line.title}: {before.units} of {order_line.quantity} unit(s) are "
+                f"refunded or being refunded already; {in_receipt[line.id]} more is too many",
+                field="id",
+            )
         pricing.append(
             LinePricing(
                 order_line_id=line.order_line_id,
@@ -183,7 +200,9 @@ async def _quote(
                 quantity_ordered=order_line.quantity,
                 discount_minor=order_line.discount_minor,
                 tax_minor=order_line.tax_minor,
-                already_refunded_quantity=priced_before.get(order_line.id, 0),
+                already_refunded_quantity=before.units,
+                already_refunded_goods_minor=before.goods_minor,
+                already_refunded_tax_minor=before.tax_minor,
                 quantity=in_receipt[line.id],
                 reason=priced_reason(line.reason, confirmed),
                 condition=inspection.condition if inspection else line.condition,
@@ -591,8 +610,6 @@ async def close_rma(
         rma = await lock_rma(session, merchant_id, rma_id)
         await transition(session, rma, RmaStatus.CLOSED, actor=actor, now=moment, message=message)
         rma.closed_at = moment
-        rma.rest_ended_at = rma.rest_ended_at or moment
-        rma.rest_expires_at = None
     return rma
 
 

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Rma, RmaLine
+from core.entities import Receipt, ReceiptLine, Rma, RmaLine
+from core.enums import ReceiptStatus
 from core.rules.status import OPEN_OR_DONE_STATUSES
 
 
@@ -18,9 +19,22 @@ async def returned_quantities(session: AsyncSession, order_id: uuid.UUID) -> dic
     While more may arrive the requested quantity counts; once nothing more is expected (all
     came, the rest was cancelled or expired, the RMA closed), what was actually received.
     """
-    counted = sa.case(
-        (col(Rma.rest_ended_at).is_not(None), col(RmaLine.received_quantity)),
-        else_=col(RmaLine.quantity),
+    # Refused units went back to the customer: they are theirs to ask for again.
+    refused = (
+        select(sa.func.coalesce(sa.func.sum(ReceiptLine.quantity), 0))
+        .join(Receipt, col(Receipt.id) == col(ReceiptLine.receipt_id))
+        .where(
+            col(ReceiptLine.rma_line_id) == col(RmaLine.id),
+            Receipt.status == ReceiptStatus.REFUSED,
+        )
+        .scalar_subquery()
+    )
+    counted = (
+        sa.case(
+            (col(Rma.rest_ended_at).is_not(None), col(RmaLine.received_quantity)),
+            else_=col(RmaLine.quantity),
+        )
+        - refused
     )
     statement = (
         select(RmaLine.order_line_id, sa.func.sum(counted))

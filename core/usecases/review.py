@@ -88,8 +88,9 @@ async def refuse_goods(
     cost with the parcel's tracking, or disposed of with their consent. Nothing is refunded
     for them.
 
-    Without ``receipt_id`` every receipt still waiting for a decision is refused; a receipt
-    already resolved keeps its money, and the RMA shows RESOLVED once the rest is refused.
+    ``receipt_id`` names the parcel; it may be left out when one parcel waits for a decision.
+    A receipt already resolved keeps its money, and the RMA shows RESOLVED once the rest is
+    refused; refusing every parcel ends the return (REJECTED), units not yet arrived included.
     """
     wanted = None if receipt_id is None else as_uuid(receipt_id, "receiptId")
     message = clean_text(reason, "reason")
@@ -125,6 +126,11 @@ async def refuse_goods(
             for receipt in receipts
             if receipt.status in UNDECIDED and wanted in (None, receipt.id)
         ]
+        if wanted is None and len(refused) > 1:
+            raise InvalidInput(
+                "receiptId",
+                f"{len(refused)} parcels wait for a decision: say which one is refused",
+            )
         if not refused:
             if wanted is not None and all(receipt.id != wanted for receipt in receipts):
                 raise NotFound("RmaReceipt", wanted, field="receiptId")

@@ -13,7 +13,7 @@ from core.entities import Order, Rma, RmaEvent
 from core.enums import ORDER_PLATFORMS, RmaStatus
 from core.outbox.kinds import MIRROR_RETURN
 from core.outbox.queue import enqueue
-from core.rules.status import check_transition
+from core.rules.status import TERMINAL_STATUSES, check_transition
 
 SYSTEM_ACTOR = "system"
 
@@ -77,6 +77,10 @@ async def transition(
     current = rma.status
     rma.status = target
     rma.updated_at = now
+    if target in TERMINAL_STATUSES and rma.rest_ended_at is None:
+        # An ended return expects nothing more, whatever had not arrived.
+        rma.rest_ended_at = now
+        rma.rest_expires_at = None
     session.add(rma)
     if target in MIRRORED_STATUSES:
         order = await session.get(Order, rma.order_id)

@@ -43,7 +43,8 @@ async def _payload(
 class ArrivalMutations:
     @strawberry.mutation(
         permission_classes=[StaffWrite],
-        description="Keep goods that arrived with no RMA and match no order, to match later.",
+        description="Keep goods that arrived with no RMA and match no order, to match later. "
+        "userErrors: INVALID_INPUT (no description, text too long).",
     )
     async def record_unmatched_arrival(
         self, info: Info, input: UnmatchedArrivalInput
@@ -65,7 +66,9 @@ class ArrivalMutations:
     @strawberry.mutation(
         permission_classes=[StaffWrite],
         description="The order was found: the goods become an unauthorized RMA, RECEIVED, "
-        "decided by the policy like any unauthorized arrival.",
+        "decided by the policy like any unauthorized arrival. userErrors: INVALID_INPUT, "
+        "NOT_FOUND (id, orderId, orderLineId), QUANTITY_EXCEEDED, CONFLICT (matched or "
+        "refused already).",
     )
     async def match_unmatched_arrival(
         self,
@@ -100,7 +103,9 @@ class ArrivalMutations:
 
     @strawberry.mutation(
         permission_classes=[StaffWrite],
-        description="Refuse goods that match no order (sent back to the sender, or disposed of).",
+        description="Refuse goods that match no order (sent back to the sender, or disposed "
+        "of). userErrors: INVALID_INPUT (no reason), NOT_FOUND, CONFLICT (matched or refused "
+        "already).",
     )
     async def refuse_unmatched_arrival(
         self, info: Info, id: strawberry.ID, reason: str

@@ -23,7 +23,12 @@ from graphql_api.types.policy import ReturnPolicy
 
 @strawberry.type
 class PolicyMutations:
-    @strawberry.mutation(permission_classes=[Admin], description="Writes a new policy version.")
+    @strawberry.mutation(
+        permission_classes=[Admin],
+        description="Writes a new policy version. userErrors: INVALID_INPUT with the field "
+        "(a window outside 1..365 days, a warranty shorter than the window, a percentage "
+        "outside 0..100, an unknown resolution), CONFLICT (changed at the same time).",
+    )
     async def update_return_policy(
         self, info: Info, input: ReturnPolicyInput
     ) -> ReturnPolicyPayload:

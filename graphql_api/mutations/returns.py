@@ -103,7 +103,9 @@ class ReturnMutations:
         permission_classes=[StaffWrite],
         description="Refuse goods that were received or inspected: sent back to the customer "
         "with tracking, or disposed of with their consent. No money moves for them; the RMA is "
-        "REJECTED unless an earlier parcel was resolved (then it stays RESOLVED).",
+        "REJECTED unless an earlier parcel was resolved (then it stays RESOLVED). userErrors: "
+        "INVALID_INPUT (no reason; SEND_BACK without carrier and tracking; DISPOSE without "
+        "consent), NOT_FOUND (id, receiptId), INVALID_TRANSITION (no goods wait for a decision).",
     )
     async def refuse_goods(
         self, info: Info, id: strawberry.ID, input: RefuseGoodsInput
@@ -132,7 +134,9 @@ class ReturnMutations:
     @strawberry.mutation(
         permission_classes=[StaffWrite],
         description="Stop waiting for the units of a partly received return that have not "
-        "arrived (they no longer count as returned); the parcels that came are unaffected.",
+        "arrived (they no longer count as returned); the parcels that came are unaffected. "
+        "userErrors: INVALID_INPUT (no reason), NOT_FOUND, INVALID_TRANSITION (nothing arrived "
+        "yet: use cancelRma; nothing more is expected).",
     )
     async def cancel_remaining_units(
         self, info: Info, id: strawberry.ID, reason: str
@@ -182,7 +186,13 @@ class ReturnMutations:
             ),
         )
 
-    @strawberry.mutation(permission_classes=[StaffWrite])
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Record units arriving. Parcels before an inspection join one receipt; a "
+        "parcel after it starts the next receipt (the RMA goes back to RECEIVED). userErrors: "
+        "INVALID_INPUT, NOT_FOUND (id, rmaLineId), QUANTITY_EXCEEDED (more than asked for), "
+        "INVALID_TRANSITION (not authorized yet, ended, or nothing more is expected).",
+    )
     async def receive_rma(
         self, info: Info, id: strawberry.ID, lines: list[ReceiveRmaLineInput]
     ) -> RmaPayload:
@@ -208,7 +218,9 @@ class ReturnMutations:
         permission_classes=[StaffWrite],
         description="Record goods that arrived without an RMA as an unauthorized RMA, already "
         "RECEIVED. The policy decides as for a request (window, warranty, final sale) and the "
-        "unauthorized restocking fee applies; goods it refuses are never refunded.",
+        "unauthorized restocking fee applies; goods it refuses are never refunded. userErrors: "
+        "INVALID_INPUT, NOT_FOUND (orderId, orderLineId), QUANTITY_EXCEEDED (more than "
+        "returnable).",
     )
     async def receive_unauthorized(self, info: Info, input: ReceiveUnauthorizedInput) -> RmaPayload:
         def arrived() -> list[logistics.UnauthorizedLine]:
@@ -234,7 +246,13 @@ class ReturnMutations:
             ),
         )
 
-    @strawberry.mutation(permission_classes=[StaffWrite])
+    @strawberry.mutation(
+        permission_classes=[StaffWrite],
+        description="Record condition, disposition and the verdict on a merchant-fault claim "
+        "(reasonConfirmed) for every line of the receipt waiting for inspection. userErrors: "
+        "INVALID_INPUT (unknown condition or disposition, a line left out), NOT_FOUND (a line "
+        "not in this receipt), INVALID_TRANSITION (nothing waits for inspection).",
+    )
     async def inspect_rma(
         self, info: Info, id: strawberry.ID, lines: list[InspectRmaLineInput]
     ) -> RmaPayload:

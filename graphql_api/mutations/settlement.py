@@ -31,7 +31,10 @@ class SettlementMutations:
         permission_classes=[StaffWrite],
         description="Choose a refund or store credit for an inspected parcel (receiptId; the "
         "oldest one waiting when omitted); the same idempotencyKey returns the same resolution "
-        "however often it is sent.",
+        "however often it is sent. userErrors: NOT_FOUND (id, receiptId), INVALID_TRANSITION "
+        "(no inspected receipt waits), RESOLUTION_NOT_ALLOWED (not in the policy), NOT_ELIGIBLE "
+        "(the policy refuses the goods, or an overturned claim on a final-sale item), "
+        "REFUND_EXCEEDS_PAID, CONFLICT (the idempotencyKey was used for another request).",
     )
     async def resolve_rma(
         self,

@@ -88,8 +88,8 @@ class RefuseGoodsInput:
     )
     receipt_id: strawberry.ID | None = strawberry.field(
         default=None,
-        description="The parcel (RmaReceipt) refused; every parcel waiting for a decision "
-        "when omitted.",
+        description="The parcel (RmaReceipt) refused; needed when more than one waits for a "
+        "decision.",
     )
 
 

@@ -66,8 +66,9 @@ def test_migrations_go_down_to_nothing_and_up_again(empty_database: str) -> None
     assert asyncio.run(_differences(empty_database)) == []
 
 
-async def _partly_received_and_resolving(url: str) -> tuple[object, object]:
-    """An RMA with one of two units received, inspected and being refunded; one all here."""
+async def _partly_received_and_resolving(url: str) -> tuple[object, object, object]:
+    """An RMA with one of two units received, inspected and being refunded; one with one of
+    two received, not inspected; one with all its units here."""
     db = Database(url)
     try:
         shop = await f.merchant(db)
@@ -75,7 +76,8 @@ async def _partly_received_and_resolving(url: str) -> tuple[object, object]:
             db, shop.id, await f.order(db, shop.id, stripe_paid=False), quantity=2
         )
         whole = await f.requested_rma(db, shop.id, await f.order(db, shop.id), quantity=1)
-        for rma in (partly, whole):
+        waiting = await f.requested_rma(db, shop.id, await f.order(db, shop.id), quantity=2)
+        for rma in (partly, whole, waiting):
             async with db.session() as session:
                 await receive_rma(
                     session,
@@ -98,12 +100,14 @@ async def _partly_received_and_resolving(url: str) -> tuple[object, object]:
             await resolve_rma(
                 session, shop.id, partly.id, kind="REFUND", actor="staff", now=SYSTEM_CLOCK.now()
             )
-        return partly.id, whole.id
+        return partly.id, whole.id, waiting.id
     finally:
         await db.dispose()
 
 
-async def _receipts_after_upgrade(url: str, partly_id: object, whole_id: object) -> None:
+async def _receipts_after_upgrade(
+    url: str, partly_id: object, whole_id: object, waiting_id: object
+) -> None:
     db = Database(url)
     try:
         async with db.read_session() as session:
@@ -121,6 +125,7 @@ async def _receipts_after_upgrade(url: str, partly_id: object, whole_id: object)
             ).all()
             partly = await session.get(Rma, partly_id)
             whole = await session.get(Rma, whole_id)
+            waiting = await session.get(Rma, waiting_id)
             [whole_receipt] = (
                 await session.exec(select(Receipt).where(Receipt.rma_id == whole_id))
             ).all()
@@ -131,9 +136,12 @@ async def _receipts_after_upgrade(url: str, partly_id: object, whole_id: object)
         )
         assert (inspection.receipt_id, inspection.quantity) == (receipt.id, 1)
         assert resolution.receipt_id == receipt.id
-        assert partly is not None and whole is not None
-        assert partly.rest_ended_at is None and partly.rest_expires_at is not None
+        assert partly is not None and whole is not None and waiting is not None
+        # Past inspection nothing more could arrive before receipts: it stays that way.
+        assert partly.rest_ended_at is not None
         assert whole.rest_ended_at is not None
+        # Still at RECEIVED, the second unit could come: it is still expected.
+        assert waiting.rest_ended_at is None and waiting.rest_expires_at is not None
         assert whole_receipt.status is ReceiptStatus.RECEIVED
     finally:
         await db.dispose()
@@ -143,8 +151,8 @@ def test_an_rma_received_before_receipts_existed_gets_one_holding_its_goods(
     empty_database: str,
 ) -> None:
     upgrade(empty_database)
-    partly_id, whole_id = asyncio.run(_partly_received_and_resolving(empty_database))
+    ids = asyncio.run(_partly_received_and_resolving(empty_database))
     # Back to the schema before receipts (their rows go), then forward: the upgrade rebuilds them.
     command.downgrade(alembic_config(empty_database), "0012")
     upgrade(empty_database)
-    asyncio.run(_receipts_after_upgrade(empty_database, partly_id, whole_id))
+    asyncio.run(_receipts_after_upgrade(empty_database, *ids))

@@ -25,7 +25,7 @@ from core.enums import (
     ResolutionStatus,
     RmaStatus,
 )
-from core.errors import DomainError, InvalidTransition, QuantityExceeded
+from core.errors import DomainError, InvalidInput, InvalidTransition, QuantityExceeded
 from core.usecases.inspection import InspectedLine, inspect_rma
 from core.usecases.logistics import ReceivedLine, receive_rma, record_shipment
 from core.usecases.orders import (
@@ -40,6 +40,7 @@ from core.usecases.requests import ReturnLineInput, request_rma
 from core.usecases.resolutions import (
     close_rma,
     complete_manual_refund,
+    record_resolution_outcome,
     resolve_rma,
 )
 from core.usecases.review import refuse_goods
@@ -416,3 +417,129 @@ async def test_closing_a_partly_returned_rma_stops_waiting_for_the_rest(db: Data
     assert closed.status is RmaStatus.CLOSED
     assert closed.rest_ended_at is not None
     assert (await asked_for(db, shop.id, order, 1)).status is RmaStatus.AUTHORIZED
+
+
+async def test_a_failed_parcel_priced_again_after_a_later_one_still_adds_up_to_the_line(
+    db: Database,
+) -> None:
+    shop = await f.merchant(db)
+    # 3 units for 100 in all: shares 33, 33, 34.
+    order = await f.order(
+        db,
+        shop.id,
+        lines=[f.line(quantity=3, unit_price_minor=100, discount_minor=200)],
+        stripe_paid=False,
+    )
+    rma = await asked_for(db, shop.id, order, 3)
+    rma = await parcel(db, shop.id, rma, 1)
+    await inspect(db, shop.id, rma)
+    first = await resolve(db, shop.id, rma)
+    rma = await parcel(db, shop.id, rma, 2)
+    await inspect(db, shop.id, rma)
+    second = await resolve(db, shop.id, rma)
+    async with db.session() as session:
+        await record_resolution_outcome(
+            session,
+            shop.id,
+            first.id,
+            succeeded=False,
+            failure_reason="the bank bounced it",
+            actor=STAFF,
+            now=SYSTEM_CLOCK.now(),
+        )
+    again = await resolve(db, shop.id, rma, receipt_id=first.receipt_id)
+    assert (first.amount_minor, second.amount_minor) == (33, 67)
+    assert second.amount_minor + again.amount_minor == 100  # not 67 + 34
+
+
+async def test_refusing_needs_the_parcel_named_when_two_wait(db: Database) -> None:
+    shop = await f.merchant(db)
+    rma = await asked_for(db, shop.id, await unpaid_order(db, shop.id), 2)
+    rma = await parcel(db, shop.id, rma, 1)
+    await inspect(db, shop.id, rma)
+    rma = await parcel(db, shop.id, rma, 1)
+    details = {"reason": "worn", "outcome": "DISPOSE", "customer_consented": True}
+    async with db.session() as session:
+        with pytest.raises(InvalidInput) as caught:
+            await refuse_goods(
+                session, shop.id, rma.id, actor=STAFF, now=SYSTEM_CLOCK.now(), **details
+            )
+    assert caught.value.field == "receiptId"
+    async with db.read_session() as session:
+        first = (
+            await session.exec(
+                select(Receipt).where(Receipt.rma_id == rma.id, Receipt.sequence == 1)
+            )
+        ).one()
+    async with db.session() as session:
+        refused = await refuse_goods(
+            session,
+            shop.id,
+            rma.id,
+            actor=STAFF,
+            now=SYSTEM_CLOCK.now(),
+            receipt_id=first.id,
+            **details,
+        )
+    assert refused.status is RmaStatus.RECEIVED  # the second parcel waits for inspection
+    _rma, receipts, _events = await state(db, rma.id)
+    assert receipts == [ReceiptStatus.REFUSED, ReceiptStatus.RECEIVED]
+
+
+async def test_refusing_the_only_parcel_ends_the_return_and_the_rest_with_it(db: Database) -> None:
+    shop = await f.merchant(db)
+    order = await unpaid_order(db, shop.id)
+    rma = await asked_for(db, shop.id, order, 2)
+    rma = await parcel(db, shop.id, rma, 1)
+    async with db.session() as session:
+        refused = await refuse_goods(
+            session,
+            shop.id,
+            rma.id,
+            reason="not ours",
+            outcome="SEND_BACK",
+            carrier="UPS",
+            tracking_number="1Z999AA10123456784",
+            actor=STAFF,
+            now=SYSTEM_CLOCK.now(),
+        )
+    assert refused.status is RmaStatus.REJECTED
+    assert refused.rest_ended_at is not None and refused.rest_expires_at is None
+    async with db.session() as session:
+        with pytest.raises(InvalidTransition):
+            await record_shipment(
+                session,
+                shop.id,
+                rma.id,
+                carrier="UPS",
+                tracking_number="1Z999AA10123456785",
+                actor="customer",
+                now=SYSTEM_CLOCK.now(),
+            )
+    # Both units are the customer's again (one sent back, one never sent).
+    assert (await asked_for(db, shop.id, order, 2)).status is RmaStatus.AUTHORIZED
+
+
+async def test_units_refused_in_a_resolved_return_may_be_asked_for_again(db: Database) -> None:
+    shop = await f.merchant(db)
+    order = await unpaid_order(db, shop.id)
+    rma = await asked_for(db, shop.id, order, 2)
+    rma = await parcel(db, shop.id, rma, 1)
+    await inspect(db, shop.id, rma)
+    await by_hand(db, shop.id, await resolve(db, shop.id, rma))
+    rma = await parcel(db, shop.id, rma, 1)
+    async with db.session() as session:
+        await refuse_goods(
+            session,
+            shop.id,
+            rma.id,
+            reason="wrong item sent back",
+            outcome="SEND_BACK",
+            carrier="UPS",
+            tracking_number="1Z999AA10123456786",
+            actor=STAFF,
+            now=SYSTEM_CLOCK.now(),
+        )
+    assert (await asked_for(db, shop.id, order, 1)).status is RmaStatus.AUTHORIZED
+    with pytest.raises(QuantityExceeded):
+        await asked_for(db, shop.id, order, 1)  # the one refunded stays returned

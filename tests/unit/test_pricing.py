@@ -554,3 +554,35 @@ def test_a_dinar_quote_refunds_shipping_to_the_fils() -> None:
     assert result.shipping_minor == 666  # 0.6666 rounded down
     assert to_decimal_string(result.total_minor, "KWD") == "3.999"
     assert Money(result.total_minor, "KWD").formatted() == "KWD3.999"
+
+
+def test_a_refund_priced_again_after_later_units_still_adds_up_to_the_line() -> None:
+    """3 units for 100: unit 1 priced (33) and its refund failed while units 2-3 were
+    refunded (67). Priced again by position it would be unit 3's share (34): 101 in all."""
+    three = {"unit_price_minor": 100, "quantity_ordered": 3, "discount_minor": 200}
+    later = price_line(
+        line(**three, already_refunded_quantity=1, quantity=2), 0, unauthorized=False
+    )
+    assert later.goods_minor == 67
+    again = price_line(
+        line(**three, already_refunded_quantity=2, already_refunded_goods_minor=67),
+        0,
+        unauthorized=False,
+    )
+    assert later.goods_minor + again.goods_minor == 100
+
+
+def test_a_share_after_known_amounts_never_goes_below_zero() -> None:
+    # 1 minor unit over 3 units: shares 0, 0, 1; the last unit was refunded first.
+    tiny = {"unit_price_minor": 1, "quantity_ordered": 3, "discount_minor": 2}
+    first = price_line(
+        line(**tiny, already_refunded_quantity=1, already_refunded_goods_minor=1),
+        0,
+        unauthorized=False,
+    )
+    last = price_line(
+        line(**tiny, already_refunded_quantity=2, already_refunded_goods_minor=1),
+        0,
+        unauthorized=False,
+    )
+    assert (first.goods_minor, last.goods_minor) == (0, 0)  # 1 in all, as sold

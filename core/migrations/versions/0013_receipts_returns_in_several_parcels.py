@@ -1,7 +1,9 @@
 """receipts: returns in several parcels
 
 Every RMA that already received goods gets one receipt holding them, its inspections and its
-resolutions; units it still waits for are expected until its authorization ran out.
+resolutions. Before, only an RMA still at RECEIVED could take more units; that one keeps
+expecting the rest for the policy's default 14 days (or until its authorization runs out, if
+later); every other one expects nothing more, as it did.
 
 Revision ID: 0013
 Revises: 0012
@@ -11,6 +13,7 @@ Create Date: 2026-12-07 14:00:00.000000
 from collections.abc import Sequence
 
 import uuid
+from datetime import timedelta
 
 import sqlalchemy as sa
 from alembic import op
@@ -97,7 +100,7 @@ _RECEIPT_STATUS = {
     'RESOLVED': 'RESOLVED',
     'CLOSED': 'RESOLVED',
 }
-_ENDED = {'CLOSED', 'REJECTED', 'CANCELLED', 'EXPIRED'}
+_DEFAULT_VALID_DAYS = 14
 
 
 def _one_receipt_per_received_rma() -> None:
@@ -199,14 +202,13 @@ def _one_receipt_per_received_rma() -> None:
         bind.execute(
             resolution.update().where(resolution.c.rma_id == row['id']).values(receipt_id=receipt_id)
         )
-        if all(received == quantity for _l, quantity, received in lines):
-            rest = {'rest_ended_at': arrived}
-        elif row['status'] in _ENDED:
-            rest = {'rest_ended_at': row['closed_at'] or row['updated_at'] or arrived}
+        outstanding = any(received < quantity for _l, quantity, received in lines)
+        if outstanding and row['status'] == 'RECEIVED':
+            deadline = arrived + timedelta(days=_DEFAULT_VALID_DAYS)
+            expires = row['authorization_expires_at']
+            rest = {'rest_expires_at': max(deadline, expires) if expires else deadline}
         else:
-            # The rest was never expected before; it may still come until the authorization
-            # ran out (the periodic expiry ends the wait after that).
-            rest = {'rest_expires_at': row['authorization_expires_at'] or arrived}
+            rest = {'rest_ended_at': row['closed_at'] or arrived}
         bind.execute(rma.update().where(rma.c.id == row['id']).values(**rest))
 
 
