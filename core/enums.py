@@ -72,10 +72,14 @@ class StoreCreditKind(StrEnum):
     TRANSFERRED = "TRANSFERRED"
     # Spent at the platform's checkout, read back by sync: history, not in the balance.
     SPENT_ON_PLATFORM = "SPENT_ON_PLATFORM"
+    # Spent through this service (a storefront's checkout called redeemStoreCredit; negative).
+    REDEEMED = "REDEEMED"
 
 
 # The entries that make up what a customer can spend through this service.
-BALANCE_KINDS = frozenset({StoreCreditKind.ISSUED, StoreCreditKind.TRANSFERRED})
+BALANCE_KINDS = frozenset(
+    {StoreCreditKind.ISSUED, StoreCreditKind.TRANSFERRED, StoreCreditKind.REDEEMED}
+)
 
 
 # A resolution in one of these statuses no longer holds money back from a new attempt.

@@ -21,6 +21,12 @@ class DomainError(Exception):
         self.field = field
 
 
+class InsufficientCredit(DomainError):
+    """The customer's store credit here is less than the amount to spend."""
+
+    code = "INSUFFICIENT_CREDIT"
+
+
 class InvalidInput(DomainError):
     """A value is malformed or out of range."""
 

@@ -16,6 +16,10 @@ from babel.numbers import format_currency, get_currency_precision, list_currenci
 
 from core.errors import InvalidInput
 
+# Amounts are 32-bit integers of minor units in storage and in GraphQL: $21 million, or
+# ¥2.1 billion. Larger amounts are refused rather than wrapped.
+MAX_MINOR = 2**31 - 1
+
 
 @lru_cache(maxsize=512)
 def _known_currencies() -> frozenset[str]:

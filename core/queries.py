@@ -92,6 +92,22 @@ async def _keyset_page(
     return Page(rows[:size], len(rows) > size)
 
 
+async def store_credit_page(
+    session: AsyncSession,
+    merchant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    *,
+    first: int,
+    after: Cursor | None = None,
+) -> Page:
+    """A customer's store-credit ledger, newest first."""
+    statement = select(StoreCreditEntry).where(
+        StoreCreditEntry.merchant_id == merchant_id, StoreCreditEntry.customer_id == customer_id
+    )
+    column = col(StoreCreditEntry.created_at)
+    return await _keyset_page(session, statement, StoreCreditEntry, column, first, after)
+
+
 async def rma_page(
     session: AsyncSession,
     merchant_id: uuid.UUID,

@@ -44,6 +44,9 @@ class ErrorCode(Enum):
     REFUND_EXCEEDS_PAID = strawberry.enum_value(
         "REFUND_EXCEEDS_PAID", description="Refunds would add up to more than was paid."
     )
+    INSUFFICIENT_CREDIT = strawberry.enum_value(
+        "INSUFFICIENT_CREDIT", description="Less store credit here than the amount to spend."
+    )
     CONFLICT = strawberry.enum_value(
         "CONFLICT", description="Clashes with an earlier request (e.g. a reused idempotency key)."
     )

@@ -67,6 +67,8 @@ class StoreCreditEntry(TenantRow, table=True):
         sa.Index("ix_store_credit_customer", "merchant_id", "customer_id"),
         # A platform's transaction is recorded once, however often sync reads it.
         sa.UniqueConstraint("merchant_id", "reference"),
+        # A spending is recorded once, however often the caller sends it.
+        sa.UniqueConstraint("merchant_id", "request_key"),
     )
 
     customer_id: uuid.UUID = Field(foreign_key="customer.id", nullable=False)
@@ -83,3 +85,7 @@ class StoreCreditEntry(TenantRow, table=True):
     )
     # The platform's id of the transaction (a transfer, a spending), when there is one.
     reference: str | None = Field(default=None, max_length=100)
+    # The idempotency key of a spending through the API (redeemStoreCredit).
+    request_key: str | None = Field(default=None, max_length=255)
+    # Who wrote it: the job or the staff member (API key) that spent it.
+    actor: str | None = Field(default=None, max_length=200)

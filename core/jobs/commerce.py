@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Connection, Inspection, Order, OrderLine, Resolution, Rma, RmaLine
 from core.enums import Disposition, RmaStatus
+from core.errors import InsufficientCredit
 from core.jobs.access import fresh_access, services_of
 from core.jobs.worker import JobContext, PermanentJobError
 from core.ports.commerce import (
@@ -37,6 +38,7 @@ from core.usecases.credit_transfers import (
 )
 from core.usecases.platform_returns import record_return_mirrored
 from core.usecases.rma_notes import note_on_rma
+from core.usecases.store_credit import TRANSFER, release_transfer
 
 log = structlog.get_logger()
 
@@ -262,11 +264,21 @@ async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -
         return
     async with context.database.session() as session:
         factory = services_of(context).registry.commerce_platforms.get(connection.platform)
-        transfer = await begin_credit_transfer(
-            session,
-            resolution_id,
-            now=context.clock.now(),
-            by_email=factory is not None and factory.customers_by_email,
+        try:
+            transfer = await begin_credit_transfer(
+                session,
+                resolution_id,
+                now=context.clock.now(),
+                by_email=factory is not None and factory.customers_by_email,
+            )
+        except InsufficientCredit as error:
+            kept: InsufficientCredit | None = error
+            transfer = None
+        else:
+            kept = None
+    if kept is not None:
+        await note_on_job_rma(
+            context, resolution.merchant_id, resolution.rma_id, "CREDIT_KEPT_HERE", kept.message
         )
     if transfer is None:
         return
@@ -283,7 +295,9 @@ async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -
         try:
             reference = await platform.issue_store_credit(credit)
         except PlatformRejected as error:
-            # The ledger still holds the credit: the customer can spend it through us.
+            # Not moved: the credit is spendable here again.
+            async with context.database.session() as session:
+                await release_transfer(session, resolution.merchant_id, resolution_id, TRANSFER)
             message = f"the platform refused the store credit, kept in the ledger: {error}"
             await note_on_job_rma(
                 context, resolution.merchant_id, resolution.rma_id, "TRANSFER_REFUSED", message

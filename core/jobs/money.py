@@ -13,10 +13,10 @@ from sqlmodel import col, select
 
 from core.entities import Order, Resolution, Rma
 from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
-from core.errors import DomainError
+from core.errors import DomainError, InsufficientCredit
 from core.jobs import failpoints
 from core.jobs.access import fresh_access, services_of
-from core.jobs.commerce import transfer_store_credit
+from core.jobs.commerce import note_on_job_rma, transfer_store_credit
 from core.jobs.worker import JobContext, PermanentJobError
 from core.outbox.kinds import EXECUTE_REFUND, REFRESH_REFUND
 from core.outbox.queue import enqueue_once
@@ -43,6 +43,7 @@ from core.usecases.resolutions import (
     record_resolution_outcome,
     resolve_rma,
 )
+from core.usecases.store_credit import MIRROR, release_transfer
 
 log = structlog.get_logger()
 
@@ -278,15 +279,23 @@ async def apply_store_credit(context: JobContext) -> None:
 async def _mirror_to_customer_balance(
     context: JobContext, resolution_id: uuid.UUID, merchant_id: uuid.UUID
 ) -> None:
-    async with context.database.session() as session:
-        mirror = await store_credit_mirror(session, resolution_id)
-    if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
-        return
-    # The ledger is the truth; credit is mirrored to the first installed provider that keeps
+    # The ledger is the truth; credit is moved to the first installed provider that keeps
     # customer balances, where the customer has an account there.
     factories = _services(context).registry.payment_providers.values()
     factory = next((found for found in factories if found.holds_customer_balances), None)
     if factory is None:
+        return
+    async with context.database.session() as session:
+        try:
+            mirror = await store_credit_mirror(session, resolution_id, now=context.clock.now())
+        except InsufficientCredit as error:
+            kept: InsufficientCredit | None = error
+        else:
+            kept = None
+    if kept is not None:
+        await _note_credit_kept(context, merchant_id, resolution_id, kept.message)
+        return
+    if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
         return
     async with _provider_for(context, merchant_id, factory) as provider:
         if isinstance(provider, str):
@@ -300,10 +309,21 @@ async def _mirror_to_customer_balance(
                 mirror.description,
             )
         except ProviderRejected as error:
-            # The ledger is the source of truth; the mirror is a convenience staff can redo.
+            # Not moved: the credit is spendable here again.
+            async with context.database.session() as session:
+                await release_transfer(session, merchant_id, resolution_id, MIRROR)
             raise PermanentJobError(f"customer balance not credited: {error}") from error
     async with context.database.session() as session:
         await record_credit_mirrored(session, resolution_id, reference, now=context.clock.now())
+
+
+async def _note_credit_kept(
+    context: JobContext, merchant_id: uuid.UUID, resolution_id: uuid.UUID, message: str
+) -> None:
+    async with context.database.read_session() as session:
+        resolution = await session.get(Resolution, resolution_id)
+    if resolution is not None:
+        await note_on_job_rma(context, merchant_id, resolution.rma_id, "CREDIT_KEPT_HERE", message)
 
 
 async def auto_resolve(context: JobContext) -> None:

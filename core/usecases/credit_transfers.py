@@ -18,9 +18,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Customer, Order, Resolution, Rma, StoreCreditEntry
 from core.enums import ResolutionKind, ResolutionStatus, StoreCreditKind
+from core.errors import InsufficientCredit
 from core.ports.commerce import CreditSpent
 from core.usecases.inputs import checked_now
 from core.usecases.money_movement import lock_resolution_unless
+from core.usecases.store_credit import TRANSFER, confirm_transfer, reserve_for_transfer
 from core.usecases.timeline import record_event
 
 
@@ -42,9 +44,11 @@ class CreditTransfer:
 async def begin_credit_transfer(
     session: AsyncSession, resolution_id: uuid.UUID, *, now: datetime, by_email: bool = False
 ) -> CreditTransfer | None:
-    """Count an attempt at moving a settled store credit to the platform, before any call;
-    None when there is nothing to move (moved already, or the customer is not known there).
-    ``by_email``: the platform knows the customer by e-mail rather than by its own id."""
+    """Count an attempt at moving a settled store credit to the platform, before any call,
+    and hold the credit back here meanwhile; None when there is nothing to move (moved
+    already, or the customer is not known there), :class:`InsufficientCredit` when it was
+    spent here first. ``by_email``: the platform knows the customer by e-mail rather than by
+    its own id."""
     moment = checked_now(now)
     async with session.begin():
         resolution = await session.get(Resolution, resolution_id, with_for_update=True)
@@ -61,6 +65,18 @@ async def begin_credit_transfer(
         reference = None if customer is None else _reference(customer, by_email)
         if customer is None or not reference:
             return None
+        if not await reserve_for_transfer(
+            session,
+            resolution,
+            customer.id,
+            TRANSFER,
+            note="moving to the platform's store credit",
+            now=moment,
+        ):
+            raise InsufficientCredit(
+                "the credit was spent here before it could move to the platform; it stays "
+                "in the ledger's history"
+            )
         earlier = resolution.breakdown.get("transfer") or {}
         attempts = int(earlier.get("attempts", 0)) + 1
         started = str(earlier.get("startedAt") or moment.isoformat())
@@ -104,18 +120,21 @@ async def record_credit_transferred(
         resolution, rma = locked
         order = await session.get(Order, resolution.order_id)
         assert order is not None
-        session.add(
-            StoreCreditEntry(
-                merchant_id=resolution.merchant_id,
-                customer_id=order.customer_id,
-                amount_minor=-resolution.amount_minor,
-                currency=resolution.currency,
-                kind=StoreCreditKind.TRANSFERRED,
-                reference=reference[:100],
-                note="moved to the platform's store credit",
-                created_at=moment,
+        note = "moved to the platform's store credit"
+        if not await confirm_transfer(session, resolution, TRANSFER, reference, note=note):
+            # Begun before credit was held back at the start of a move.
+            session.add(
+                StoreCreditEntry(
+                    merchant_id=resolution.merchant_id,
+                    customer_id=order.customer_id,
+                    amount_minor=-resolution.amount_minor,
+                    currency=resolution.currency,
+                    kind=StoreCreditKind.TRANSFERRED,
+                    reference=reference[:100],
+                    note=note,
+                    created_at=moment,
+                )
             )
-        )
         resolution.breakdown = {**resolution.breakdown, "transferredAs": reference}
         resolution.updated_at = moment
         session.add(resolution)

@@ -16,15 +16,22 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Customer, Order, OrderLine, Resolution, Rma
-from core.enums import PaymentProviderName, Platform, ResolutionKind, ResolutionStatus
-from core.errors import Conflict
+from core.entities import Customer, Order, OrderLine, Resolution, Rma, StoreCreditEntry
+from core.enums import (
+    PaymentProviderName,
+    Platform,
+    ResolutionKind,
+    ResolutionStatus,
+    StoreCreditKind,
+)
+from core.errors import Conflict, InsufficientCredit
 from core.outbox.kinds import EXECUTE_REFUND
 from core.outbox.queue import enqueue
 from core.ports.payments import RefundedLine
 from core.usecases.inputs import checked_now
 from core.usecases.owned_rows import get_owned, lock_rma
 from core.usecases.resolutions import ChosenResolution
+from core.usecases.store_credit import MIRROR, confirm_transfer, reserve_for_transfer
 from core.usecases.timeline import record_event
 
 _ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
@@ -235,9 +242,14 @@ class CreditMirror:
 
 
 async def store_credit_mirror(
-    session: AsyncSession, resolution_id: uuid.UUID
+    session: AsyncSession, resolution_id: uuid.UUID, *, now: datetime
 ) -> CreditMirror | None:
-    """What to mirror to the provider's customer balance for a settled store credit."""
+    """What to mirror to the provider's customer balance for a settled store credit.
+
+    The credit is held back here first (it is spendable in one place only):
+    :class:`InsufficientCredit` when it was spent here before it could move.
+    """
+    moment = checked_now(now)
     async with session.begin():
         resolution = await session.get(Resolution, resolution_id)
         if (
@@ -249,6 +261,23 @@ async def store_credit_mirror(
         order = await session.get(Order, resolution.order_id)
         customer = await session.get(Customer, order.customer_id) if order else None
         rma = await session.get(Rma, resolution.rma_id)
+        already = bool(resolution.breakdown.get("mirroredAs"))
+        if (
+            customer is not None
+            and customer.stripe_customer_id
+            and not already
+            and not await reserve_for_transfer(
+                session,
+                resolution,
+                customer.id,
+                MIRROR,
+                note="moving to the customer's balance at the payment provider",
+                now=moment,
+            )
+        ):
+            raise InsufficientCredit(
+                "the credit was spent here before it could move to the customer's balance"
+            )
         return CreditMirror(
             merchant_id=resolution.merchant_id,
             resolution_id=resolution.id,
@@ -257,7 +286,7 @@ async def store_credit_mirror(
             currency=resolution.currency,
             idempotency_key=f"{resolution.idempotency_key}-balance",
             description=f"Store credit for {rma.number if rma else 'a return'}",
-            already_mirrored=bool(resolution.breakdown.get("mirroredAs")),
+            already_mirrored=already,
         )
 
 
@@ -290,6 +319,23 @@ async def record_credit_mirrored(
         if locked is None:
             return
         resolution, rma = locked
+        note = "moved to the customer's balance at the payment provider"
+        if not await confirm_transfer(
+            session, resolution, MIRROR, transaction_reference, note=note
+        ):
+            # Begun before credit was held back at the start of a move.
+            session.add(
+                StoreCreditEntry(
+                    merchant_id=resolution.merchant_id,
+                    customer_id=rma.customer_id,
+                    amount_minor=-resolution.amount_minor,
+                    currency=resolution.currency,
+                    kind=StoreCreditKind.TRANSFERRED,
+                    reference=transaction_reference[:100],
+                    note=note,
+                    created_at=moment,
+                )
+            )
         resolution.breakdown = {**resolution.breakdown, "mirroredAs": transaction_reference}
         resolution.updated_at = moment
         session.add(resolution)

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import Customer, Merchant, Order, OrderLine, OrderPayment, Rma
 from core.enums import PaymentProviderName, Platform
 from core.errors import Conflict, CurrencyMismatch, InvalidInput, NotFound
-from core.money import normalize_currency
+from core.money import MAX_MINOR, normalize_currency
 from core.usecases.inputs import (
     as_uuid,
     checked_now,
@@ -83,11 +83,6 @@ class OrderInput:
     source_updated_at: datetime | None = None
     # Refunded on the platform by someone other than this service (its admin, its staff).
     refunded_elsewhere_minor: int = 0
-
-
-# Amounts are 32-bit integers of minor units in storage and in GraphQL: $21 million, or
-# ¥2.1 billion, per order. Larger orders are refused rather than wrapped.
-MAX_MINOR = 2**31 - 1
 
 
 def _non_negative(value: int, name: str) -> int:

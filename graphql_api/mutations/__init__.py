@@ -13,6 +13,7 @@ from graphql_api.mutations.policy import PolicyMutations
 from graphql_api.mutations.returns import ReturnMutations
 from graphql_api.mutations.sessions import SessionMutations
 from graphql_api.mutations.settlement import SettlementMutations
+from graphql_api.mutations.store_credit import StoreCreditMutations
 
 Mutation = merge_types(
     "Mutation",
@@ -21,6 +22,7 @@ Mutation = merge_types(
         ReturnMutations,
         ArrivalMutations,
         SettlementMutations,
+        StoreCreditMutations,
         PolicyMutations,
         OrderMutations,
         ConnectionMutations,

@@ -7,12 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from core import entities
+from core import entities, queries
 from core.errors import NotFound
 from graphql_api.context import Info
-from graphql_api.ids import to_global_id
+from graphql_api.ids import decode_cursor, encode_cursor, to_global_id
 from graphql_api.permissions import StaffRead
 from graphql_api.types.common import Money, Node, PageInfo, PaymentProvider, Platform, money
+from graphql_api.types.store_credit import (
+    StoreCreditEntry,
+    StoreCreditEntryConnection,
+    StoreCreditEntryEdge,
+)
 
 if TYPE_CHECKING:
     from graphql_api.types.returns import Rma
@@ -54,6 +59,37 @@ class Customer(Node):
     async def store_credit_balance(self, info: Info) -> list[Money]:
         balances = await info.context.loaders.store_credit.load(self.row.id)
         return [money(amount, currency) for currency, amount in sorted(balances.items())]
+
+    @strawberry.field(
+        description="The store-credit ledger, newest first: credit given for returns, "
+        "transferred to a platform, spent there or here."
+    )
+    async def store_credit_entries(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="Page size, 1 to 100.")] = 20,
+        after: str | None = None,
+    ) -> StoreCreditEntryConnection:
+        async with info.context.database.read_session() as session:
+            page = await queries.store_credit_page(
+                session,
+                info.context.merchant_id,
+                self.row.id,
+                first=first,
+                after=decode_cursor(after),
+            )
+        edges = [
+            StoreCreditEntryEdge(
+                cursor=encode_cursor(row.created_at, row.id), node=StoreCreditEntry.from_row(row)
+            )
+            for row in page.rows
+        ]
+        return StoreCreditEntryConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
 
 
 @strawberry.type

@@ -73,6 +73,8 @@ ARRIVAL_ROOT_FIELDS = {
     "Query": {"unmatchedArrivals"},
     "Mutation": {"recordUnmatchedArrival", "matchUnmatchedArrival", "refuseUnmatchedArrival"},
 }
+# Spending store credit: AGENT and ADMIN, on a customer (test_store_credit_api).
+STORE_CREDIT_ROOT_FIELDS = {"Query": set[str](), "Mutation": {"redeemStoreCredit"}}
 # A wide window and risk limit: every staged order stays returnable and authorized at once.
 POLICY = {
     "return_window_days": 365,
@@ -595,6 +597,7 @@ def test_the_matrix_covers_every_root_field() -> None:
         | {"startCustomerSession"}
         | CONNECTION_ROOT_FIELDS["Mutation"]
         | ARRIVAL_ROOT_FIELDS["Mutation"]
+        | STORE_CREDIT_ROOT_FIELDS["Mutation"]
         == mutations
     )
     assert set(OPERATOR_OUTCOME) | {"updateReturnPolicy", "upsertOrder"} == set(MUTATIONS)

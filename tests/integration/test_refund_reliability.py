@@ -11,15 +11,21 @@ from sqlmodel import col, select
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Customer, Job, Resolution, Rma, RmaEvent
-from core.enums import JobState, PaymentProviderName, ResolutionStatus, RmaStatus
+from core.entities import Customer, Job, Resolution, Rma, RmaEvent, StoreCreditEntry
+from core.enums import (
+    JobState,
+    PaymentProviderName,
+    ResolutionStatus,
+    RmaStatus,
+    StoreCreditKind,
+)
 from core.errors import DomainError, RefundExceedsPaid
 from core.jobs import failpoints
 from core.ports.payments import RefundReport, RefundStatus
 from core.usecases.money_movement import retry_resolution
 from core.usecases.orders import CustomerInput, OrderInput, OrderLineInput, upsert_order
 from core.usecases.provider_reports import record_provider_refund
-from core.usecases.resolutions import resolve_rma
+from core.usecases.resolutions import resolve_rma, store_credit_balance
 from testkit.fakes import FakeStripe
 from tests.integration.money_world import World, fake_stripe, make_world, money_db, money_url
 
@@ -262,6 +268,19 @@ async def test_store_credit_is_mirrored_to_the_stripe_customer_balance_once(
     assert stored.breakdown["mirroredAs"] == transaction["id"]
     assert stored.amount_minor == chosen.resolution.amount_minor == 2200
     assert fake_stripe.refunds(world.account) == []
+    # Spendable in one place: the ledger records the move, and nothing is left to spend here.
+    async with world.db.read_session() as session:
+        moved = (
+            await session.exec(
+                select(StoreCreditEntry).where(
+                    StoreCreditEntry.customer_id == order.customer_id,
+                    StoreCreditEntry.kind == StoreCreditKind.TRANSFERRED,
+                )
+            )
+        ).one()
+        left = await store_credit_balance(session, world.merchant_id, order.customer_id)
+    assert (moved.amount_minor, moved.reference) == (-2200, transaction["id"])
+    assert left == {"USD": 0}
 
 
 async def test_a_refund_sent_back_after_review_is_made_once_stripe_forgot_the_key(
