@@ -27,6 +27,12 @@ class InsufficientCredit(DomainError):
     code = "INSUFFICIENT_CREDIT"
 
 
+class OverrideNeedsAdmin(DomainError):
+    """The price change is more than an AGENT may give on their own."""
+
+    code = "OVERRIDE_NEEDS_ADMIN"
+
+
 class InvalidInput(DomainError):
     """A value is malformed or out of range."""
 

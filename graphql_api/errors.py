@@ -47,6 +47,10 @@ class ErrorCode(Enum):
     INSUFFICIENT_CREDIT = strawberry.enum_value(
         "INSUFFICIENT_CREDIT", description="Less store credit here than the amount to spend."
     )
+    OVERRIDE_NEEDS_ADMIN = strawberry.enum_value(
+        "OVERRIDE_NEEDS_ADMIN",
+        description="The price change is above what an AGENT may give; an ADMIN decides.",
+    )
     CONFLICT = strawberry.enum_value(
         "CONFLICT", description="Clashes with an earlier request (e.g. a reused idempotency key)."
     )

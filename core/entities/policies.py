@@ -46,6 +46,11 @@ class ReturnPolicy(TenantRow, table=True):
     restocking_fee_on_store_credit: bool = Field(
         default=True, nullable=False, sa_column_kwargs={"server_default": sa.true()}
     )
+    # How much above the policy's price an AGENT may give on their own (in the merchant's
+    # minor units, per resolution); beyond it an ADMIN decides. Lowering a price needs no one.
+    agent_override_limit_minor: int = Field(
+        default=0, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
     auto_authorize: bool = Field(default=True, nullable=False)
     auto_authorize_max_risk: int = Field(default=50, nullable=False)
     auto_resolve: bool = Field(default=False, nullable=False)

@@ -11,8 +11,8 @@ sum of its line refunds plus its shipping refund, so the lines always add up to 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from core.enums import ItemCondition, ReturnReason
 from core.rules.policy import restocking_fee_applies
@@ -59,10 +59,12 @@ class LineRefund:
     goods_minor: int
     tax_minor: int
     restocking_fee_minor: int
+    # Staff's change to the price (a partial refund is negative); 0 as the policy priced it.
+    adjustment_minor: int = 0
 
     @property
     def refund_minor(self) -> int:
-        return self.goods_minor + self.tax_minor - self.restocking_fee_minor
+        return self.goods_minor + self.tax_minor - self.restocking_fee_minor + self.adjustment_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ class RefundQuote:
     currency: str
     lines: tuple[LineRefund, ...]
     shipping_minor: int
+    goodwill_minor: int = 0  # given by staff on top, tied to no line
 
     @property
     def restocking_fee_minor(self) -> int:
@@ -77,7 +80,45 @@ class RefundQuote:
 
     @property
     def total_minor(self) -> int:
-        return sum(line.refund_minor for line in self.lines) + self.shipping_minor
+        return (
+            sum(line.refund_minor for line in self.lines)
+            + self.shipping_minor
+            + self.goodwill_minor
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteAdjustments:
+    """Staff's changes to a quote before any money moves."""
+
+    waive_restocking_fee: bool = False
+    shipping_minor: int | None = None  # the shipping to refund instead of the policy's share
+    # Per order line: what its units are refunded, instead of the policy's price (at most
+    # the units' own goods and tax).
+    line_refunds: Mapping[object, int] = field(default_factory=dict)
+    goodwill_minor: int = 0
+
+
+def adjust_quote(quote: RefundQuote, adjustments: QuoteAdjustments) -> RefundQuote:
+    """The quote as staff changed it; the policy's own figures stay visible line by line."""
+    lines = []
+    for line in quote.lines:
+        if adjustments.waive_restocking_fee:
+            line = replace(line, restocking_fee_minor=0)
+        wanted = adjustments.line_refunds.get(line.order_line_id)
+        if wanted is not None:
+            line = replace(line, adjustment_minor=wanted - line.refund_minor)
+        lines.append(line)
+    return replace(
+        quote,
+        lines=tuple(lines),
+        shipping_minor=(
+            quote.shipping_minor
+            if adjustments.shipping_minor is None
+            else adjustments.shipping_minor
+        ),
+        goodwill_minor=quote.goodwill_minor + adjustments.goodwill_minor,
+    )
 
 
 def _next_share(total_minor: int, line: LinePricing, already_minor: int | None) -> int:

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.entities import ReturnPolicy
 from core.enums import ResolutionKind, ReturnReason
 from core.errors import Conflict, InvalidInput
+from core.money import MAX_MINOR
 from core.usecases.inputs import checked_now, clean_text
 from core.usecases.owned_rows import current_policy
 
@@ -33,6 +34,7 @@ class PolicyChanges:
     warranty_refunds_shipping: bool | None = None
     warranty_credit_bonus: bool | None = None
     restocking_fee_on_store_credit: bool | None = None
+    agent_override_limit_minor: int | None = None
     auto_authorize: bool | None = None
     auto_authorize_max_risk: int | None = None
     auto_resolve: bool | None = None
@@ -50,6 +52,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "store_credit_bonus_percent": (0, 100),
     "auto_authorize_max_risk": (0, 100),
     "authorization_valid_days": (1, 365),
+    "agent_override_limit_minor": (0, MAX_MINOR),
 }
 
 

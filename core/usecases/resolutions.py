@@ -55,7 +55,9 @@ from core.rules.policy import (
 )
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
+from core.usecases.overrides import Adjustments, adjusted_quote, check_adjustments
 from core.usecases.owned_rows import get_owned, load_order, lock_rma, policy_of
+from core.usecases.priced import Priced, priced_units, shipping_refunded_minor
 from core.usecases.receipts import follow_receipts, pick_receipt, receipts_of
 from core.usecases.timeline import record_event, transition
 
@@ -119,34 +121,6 @@ def _refuse_if_policy_refused(rma: Rma) -> None:
         )
 
 
-@dataclass(slots=True)
-class _Priced:
-    units: int = 0
-    goods_minor: int = 0
-    tax_minor: int = 0
-
-
-async def _priced_units(session: AsyncSession, order_id: uuid.UUID) -> dict[uuid.UUID, _Priced]:
-    """What live resolutions already priced of each order line (earlier receipts of this RMA
-    included): the next units are priced as the line's share for all of them less that."""
-    breakdowns = (
-        await session.exec(
-            select(Resolution.breakdown).where(
-                Resolution.order_id == order_id,
-                col(Resolution.status).not_in([s.value for s in DEAD_RESOLUTION_STATUSES]),
-            )
-        )
-    ).all()
-    priced: dict[uuid.UUID, _Priced] = {}
-    for breakdown in breakdowns:
-        for entry in breakdown.get("lines", []):
-            line = priced.setdefault(uuid.UUID(entry["orderLineId"]), _Priced())
-            line.units += int(entry["quantity"])
-            line.goods_minor += int(entry.get("goodsMinor", 0))
-            line.tax_minor += int(entry.get("taxMinor", 0))
-    return priced
-
-
 async def _quote(
     session: AsyncSession, rma: Rma, order: Order, kind: ResolutionKind, receipt: Receipt
 ) -> RefundQuote:
@@ -164,7 +138,7 @@ async def _quote(
             await session.exec(select(Inspection).where(Inspection.receipt_id == receipt.id))
         ).all()
     }
-    priced_before = await _priced_units(session, order.id)
+    priced_before = await priced_units(session, order.id)
     order_lines = {line.id: line for line in order.lines}
     in_receipt = {line.rma_line_id: line.quantity for line in receipt.lines}
     pricing = []
@@ -186,7 +160,7 @@ async def _quote(
                 [EligibilityCode.FINAL_SALE.value],
                 field="id",
             )
-        before = priced_before.get(order_line.id, _Priced())
+        before = priced_before.get(order_line.id, Priced())
         if before.units + in_receipt[line.id] > order_line.quantity:
             raise QuantityExceeded(
                 f"{order_line.title}: {before.units} of {order_line.quantity} unit(s) are "
@@ -208,14 +182,7 @@ async def _quote(
                 condition=inspection.condition if inspection else line.condition,
             )
         )
-    shipping_refunded = (
-        await session.exec(
-            select(sa.func.coalesce(sa.func.sum(Resolution.shipping_minor), 0)).where(
-                Resolution.order_id == order.id,
-                col(Resolution.status).not_in([s.value for s in DEAD_RESOLUTION_STATUSES]),
-            )
-        )
-    ).one()
+    shipping_refunded = await shipping_refunded_minor(session, order.id)
     return quote_refund(
         order.currency,
         pricing,
@@ -223,7 +190,7 @@ async def _quote(
         unauthorized=rma.unauthorized,
         order_goods_minor=order.goods_minor,
         order_shipping_minor=order.shipping_minor,
-        shipping_already_refunded_minor=int(shipping_refunded),
+        shipping_already_refunded_minor=shipping_refunded,
         # A warranty claim gets shipping back only when the policy says so.
         shipping_refund_reasons=(
             []
@@ -257,14 +224,19 @@ async def resolve_rma(
     actor: str,
     request_key: str | None = None,
     receipt_id: uuid.UUID | str | None = None,
+    adjustments: Adjustments | None = None,
+    beyond_agent_limit: bool = False,
     now: datetime,
 ) -> ChosenResolution:
     """Choose a refund or store credit for an inspected receipt of an RMA and price it.
 
-    Without ``receipt_id``, the oldest receipt waiting for a resolution is resolved. A repeated
-    call with the same ``request_key`` returns the resolution the first call made.
+    Without ``receipt_id``, the oldest receipt waiting for a resolution is resolved. Staff may
+    change the price with ``adjustments`` (see :mod:`core.usecases.overrides`);
+    ``beyond_agent_limit`` says the caller may raise it past the policy's AGENT limit. A
+    repeated call with the same ``request_key`` returns the resolution the first call made.
     """
     chosen = parse_enum(ResolutionKind, kind, "resolution", f"unknown resolution {kind!r}")
+    checked = None if adjustments is None else check_adjustments(adjustments)
     wanted = None if receipt_id is None else as_uuid(receipt_id, "receiptId")
     key = clean_text(request_key, "idempotencyKey", limit=255) or None
     moment = checked_now(now)
@@ -302,6 +274,18 @@ async def resolve_rma(
         # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
         order = await load_order(session, merchant_id, rma.order_id, for_update=True)
         quote = await _quote(session, rma, order, chosen, receipt)
+        override = None
+        if checked is not None:
+            quote, override = await adjusted_quote(
+                session,
+                rma,
+                order,
+                policy,
+                quote,
+                checked,
+                beyond_agent_limit=beyond_agent_limit,
+                actor=actor,
+            )
         bonus = 0
         provider = PaymentProviderName.LEDGER
         if chosen is ResolutionKind.REFUND:
@@ -350,18 +334,32 @@ async def resolve_rma(
                         "goodsMinor": line.goods_minor,
                         "taxMinor": line.tax_minor,
                         "restockingFeeMinor": line.restocking_fee_minor,
+                        "adjustmentMinor": line.adjustment_minor,
                         "refundMinor": line.refund_minor,
                     }
                     for line in quote.lines
                 ],
                 "shippingMinor": quote.shipping_minor,
+                "goodwillMinor": quote.goodwill_minor,
                 "bonusMinor": bonus,
+                **({"override": override} if override else {}),
             },
             created_at=moment,
             updated_at=moment,
         )
         session.add(resolution)
         _enqueue_money_movement(session, resolution, now=moment)
+        if override is not None:
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="RESOLUTION_OVERRIDDEN",
+                now=moment,
+                message=f"{override['quotedMinor']} -> {override['adjustedMinor']} "
+                f"{order.currency}: {override['reason']}",
+                data={"resolutionId": str(resolution_id), **override},
+            )
         await record_event(
             session,
             rma,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from core.enums import ApiKeyRole
 from core.enums import ResolutionKind as CoreResolutionKind
 from core.usecases import (
     money_movement,
     resolutions,
 )
+from core.usecases.overrides import Adjustments, LineRefundOverride
 from graphql_api.context import Info
 from graphql_api.ids import expect_id
 from graphql_api.mutations.running import (
@@ -20,9 +22,26 @@ from graphql_api.types.common import (
     ResolutionKind,
 )
 from graphql_api.types.mutation_io import (
+    ResolutionAdjustmentsInput,
     ResolveRmaPayload,
     RmaPayload,
 )
+
+
+def _adjustments(given: ResolutionAdjustmentsInput) -> Adjustments:
+    return Adjustments(
+        reason=given.reason,
+        waive_restocking_fee=given.waive_restocking_fee,
+        refund_shipping=given.refund_shipping,
+        goodwill_minor=given.goodwill_minor,
+        lines=[
+            LineRefundOverride(
+                expect_id(line.rma_line_id, "RmaLine", field=f"adjustments.lines[{i}].rmaLineId"),
+                line.refund_minor,
+            )
+            for i, line in enumerate(given.lines)
+        ],
+    )
 
 
 @strawberry.type
@@ -34,7 +53,9 @@ class SettlementMutations:
         "however often it is sent. userErrors: NOT_FOUND (id, receiptId), INVALID_TRANSITION "
         "(no inspected receipt waits), RESOLUTION_NOT_ALLOWED (not in the policy), NOT_ELIGIBLE "
         "(the policy refuses the goods, or an overturned claim on a final-sale item), "
-        "REFUND_EXCEEDS_PAID, CONFLICT (the idempotencyKey was used for another request).",
+        "REFUND_EXCEEDS_PAID, CONFLICT (the idempotencyKey was used for another request), "
+        "OVERRIDE_NEEDS_ADMIN (adjustments raise the price more than the policy's "
+        "agentOverrideLimitMinor for an AGENT).",
     )
     async def resolve_rma(
         self,
@@ -43,7 +64,9 @@ class SettlementMutations:
         resolution: ResolutionKind,
         idempotency_key: str | None = None,
         receipt_id: strawberry.ID | None = None,
+        adjustments: ResolutionAdjustmentsInput | None = None,
     ) -> ResolveRmaPayload:
+        staff = info.context.staff
         return await resolution_payload(
             info,
             lambda session: resolutions.resolve_rma(
@@ -59,6 +82,8 @@ class SettlementMutations:
                     if receipt_id is None
                     else expect_id(receipt_id, "RmaReceipt", field="receiptId")
                 ),
+                adjustments=None if adjustments is None else _adjustments(adjustments),
+                beyond_agent_limit=staff is not None and staff.role is ApiKeyRole.ADMIN,
             ),
         )
 

@@ -152,6 +152,11 @@ class ReturnPolicyInput:
     restocking_fee_on_store_credit: bool | None = strawberry.field(
         default=None, description="Whether the restocking fee also comes off store credit."
     )
+    agent_override_limit_minor: int | None = strawberry.field(
+        default=None,
+        description="How much above the policy's price an AGENT may give on a resolution "
+        "(minor units of the merchant's currency); more needs an ADMIN.",
+    )
     auto_authorize: bool | None = None
     auto_authorize_max_risk: int | None = None
     auto_resolve: bool | None = None
@@ -202,3 +207,24 @@ class UpsertOrderInput:
     delivered_at: datetime | None = None
     shipping_minor: int = 0
     payments: list[OrderPaymentInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class LineRefundOverrideInput:
+    rma_line_id: strawberry.ID
+    refund_minor: int = strawberry.field(
+        description="What this line's units in the parcel are refunded, at most their price."
+    )
+
+
+@strawberry.input(description="Staff's changes to the price, before any money moves.")
+class ResolutionAdjustmentsInput:
+    reason: str = strawberry.field(description="Why; kept on the RMA's timeline.")
+    waive_restocking_fee: bool = False
+    refund_shipping: bool = strawberry.field(
+        default=False, description="Refund all the order's shipping not refunded yet."
+    )
+    goodwill_minor: int = strawberry.field(
+        default=0, description="An amount given on top, tied to no line."
+    )
+    lines: list[LineRefundOverrideInput] = strawberry.field(default_factory=list)

@@ -26,6 +26,7 @@ class ReturnPolicy:
     warranty_refunds_shipping: bool
     warranty_credit_bonus: bool
     restocking_fee_on_store_credit: bool
+    agent_override_limit_minor: int
     auto_authorize: bool
     auto_authorize_max_risk: int
     auto_resolve: bool
@@ -50,6 +51,7 @@ class ReturnPolicy:
             warranty_refunds_shipping=row.warranty_refunds_shipping,
             warranty_credit_bonus=row.warranty_credit_bonus,
             restocking_fee_on_store_credit=row.restocking_fee_on_store_credit,
+            agent_override_limit_minor=row.agent_override_limit_minor,
             auto_authorize=row.auto_authorize,
             auto_authorize_max_risk=row.auto_authorize_max_risk,
             auto_resolve=row.auto_resolve,

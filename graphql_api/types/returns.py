@@ -65,6 +65,14 @@ class Resolution(Node):
     restocking_fee: Money
     shipping: Money = strawberry.field(description="Shipping refunded within the amount.")
     bonus: Money = strawberry.field(description="Store-credit bonus within the amount.")
+    goodwill: Money = strawberry.field(description="Given by staff on top, within the amount.")
+    policy_price: Money = strawberry.field(
+        description="What the policy priced before staff changed it (the amount when they "
+        "did not; bonus excluded)."
+    )
+    override_reason: str | None = strawberry.field(
+        description="Why staff changed the price (staff only; null when they did not)."
+    )
     provider_reference: str | None = strawberry.field(
         description="The provider's id of the refund or credit (staff only; null for customers)."
     )
@@ -90,6 +98,16 @@ class Resolution(Node):
             restocking_fee=money(row.restocking_fee_minor, currency),
             shipping=money(row.shipping_minor, currency),
             bonus=money(row.bonus_minor, currency),
+            goodwill=money(int(row.breakdown.get("goodwillMinor", 0)), currency),
+            policy_price=money(
+                int(override["quotedMinor"])
+                if (override := row.breakdown.get("override"))
+                else row.amount_minor - row.bonus_minor,
+                currency,
+            ),
+            override_reason=None
+            if for_customer or not override
+            else str(override.get("reason", "")),
             provider_reference=None if for_customer else row.provider_reference,
             failure_reason=customer_failure_reason(row) if for_customer else row.failure_reason,
             receipt_id=strawberry.ID(to_global_id("RmaReceipt", row.receipt_id)),

@@ -15,7 +15,9 @@ from core.money import Money, parse_decimal, to_decimal_string
 from core.rules.pricing import (
     LinePricing,
     LineRefund,
+    QuoteAdjustments,
     RefundQuote,
+    adjust_quote,
     percent_of,
     price_line,
     quote_refund,
@@ -586,3 +588,28 @@ def test_a_share_after_known_amounts_never_goes_below_zero() -> None:
         unauthorized=False,
     )
     assert (first.goods_minor, last.goods_minor) == (0, 0)  # 1 in all, as sold
+
+
+def test_staff_adjustments_change_the_quote_and_keep_the_policys_figures() -> None:
+    policy = quote(
+        [
+            line(order_line_id="a", unit_price_minor=4000, condition=ItemCondition.OPENED),
+            line(order_line_id="b", unit_price_minor=1000),
+        ],
+        restocking_fee_percent=10,
+    )
+    assert policy.total_minor == 3600 + 1000
+    adjusted = adjust_quote(
+        policy,
+        QuoteAdjustments(
+            waive_restocking_fee=True,
+            line_refunds={"b": 600},
+            goodwill_minor=250,
+            shipping_minor=90,
+        ),
+    )
+    a, b = adjusted.lines
+    assert (a.restocking_fee_minor, a.refund_minor) == (0, 4000)
+    assert (b.goods_minor, b.adjustment_minor, b.refund_minor) == (1000, -400, 600)
+    assert adjusted.total_minor == 4000 + 600 + 90 + 250
+    assert adjust_quote(policy, QuoteAdjustments()) == policy
