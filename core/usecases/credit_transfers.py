@@ -120,21 +120,15 @@ async def record_credit_transferred(
         resolution, rma = locked
         order = await session.get(Order, resolution.order_id)
         assert order is not None
-        note = "moved to the platform's store credit"
-        if not await confirm_transfer(session, resolution, TRANSFER, reference, note=note):
-            # Begun before credit was held back at the start of a move.
-            session.add(
-                StoreCreditEntry(
-                    merchant_id=resolution.merchant_id,
-                    customer_id=order.customer_id,
-                    amount_minor=-resolution.amount_minor,
-                    currency=resolution.currency,
-                    kind=StoreCreditKind.TRANSFERRED,
-                    reference=reference[:100],
-                    note=note,
-                    created_at=moment,
-                )
-            )
+        await confirm_transfer(
+            session,
+            resolution,
+            order.customer_id,
+            TRANSFER,
+            reference,
+            note="moved to the platform's store credit",
+            now=moment,
+        )
         resolution.breakdown = {**resolution.breakdown, "transferredAs": reference}
         resolution.updated_at = moment
         session.add(resolution)

@@ -16,13 +16,12 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Customer, Order, OrderLine, Resolution, Rma, StoreCreditEntry
+from core.entities import Customer, Order, OrderLine, Resolution, Rma
 from core.enums import (
     PaymentProviderName,
     Platform,
     ResolutionKind,
     ResolutionStatus,
-    StoreCreditKind,
 )
 from core.errors import Conflict, InsufficientCredit
 from core.outbox.kinds import EXECUTE_REFUND
@@ -319,23 +318,15 @@ async def record_credit_mirrored(
         if locked is None:
             return
         resolution, rma = locked
-        note = "moved to the customer's balance at the payment provider"
-        if not await confirm_transfer(
-            session, resolution, MIRROR, transaction_reference, note=note
-        ):
-            # Begun before credit was held back at the start of a move.
-            session.add(
-                StoreCreditEntry(
-                    merchant_id=resolution.merchant_id,
-                    customer_id=rma.customer_id,
-                    amount_minor=-resolution.amount_minor,
-                    currency=resolution.currency,
-                    kind=StoreCreditKind.TRANSFERRED,
-                    reference=transaction_reference[:100],
-                    note=note,
-                    created_at=moment,
-                )
-            )
+        await confirm_transfer(
+            session,
+            resolution,
+            rma.customer_id,
+            MIRROR,
+            transaction_reference,
+            note="moved to the customer's balance at the payment provider",
+            now=moment,
+        )
         resolution.breakdown = {**resolution.breakdown, "mirroredAs": transaction_reference}
         resolution.updated_at = moment
         session.add(resolution)

@@ -10,16 +10,14 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Order, Rma
-from core.enums import ORDER_PLATFORMS, RmaStatus
+from core.entities import Rma
+from core.enums import RmaStatus
 from core.errors import InvalidInput, InvalidTransition
-from core.outbox.kinds import MIRROR_RETURN
-from core.outbox.queue import enqueue
 from core.rules.status import TERMINAL_STATUSES
 from core.usecases.inputs import checked_now, clean_text
 from core.usecases.owned_rows import lock_rma
 from core.usecases.receipts import outstanding_units
-from core.usecases.timeline import SYSTEM_ACTOR, record_event
+from core.usecases.timeline import SYSTEM_ACTOR, follow_on_platform, record_event
 
 
 async def cancel_remaining_units(
@@ -110,13 +108,4 @@ async def _end_rest(
     )
     if rma.status is RmaStatus.RESOLVED:
         # The platform's return stayed open for the rest; it can close now.
-        order = await session.get(Order, rma.order_id)
-        if order is not None and order.platform in ORDER_PLATFORMS:
-            enqueue(
-                session,
-                MIRROR_RETURN,
-                {"rmaId": str(rma.id), "merchantId": str(rma.merchant_id)},
-                now=now,
-                merchant_id=rma.merchant_id,
-                lock_key=f"rma:{rma.id}",
-            )
+        await follow_on_platform(session, rma, now=now)

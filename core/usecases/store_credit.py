@@ -186,13 +186,15 @@ async def reserve_for_transfer(
 async def confirm_transfer(
     session: AsyncSession,
     resolution: Resolution,
+    customer_id: uuid.UUID,
     destination: str,
     reference: str,
     *,
     note: str,
-) -> bool:
-    """Within the caller's transaction: the reserved credit moved, as ``reference`` there.
-    False when nothing was reserved (a move begun before reservations existed)."""
+    now: datetime,
+) -> None:
+    """Within the caller's transaction: the reserved credit moved, as ``reference`` there
+    (recorded now when a move was begun before credit was held back)."""
     entry = (
         await session.exec(
             select(StoreCreditEntry).where(
@@ -202,11 +204,18 @@ async def confirm_transfer(
         )
     ).first()
     if entry is None:
-        return False
+        entry = StoreCreditEntry(
+            merchant_id=resolution.merchant_id,
+            customer_id=customer_id,
+            amount_minor=-resolution.amount_minor,
+            currency=resolution.currency,
+            kind=StoreCreditKind.TRANSFERRED,
+            actor="system",
+            created_at=now,
+        )
     entry.reference = reference[:100]
     entry.note = note[:500]
     session.add(entry)
-    return True
 
 
 async def release_transfer(

@@ -62,6 +62,20 @@ async def record_event(
     return event
 
 
+async def follow_on_platform(session: AsyncSession, rma: Rma, *, now: datetime) -> None:
+    """The platform's own return follows ours (opened, closed or cancelled by a job)."""
+    order = await session.get(Order, rma.order_id)
+    if order is not None and order.platform in ORDER_PLATFORMS:
+        enqueue(
+            session,
+            MIRROR_RETURN,
+            {"rmaId": str(rma.id), "merchantId": str(rma.merchant_id)},
+            now=now,
+            merchant_id=rma.merchant_id,
+            lock_key=f"rma:{rma.id}",
+        )
+
+
 async def transition(
     session: AsyncSession,
     rma: Rma,
@@ -83,17 +97,7 @@ async def transition(
         rma.rest_expires_at = None
     session.add(rma)
     if target in MIRRORED_STATUSES:
-        order = await session.get(Order, rma.order_id)
-        if order is not None and order.platform in ORDER_PLATFORMS:
-            # The platform's own return follows ours (opened, closed or cancelled by a job).
-            enqueue(
-                session,
-                MIRROR_RETURN,
-                {"rmaId": str(rma.id), "merchantId": str(rma.merchant_id)},
-                now=now,
-                merchant_id=rma.merchant_id,
-                lock_key=f"rma:{rma.id}",
-            )
+        await follow_on_platform(session, rma, now=now)
     await record_event(
         session,
         rma,
