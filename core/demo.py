@@ -349,6 +349,7 @@ async def seed_demo(
         await _one_rma(walker, stored, target, moment, rng)
         advance(1)
     await _unauthorized_returns(walker, stored, moment, rng)
+    await _returns_in_two_parcels(walker, stored, moment, rng)
     async with database.session() as session:
         await expire_authorizations(session, now=moment)
 
@@ -415,6 +416,42 @@ async def _one_rma(
             continue  # not returnable under the policy (final sale, opened software, ...)
         await walker.walk(rma, target, at, now)
         return
+
+
+async def _returns_in_two_parcels(
+    walker: _Walker, orders: list[Order], now: datetime, rng: random.Random
+) -> None:
+    """Two returns of two units sent in two parcels: the first parcel refunded on its own,
+    the second one just arrived for one, still on its way for the other."""
+    made = 0
+    for order in rng.sample(orders, 80):
+        line = next((line for line in order.lines if line.quantity >= 2), None)
+        # Recent, so that the second parcel is still expected when the demo is served.
+        at = now - timedelta(days=3)
+        start = order.delivered_at or order.placed_at
+        if line is None or not start < at < start + timedelta(days=25):
+            continue
+        try:
+            rma = await walker.run(
+                request_rma,
+                order_id=order.id,
+                actor=CUSTOMER,
+                now=at,
+                lines=[ReturnLineInput(line.id, 2, ReturnReason.SIZE_TOO_LARGE, "UNOPENED")],
+                preferred_resolution="REFUND",
+            )
+        except DomainError:
+            continue
+        clock = _StepTimes(at, now)
+        await walker.run(authorize_rma, rma.id, actor=STAFF, now=clock())
+        first = ReceivedLine(rma.lines[0].id, 1)
+        await walker.run(receive_rma, rma.id, lines=[first], actor=STAFF, now=clock())
+        await walker.settle(rma, RmaStatus.RESOLVED, clock)
+        if made == 0:
+            await walker.run(receive_rma, rma.id, lines=[first], actor=STAFF, now=clock())
+        made += 1
+        if made == 2:
+            return
 
 
 async def _unauthorized_returns(
