@@ -248,50 +248,56 @@ def keeps_credit_on_platform(context: JobContext, connection: Connection) -> boo
     return _connection_settings(context, connection).get(CREDIT_DESTINATION) == "platform"
 
 
-async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -> None:
+async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -> bool:
     """Move a settled store credit to the order platform's own store credit, once, when the
-    connection keeps credit there. The platform may have no idempotency key for it: after an
-    attempt with no clear outcome, it looks for the credit before giving it again."""
+    connection keeps credit there (True then, whatever the outcome). The platform may have no
+    idempotency key for it: after an attempt with no clear outcome, it looks for the credit
+    before giving it again."""
     async with context.database.read_session() as session:
         resolution = await session.get(Resolution, resolution_id)
         order = None if resolution is None else await session.get(Order, resolution.order_id)
         if resolution is None or order is None:
-            return
+            return False
         if order.platform not in services_of(context).registry.commerce_platforms:
-            return
+            return False
         connection = await order_connection(session, resolution.merchant_id, order)
     if connection is None or not keeps_credit_on_platform(context, connection):
-        return
-    async with context.database.session() as session:
-        factory = services_of(context).registry.commerce_platforms.get(connection.platform)
-        try:
-            transfer = await begin_credit_transfer(
-                session,
-                resolution_id,
-                now=context.clock.now(),
-                by_email=factory is not None and factory.customers_by_email,
-            )
-        except InsufficientCredit as error:
-            kept: InsufficientCredit | None = error
-            transfer = None
-        else:
-            kept = None
-    if kept is not None:
-        await note_on_job_rma(
-            context, resolution.merchant_id, resolution.rma_id, "CREDIT_KEPT_HERE", kept.message
-        )
-    if transfer is None:
-        return
-    credit = PlatformCredit(
-        customer_reference=transfer.customer_reference,
-        amount_minor=transfer.amount_minor,
-        currency=transfer.currency,
-        idempotency_key=transfer.idempotency_key,
-        note=transfer.note,
-        look_since=transfer.first_attempt_at if transfer.attempts > 1 else None,
-        claimed=transfer.claimed,
-    )
+        return False
+    factory = services_of(context).registry.commerce_platforms.get(connection.platform)
+    # The platform is reachable before the credit is held back for it.
     async with platform_for(context, connection) as (platform, _access):
+        async with context.database.session() as session:
+            try:
+                transfer = await begin_credit_transfer(
+                    session,
+                    resolution_id,
+                    now=context.clock.now(),
+                    by_email=factory is not None and factory.customers_by_email,
+                )
+            except InsufficientCredit as error:
+                kept: InsufficientCredit | None = error
+                transfer = None
+            else:
+                kept = None
+        if kept is not None:
+            await note_on_job_rma(
+                context,
+                resolution.merchant_id,
+                resolution.rma_id,
+                "CREDIT_KEPT_HERE",
+                kept.message,
+            )
+        if transfer is None:
+            return True
+        credit = PlatformCredit(
+            customer_reference=transfer.customer_reference,
+            amount_minor=transfer.amount_minor,
+            currency=transfer.currency,
+            idempotency_key=transfer.idempotency_key,
+            note=transfer.note,
+            look_since=transfer.first_attempt_at if transfer.attempts > 1 else None,
+            claimed=transfer.claimed,
+        )
         try:
             reference = await platform.issue_store_credit(credit)
         except PlatformRejected as error:
@@ -305,3 +311,4 @@ async def transfer_store_credit(context: JobContext, resolution_id: uuid.UUID) -
             raise PermanentJobError(str(error)) from error
     async with context.database.session() as session:
         await record_credit_transferred(session, resolution_id, reference, now=context.clock.now())
+    return True

@@ -271,9 +271,10 @@ async def apply_store_credit(context: JobContext) -> None:
             )
         except DomainError as error:
             raise PermanentJobError(f"store credit could not be recorded: {error}") from error
-    await _mirror_to_customer_balance(context, resolution_id, merchant_id)
-    # Or, where the merchant keeps store credit on its order platform, moved there.
-    await transfer_store_credit(context, resolution_id)
+    # Spendable in one place: the merchant's platform when it keeps store credit there,
+    # otherwise the payment provider's customer balance when the customer has one.
+    if not await transfer_store_credit(context, resolution_id):
+        await _mirror_to_customer_balance(context, resolution_id, merchant_id)
 
 
 async def _mirror_to_customer_balance(
@@ -285,20 +286,21 @@ async def _mirror_to_customer_balance(
     factory = next((found for found in factories if found.holds_customer_balances), None)
     if factory is None:
         return
-    async with context.database.session() as session:
-        try:
-            mirror = await store_credit_mirror(session, resolution_id, now=context.clock.now())
-        except InsufficientCredit as error:
-            kept: InsufficientCredit | None = error
-        else:
-            kept = None
-    if kept is not None:
-        await _note_credit_kept(context, merchant_id, resolution_id, kept.message)
-        return
-    if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
-        return
     async with _provider_for(context, merchant_id, factory) as provider:
         if isinstance(provider, str):
+            return
+        # The provider is reachable before the credit is held back for it.
+        async with context.database.session() as session:
+            try:
+                mirror = await store_credit_mirror(session, resolution_id, now=context.clock.now())
+            except InsufficientCredit as error:
+                kept: InsufficientCredit | None = error
+            else:
+                kept = None
+        if kept is not None:
+            await _note_credit_kept(context, merchant_id, resolution_id, kept.message)
+            return
+        if mirror is None or mirror.customer_reference is None or mirror.already_mirrored:
             return
         try:
             reference = await provider.credit_customer_balance(

@@ -110,7 +110,7 @@ async def _refund_of(
             external[uuid.UUID(entry["orderLineId"])],
             int(entry["quantity"]),
             0 if credit else int(entry["refundMinor"]),
-            0 if credit else int(entry.get("taxMinor", 0)),
+            0 if credit else int(entry.get("refundTaxMinor", entry.get("taxMinor", 0))),
         )
         for entry in breakdown
         if uuid.UUID(entry["orderLineId"]) in external

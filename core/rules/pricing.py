@@ -66,6 +66,15 @@ class LineRefund:
     def refund_minor(self) -> int:
         return self.goods_minor + self.tax_minor - self.restocking_fee_minor + self.adjustment_minor
 
+    @property
+    def refunded_tax_minor(self) -> int:
+        """The tax within the refund: all of it, unless staff refunded less than the units'
+        price, then its share of what they did refund (a fee comes off the goods)."""
+        price = self.goods_minor + self.tax_minor
+        if self.adjustment_minor >= 0 or price == 0:
+            return self.tax_minor
+        return (self.tax_minor * self.refund_minor) // price
+
 
 @dataclass(frozen=True, slots=True)
 class RefundQuote:

@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.entities import Order, ReturnPolicy, Rma
+from core.entities import Merchant, Order, Rma
 from core.errors import InvalidInput, NotFound, OverrideNeedsAdmin
 from core.money import MAX_MINOR
-from core.rules.pricing import QuoteAdjustments, RefundQuote, adjust_quote
+from core.rules.pricing import QuoteAdjustments, RefundQuote, adjust_quote, store_credit_bonus
 from core.usecases.inputs import as_uuid, clean_text, require_unique
+from core.usecases.owned_rows import current_policy
 from core.usecases.priced import shipping_refunded_minor
 
 
@@ -79,15 +80,16 @@ async def adjusted_quote(
     session: AsyncSession,
     rma: Rma,
     order: Order,
-    policy: ReturnPolicy,
     quote: RefundQuote,
     adjustments: CheckedAdjustments,
     *,
+    bonus_percent: int,
     beyond_agent_limit: bool,
     actor: str,
 ) -> tuple[RefundQuote, dict[str, Any]]:
     """Within the caller's transaction: the quote as staff changed it, and the record of the
-    change kept with the resolution."""
+    change kept with the resolution. ``bonus_percent``: the store-credit bonus the
+    resolution earns, which grows with the price."""
     order_lines = {line.id: line.order_line_id for line in rma.lines}
     priced = {line.order_line_id: line for line in quote.lines}
     refunds: dict[object, int] = {}
@@ -115,13 +117,29 @@ async def adjusted_quote(
             goodwill_minor=adjustments.goodwill_minor,
         ),
     )
-    raised = changed.total_minor - quote.total_minor
-    if raised > policy.agent_override_limit_minor and not beyond_agent_limit:
-        raise OverrideNeedsAdmin(
-            f"{raised} {order.currency} above the policy's price is more than the "
-            f"{policy.agent_override_limit_minor} an AGENT may give: an ADMIN decides",
-            field="adjustments",
+    if changed.total_minor == 0:
+        raise InvalidInput(
+            "adjustments", "nothing would be paid back: refuse the goods instead, or keep some"
         )
+    raised = (
+        changed.total_minor
+        + store_credit_bonus(changed.total_minor, bonus_percent)
+        - quote.total_minor
+        - store_credit_bonus(quote.total_minor, bonus_percent)
+    )
+    if raised > 0 and not beyond_agent_limit:
+        # The merchant's current limit, in its own currency: an order in another currency
+        # has none an AGENT may use.
+        policy = await current_policy(session, rma.merchant_id)
+        merchant = await session.get(Merchant, rma.merchant_id)
+        same_currency = merchant is not None and merchant.default_currency == order.currency
+        limit = policy.agent_override_limit_minor if same_currency else 0
+        if raised > limit:
+            raise OverrideNeedsAdmin(
+                f"{raised} {order.currency} above the policy's price is more than the "
+                f"{limit} an AGENT may give: an ADMIN decides",
+                field="adjustments",
+            )
     record = {
         "reason": adjustments.reason,
         "by": actor,

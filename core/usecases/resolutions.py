@@ -274,24 +274,25 @@ async def resolve_rma(
         # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
         order = await load_order(session, merchant_id, rma.order_id, for_update=True)
         quote = await _quote(session, rma, order, chosen, receipt)
+        provider = PaymentProviderName.LEDGER
+        bonus_percent = 0
+        if chosen is ResolutionKind.REFUND:
+            provider = refund_provider(order)
+        elif not is_warranty_claim(rma) or policy.warranty_credit_bonus:
+            bonus_percent = policy.store_credit_bonus_percent
         override = None
         if checked is not None:
             quote, override = await adjusted_quote(
                 session,
                 rma,
                 order,
-                policy,
                 quote,
                 checked,
+                bonus_percent=bonus_percent,
                 beyond_agent_limit=beyond_agent_limit,
                 actor=actor,
             )
-        bonus = 0
-        provider = PaymentProviderName.LEDGER
-        if chosen is ResolutionKind.REFUND:
-            provider = refund_provider(order)
-        elif not is_warranty_claim(rma) or policy.warranty_credit_bonus:
-            bonus = store_credit_bonus(quote.total_minor, policy.store_credit_bonus_percent)
+        bonus = store_credit_bonus(quote.total_minor, bonus_percent)
         already = await _live_total(session, order.id)
         if already + quote.total_minor > refundable_minor(order):
             raise RefundExceedsPaid(
@@ -335,6 +336,7 @@ async def resolve_rma(
                         "taxMinor": line.tax_minor,
                         "restockingFeeMinor": line.restocking_fee_minor,
                         "adjustmentMinor": line.adjustment_minor,
+                        "refundTaxMinor": line.refunded_tax_minor,
                         "refundMinor": line.refund_minor,
                     }
                     for line in quote.lines

@@ -56,9 +56,11 @@ async def redeem_store_credit(
     note = clean_text(reference, "reference", limit=200)
     if not note:
         raise InvalidInput("reference", "say what the credit paid for (an order or checkout)")
-    key = clean_text(idempotency_key, "idempotencyKey", limit=255)
-    if not key:
+    given = clean_text(idempotency_key, "idempotencyKey", limit=240)
+    if not given:
         raise InvalidInput("idempotencyKey", "send a key, so that a retry spends nothing twice")
+    # A namespace of their own: a caller's key can never name the service's own entries.
+    key = f"redeem:{given}"
     moment = checked_now(now)
     try:
         async with session.begin():
@@ -107,7 +109,8 @@ async def redeem_store_credit(
 def _same_spending(
     earlier: StoreCreditEntry, customer_id: uuid.UUID, amount_minor: int, currency: str
 ) -> None:
-    if (earlier.customer_id, -earlier.amount_minor, earlier.currency) != (
+    if (earlier.kind, earlier.customer_id, -earlier.amount_minor, earlier.currency) != (
+        StoreCreditKind.REDEEMED,
         customer_id,
         amount_minor,
         currency,
@@ -161,6 +164,7 @@ async def reserve_for_transfer(
             select(StoreCreditEntry.id).where(
                 StoreCreditEntry.merchant_id == resolution.merchant_id,
                 StoreCreditEntry.request_key == key,
+                StoreCreditEntry.kind == StoreCreditKind.TRANSFERRED,
             )
         )
     ).first()
@@ -200,6 +204,7 @@ async def confirm_transfer(
             select(StoreCreditEntry).where(
                 StoreCreditEntry.merchant_id == resolution.merchant_id,
                 StoreCreditEntry.request_key == _reservation_key(destination, resolution.id),
+                StoreCreditEntry.kind == StoreCreditKind.TRANSFERRED,
             )
         )
     ).first()
@@ -228,6 +233,7 @@ async def release_transfer(
                 select(StoreCreditEntry).where(
                     StoreCreditEntry.merchant_id == merchant_id,
                     StoreCreditEntry.request_key == _reservation_key(destination, resolution_id),
+                    StoreCreditEntry.kind == StoreCreditKind.TRANSFERRED,
                     col(StoreCreditEntry.reference).is_(None),
                 )
             )

@@ -12,7 +12,7 @@ from core import entities
 from core.enums import ResolutionStatus, RmaStatus
 
 # Events only staff may see: they are about reconciling money, not about the return.
-STAFF_ONLY_EVENTS = frozenset({"PROVIDER_DISAGREES"})
+STAFF_ONLY_EVENTS = frozenset({"PROVIDER_DISAGREES", "RESOLUTION_OVERRIDDEN", "CREDIT_KEPT_HERE"})
 
 _PEOPLE = ("staff", "customer")
 

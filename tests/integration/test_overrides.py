@@ -22,6 +22,7 @@ from core.errors import (
     RefundExceedsPaid,
 )
 from core.usecases.overrides import Adjustments, LineRefundOverride
+from core.usecases.policies import PolicyChanges, update_return_policy
 from core.usecases.resolutions import ChosenResolution, resolve_rma
 from tests import factories as f
 
@@ -194,3 +195,48 @@ async def test_twenty_generous_overrides_at_once_never_exceed_what_was_paid(db: 
             )
         ).all()
     assert sum(live) <= 1000
+
+
+async def test_the_credit_bonus_a_raise_earns_counts_against_the_limit(db: Database) -> None:
+    merchant_id, _order, rma = await opened_return(
+        db, agent_override_limit_minor=150, store_credit_bonus_percent=100
+    )
+    generous = Adjustments(reason="make it right", goodwill_minor=100)  # 200 with the bonus
+    async with db.session() as session:
+        with pytest.raises(OverrideNeedsAdmin):
+            await resolve_rma(
+                session,
+                merchant_id,
+                rma.id,
+                kind="STORE_CREDIT",
+                actor="staff:desk",
+                adjustments=generous,
+                now=SYSTEM_CLOCK.now(),
+            )
+
+
+async def test_the_limit_is_the_merchants_current_one_in_its_own_currency(db: Database) -> None:
+    merchant_id, _order, rma = await opened_return(db, agent_override_limit_minor=1000)
+    async with db.session() as session:
+        await update_return_policy(
+            session,
+            merchant_id,
+            PolicyChanges(agent_override_limit_minor=10),
+            now=SYSTEM_CLOCK.now(),
+        )
+    with pytest.raises(OverrideNeedsAdmin):
+        await choose(db, merchant_id, rma, Adjustments(reason="x", goodwill_minor=11))
+
+    shop = await f.merchant(db, agent_override_limit_minor=1000)
+    euros = await f.order(db, shop.id, currency="EUR", stripe_paid=False)
+    abroad = await f.inspected_rma(db, shop.id, euros)
+    with pytest.raises(OverrideNeedsAdmin):
+        await choose(db, shop.id, abroad, Adjustments(reason="x", goodwill_minor=1))
+
+
+async def test_lowering_a_price_to_nothing_is_refused(db: Database) -> None:
+    merchant_id, _order, rma = await opened_return(db)
+    nothing = Adjustments(reason="x", lines=[LineRefundOverride(rma.lines[0].id, 0)])
+    with pytest.raises(InvalidInput) as caught:
+        await choose(db, merchant_id, rma, nothing)
+    assert caught.value.field == "adjustments"

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Resolution, StoreCreditEntry
+from core.entities import Customer, Resolution, StoreCreditEntry
 from core.enums import StoreCreditKind
 from core.errors import Conflict, DomainError, InsufficientCredit, InvalidInput, NotFound
 from core.usecases.resolutions import resolve_rma, store_credit_balance
@@ -119,7 +119,7 @@ async def test_spending_more_than_is_there_changes_nothing(db: Database) -> None
         (10, "XXQ", "r", "k", "amount.currency"),
         (10, "USD", " ", "k", "reference"),
         (10, "USD", "r", "", "idempotencyKey"),
-        (10, "USD", "r", "k" * 256, "idempotencyKey"),
+        (10, "USD", "r", "k" * 241, "idempotencyKey"),
     ],
 )
 async def test_bad_input_is_refused_with_its_field(
@@ -208,3 +208,47 @@ async def test_credit_moving_to_another_place_is_held_back_and_released_if_refus
             )
         ).all()
     assert dict(kinds) == {StoreCreditKind.ISSUED: 1, StoreCreditKind.REDEEMED: 1}
+
+
+async def test_a_callers_key_never_names_the_services_own_entries(db: Database) -> None:
+    shop, customer = await credited(db, 1000)
+    async with db.read_session() as session:
+        resolution = (
+            await session.exec(select(Resolution).where(Resolution.merchant_id == shop))
+        ).one()
+    await redeem(db, shop, customer, 1, f"{TRANSFER}:{resolution.id}")
+    async with db.session() as session, session.begin():
+        # 999 left: the full credit cannot move, and the spending is not taken for a hold.
+        assert not await reserve_for_transfer(
+            session, resolution, customer, TRANSFER, note="moving", now=SYSTEM_CLOCK.now()
+        )
+    async with db.session() as session:
+        await release_transfer(session, shop, resolution.id, TRANSFER)
+    assert [entry.kind for entry in await entries(db, customer)] == [
+        StoreCreditKind.ISSUED,
+        StoreCreditKind.REDEEMED,
+    ]
+
+
+async def test_credit_stays_here_when_the_customer_balance_cannot_be_reached(
+    db: Database,
+) -> None:
+    """The customer has a Stripe id but the merchant has no Stripe connection: nothing is
+    held back for a move that cannot happen."""
+    shop = await f.merchant(db)
+    order = await f.order(db, shop.id, lines=[f.line(quantity=1, unit_price_minor=1500)])
+    async with db.session() as session, session.begin():
+        customer = await session.get(Customer, order.customer_id)
+        assert customer is not None
+        customer.stripe_customer_id = "cus_unreachable"
+        session.add(customer)
+    rma = await f.inspected_rma(db, shop.id, order)
+    async with db.session() as session:
+        await resolve_rma(
+            session, shop.id, rma.id, kind="STORE_CREDIT", actor="staff", now=SYSTEM_CLOCK.now()
+        )
+    await run_jobs(db, shop.id)
+    assert await balance(db, shop.id, order.customer_id) == 1500
+    assert [entry.kind for entry in await entries(db, order.customer_id)] == [
+        StoreCreditKind.ISSUED
+    ]

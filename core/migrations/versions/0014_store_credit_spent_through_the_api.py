@@ -66,9 +66,10 @@ def _record_earlier_mirrors() -> None:
         .where(resolution.c.kind == 'STORE_CREDIT', resolution.c.status == 'SUCCEEDED')
     ).mappings()
     for row in rows.all():
-        mirrored = (row['breakdown'] or {}).get('mirroredAs')
-        if not mirrored:
-            continue
+        breakdown = row['breakdown'] or {}
+        mirrored = breakdown.get('mirroredAs')
+        if not mirrored or breakdown.get('transferredAs'):
+            continue  # never mirrored, or its move to a platform is in the ledger already
         bind.execute(
             entry.insert().values(
                 id=uuid.uuid4(),
