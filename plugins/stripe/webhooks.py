@@ -43,7 +43,10 @@ def stripe_signature_valid(
     signatures: list[bytes] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        # ASCII digits, and no more than a Unix time has: ``isdigit`` alone lets through
+        # other scripts' digits and superscripts, and a 5,000-digit number that ``int``
+        # refuses to read.
+        if name == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             timestamp = int(value)
         elif name == "v1" and value:
             signatures.append(value.encode())

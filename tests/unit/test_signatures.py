@@ -44,7 +44,20 @@ def test_any_of_several_stripe_signatures_and_any_of_the_secrets_may_match() -> 
     assert not stripe_signature_valid(BODY, header, ["whsec_other"], now=NOW)
 
 
-@pytest.mark.parametrize("header", [None, "", "t=abc,v1=00", "v1=00", f"t={NOW}"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "t=abc,v1=00",
+        "v1=00",
+        f"t={NOW}",
+        "t=\u00b2\u00b3,v1=00",  # superscript digits: isdigit() says yes, int() says no
+        "t=\u0661\u0668\u0660\u0660,v1=00",  # Arabic-Indic digits
+        "t=" + "9" * 5000 + ",v1=00",  # more digits than int() reads
+        "t=" + "9" * 400 + ",v1=00",  # too far in the future to compare as a float
+    ],
+)
 def test_malformed_stripe_headers_fail(header: str | None) -> None:
     assert not stripe_signature_valid(BODY, header, ["whsec_a"], now=NOW)
 
