@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -240,148 +241,158 @@ async def resolve_rma(
     wanted = None if receipt_id is None else as_uuid(receipt_id, "receiptId")
     key = clean_text(request_key, "idempotencyKey", limit=255) or None
     moment = checked_now(now)
-    async with session.begin():
-        rma = await lock_rma(session, merchant_id, rma_id)
-        if key is not None:
-            earlier = (
-                await session.exec(
-                    select(Resolution).where(
-                        Resolution.merchant_id == merchant_id, Resolution.request_key == key
+    try:
+        async with session.begin():
+            rma = await lock_rma(session, merchant_id, rma_id)
+            if key is not None:
+                earlier = (
+                    await session.exec(
+                        select(Resolution).where(
+                            Resolution.merchant_id == merchant_id, Resolution.request_key == key
+                        )
                     )
+                ).first()
+                if earlier is not None:
+                    if (
+                        earlier.rma_id != rma.id
+                        or earlier.kind is not chosen
+                        or wanted not in (None, earlier.receipt_id)
+                    ):
+                        raise Conflict(
+                            "this idempotency key was used for another request",
+                            field="idempotencyKey",
+                        )
+                    return ChosenResolution(rma, earlier)
+            receipts = await receipts_of(session, rma.id)
+            receipt = pick_receipt(
+                receipts, wanted, ReceiptStatus.INSPECTED, target=RmaStatus.RESOLVING
+            )
+            policy = await policy_of(session, rma)
+            if chosen is ResolutionKind.EXCHANGE:
+                raise ResolutionNotAllowed("exchanges are not supported yet", field="resolution")
+            if chosen.value not in policy.allowed_resolutions:
+                raise ResolutionNotAllowed(
+                    f"the return policy does not offer {chosen.value}", field="resolution"
                 )
-            ).first()
-            if earlier is not None:
-                if (
-                    earlier.rma_id != rma.id
-                    or earlier.kind is not chosen
-                    or wanted not in (None, earlier.receipt_id)
-                ):
-                    raise Conflict(
-                        "this idempotency key was used for another request", field="idempotencyKey"
-                    )
-                return ChosenResolution(rma, earlier)
-        receipts = await receipts_of(session, rma.id)
-        receipt = pick_receipt(
-            receipts, wanted, ReceiptStatus.INSPECTED, target=RmaStatus.RESOLVING
-        )
-        policy = await policy_of(session, rma)
-        if chosen is ResolutionKind.EXCHANGE:
-            raise ResolutionNotAllowed("exchanges are not supported yet", field="resolution")
-        if chosen.value not in policy.allowed_resolutions:
-            raise ResolutionNotAllowed(
-                f"the return policy does not offer {chosen.value}", field="resolution"
+            # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
+            order = await load_order(session, merchant_id, rma.order_id, for_update=True)
+            quote = await _quote(session, rma, order, chosen, receipt)
+            provider = PaymentProviderName.LEDGER
+            bonus_percent = 0
+            if chosen is ResolutionKind.REFUND:
+                provider = refund_provider(order)
+            elif not is_warranty_claim(rma) or policy.warranty_credit_bonus:
+                bonus_percent = policy.store_credit_bonus_percent
+            override = None
+            if checked is not None:
+                quote, override = await adjusted_quote(
+                    session,
+                    rma,
+                    order,
+                    quote,
+                    checked,
+                    bonus_percent=bonus_percent,
+                    beyond_agent_limit=beyond_agent_limit,
+                    actor=actor,
+                )
+            bonus = store_credit_bonus(quote.total_minor, bonus_percent)
+            already = await _live_total(session, order.id)
+            if already + quote.total_minor > refundable_minor(order):
+                raise RefundExceedsPaid(
+                    f"{quote.total_minor} more would exceed the {refundable_minor(order)} paid "
+                    f"({already} already refunded or promised)",
+                    field="resolution",
+                )
+            receipt.status = ReceiptStatus.RESOLVING
+            receipt.updated_at = moment
+            session.add(receipt)
+            await follow_receipts(session, rma, receipts, actor=actor, now=moment)
+            resolution_id = uuid.uuid4()
+            resolution = Resolution(
+                id=resolution_id,
+                merchant_id=merchant_id,
+                rma_id=rma.id,
+                receipt_id=receipt.id,
+                order_id=order.id,
+                kind=chosen,
+                provider=provider,
+                status=ResolutionStatus.PENDING,
+                amount_minor=quote.total_minor + bonus,
+                currency=order.currency,
+                restocking_fee_minor=quote.restocking_fee_minor,
+                shipping_minor=quote.shipping_minor,
+                bonus_minor=bonus,
+                idempotency_key=f"rma-resolution-{resolution_id}",
+                payment_reference=(
+                    payment.reference
+                    if chosen is ResolutionKind.REFUND
+                    and (payment := refund_payment(order, provider)) is not None
+                    else None
+                ),
+                request_key=key,
+                breakdown={
+                    "lines": [
+                        {
+                            "orderLineId": str(line.order_line_id),
+                            "quantity": line.quantity,
+                            "goodsMinor": line.goods_minor,
+                            "taxMinor": line.tax_minor,
+                            "restockingFeeMinor": line.restocking_fee_minor,
+                            "adjustmentMinor": line.adjustment_minor,
+                            "refundTaxMinor": line.refunded_tax_minor,
+                            "refundMinor": line.refund_minor,
+                        }
+                        for line in quote.lines
+                    ],
+                    "shippingMinor": quote.shipping_minor,
+                    "goodwillMinor": quote.goodwill_minor,
+                    "bonusMinor": bonus,
+                    **({"override": override} if override else {}),
+                },
+                created_at=moment,
+                updated_at=moment,
             )
-        # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
-        order = await load_order(session, merchant_id, rma.order_id, for_update=True)
-        quote = await _quote(session, rma, order, chosen, receipt)
-        provider = PaymentProviderName.LEDGER
-        bonus_percent = 0
-        if chosen is ResolutionKind.REFUND:
-            provider = refund_provider(order)
-        elif not is_warranty_claim(rma) or policy.warranty_credit_bonus:
-            bonus_percent = policy.store_credit_bonus_percent
-        override = None
-        if checked is not None:
-            quote, override = await adjusted_quote(
-                session,
-                rma,
-                order,
-                quote,
-                checked,
-                bonus_percent=bonus_percent,
-                beyond_agent_limit=beyond_agent_limit,
-                actor=actor,
-            )
-        bonus = store_credit_bonus(quote.total_minor, bonus_percent)
-        already = await _live_total(session, order.id)
-        if already + quote.total_minor > refundable_minor(order):
-            raise RefundExceedsPaid(
-                f"{quote.total_minor} more would exceed the {refundable_minor(order)} paid "
-                f"({already} already refunded or promised)",
-                field="resolution",
-            )
-        receipt.status = ReceiptStatus.RESOLVING
-        receipt.updated_at = moment
-        session.add(receipt)
-        await follow_receipts(session, rma, receipts, actor=actor, now=moment)
-        resolution_id = uuid.uuid4()
-        resolution = Resolution(
-            id=resolution_id,
-            merchant_id=merchant_id,
-            rma_id=rma.id,
-            receipt_id=receipt.id,
-            order_id=order.id,
-            kind=chosen,
-            provider=provider,
-            status=ResolutionStatus.PENDING,
-            amount_minor=quote.total_minor + bonus,
-            currency=order.currency,
-            restocking_fee_minor=quote.restocking_fee_minor,
-            shipping_minor=quote.shipping_minor,
-            bonus_minor=bonus,
-            idempotency_key=f"rma-resolution-{resolution_id}",
-            payment_reference=(
-                payment.reference
-                if chosen is ResolutionKind.REFUND
-                and (payment := refund_payment(order, provider)) is not None
-                else None
-            ),
-            request_key=key,
-            breakdown={
-                "lines": [
-                    {
-                        "orderLineId": str(line.order_line_id),
-                        "quantity": line.quantity,
-                        "goodsMinor": line.goods_minor,
-                        "taxMinor": line.tax_minor,
-                        "restockingFeeMinor": line.restocking_fee_minor,
-                        "adjustmentMinor": line.adjustment_minor,
-                        "refundTaxMinor": line.refunded_tax_minor,
-                        "refundMinor": line.refund_minor,
-                    }
-                    for line in quote.lines
-                ],
-                "shippingMinor": quote.shipping_minor,
-                "goodwillMinor": quote.goodwill_minor,
-                "bonusMinor": bonus,
-                **({"override": override} if override else {}),
-            },
-            created_at=moment,
-            updated_at=moment,
-        )
-        session.add(resolution)
-        _enqueue_money_movement(session, resolution, now=moment)
-        if override is not None:
+            session.add(resolution)
+            _enqueue_money_movement(session, resolution, now=moment)
+            if override is not None:
+                await record_event(
+                    session,
+                    rma,
+                    actor=actor,
+                    kind="RESOLUTION_OVERRIDDEN",
+                    now=moment,
+                    message=f"{override['quotedMinor']} -> {override['adjustedMinor']} "
+                    f"{order.currency}: {override['reason']}",
+                    data={"resolutionId": str(resolution_id), **override},
+                )
             await record_event(
                 session,
                 rma,
                 actor=actor,
-                kind="RESOLUTION_OVERRIDDEN",
+                kind="RESOLUTION_CHOSEN",
                 now=moment,
-                message=f"{override['quotedMinor']} -> {override['adjustedMinor']} "
-                f"{order.currency}: {override['reason']}",
-                data={"resolutionId": str(resolution_id), **override},
+                message=f"{chosen.value} of {resolution.amount_minor} {order.currency} via "
+                f"{provider.value}",
+                data={
+                    "resolutionId": str(resolution_id),
+                    "receipt": receipt.sequence,
+                    "kind": chosen.value,
+                    "provider": provider.value,
+                    "amountMinor": resolution.amount_minor,
+                    "restockingFeeMinor": quote.restocking_fee_minor,
+                    "shippingMinor": quote.shipping_minor,
+                    "bonusMinor": bonus,
+                    "currency": order.currency,
+                },
             )
-        await record_event(
-            session,
-            rma,
-            actor=actor,
-            kind="RESOLUTION_CHOSEN",
-            now=moment,
-            message=f"{chosen.value} of {resolution.amount_minor} {order.currency} via "
-            f"{provider.value}",
-            data={
-                "resolutionId": str(resolution_id),
-                "receipt": receipt.sequence,
-                "kind": chosen.value,
-                "provider": provider.value,
-                "amountMinor": resolution.amount_minor,
-                "restockingFeeMinor": quote.restocking_fee_minor,
-                "shippingMinor": quote.shipping_minor,
-                "bonusMinor": bonus,
-                "currency": order.currency,
-            },
-        )
+    except IntegrityError as error:
+        if key is not None and "request_key" in str(error.orig):
+            # Another RMA took the same key at the same moment (PostgreSQL lets both read
+            # before either writes; SQLite serializes them and answers below in the block).
+            raise Conflict(
+                "this idempotency key was used for another request", field="idempotencyKey"
+            ) from error
+        raise
     return ChosenResolution(rma, resolution)
 
 

@@ -13,6 +13,7 @@ from core.entities import Rma, RmaEvent
 from core.enums import RmaStatus
 from core.errors import DomainError, InvalidTransition, QuantityExceeded
 from core.usecases.requests import ReturnLineInput, request_rma
+from core.usecases.resolutions import resolve_rma
 from core.usecases.review import authorize_rma, cancel_rma, reject_rma
 from tests import factories as f
 
@@ -126,3 +127,30 @@ async def test_many_concurrent_writers_never_see_database_is_locked(db: Database
     # Each order has two units: exactly two requests per order succeed, the rest are typed.
     assert sum(isinstance(r, Rma) for r in results) == 20
     assert all(isinstance(r, Rma | QuantityExceeded) for r in results), results
+
+
+async def test_two_returns_resolved_at_once_with_one_key_end_with_one_conflict(
+    db: Database,
+) -> None:
+    """PostgreSQL lets both read that the key is free before either writes; the loser must
+    still get a typed CONFLICT, as SQLite's serialized writes give it."""
+    shop = await f.merchant(db)
+    for round_ in range(3):
+        first = await f.inspected_rma(db, shop.id, await f.order(db, shop.id))
+        second = await f.inspected_rma(db, shop.id, await f.order(db, shop.id))
+        key = f"desk-{round_}-{first.id}"
+        results = await asyncio.gather(
+            *(
+                _attempt(
+                    db,
+                    lambda s, rma=rma, key=key: resolve_rma(
+                        s, shop.id, rma.id, kind="REFUND", actor="staff", request_key=key, now=f.NOW
+                    ),
+                )
+                for rma in (first, second)
+            )
+        )
+        assert sorted(type(result).__name__ for result in results) == [
+            "ChosenResolution",
+            "Conflict",
+        ]
