@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
-from core.errors import NotFound
+from core.errors import InvalidInput, NotFound
 from core.queries import Cursor
+from core.usecases.inputs import EARLIEST, LATEST
 
 
 def to_global_id(type_name: str, row_id: uuid.UUID) -> str:
@@ -45,9 +46,24 @@ def decode_cursor(cursor: str | None) -> Cursor | None:
         parsed = datetime.fromisoformat(moment)
         if parsed.tzinfo is None:
             raise ValueError("cursor time without zone")
+        # In UTC, within the times the service stores: year 1 at +14:00 is year 0 in UTC,
+        # which no database driver can send.
+        parsed = parsed.astimezone(UTC)
+        if not EARLIEST <= parsed < LATEST:
+            raise ValueError("cursor time out of range")
         return parsed, uuid.UUID(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidCursor() from error
+
+
+MAX_PAGE = 100
+
+
+def checked_first(first: int) -> int:
+    """A page size as the schema describes it: 1 to 100, anything else an INVALID_INPUT."""
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidInput("first", f"first must be between 1 and {MAX_PAGE}")
+    return first
 
 
 class InvalidCursor(NotFound):

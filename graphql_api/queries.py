@@ -20,7 +20,13 @@ from core.usecases.owned_rows import current_policy
 from core.usecases.privacy import list_data_exports
 from core.usecases.requests import order_eligibility
 from graphql_api.context import Info
-from graphql_api.ids import decode_cursor, encode_cursor, expect_id, parse_global_id
+from graphql_api.ids import (
+    checked_first,
+    decode_cursor,
+    encode_cursor,
+    expect_id,
+    parse_global_id,
+)
 from graphql_api.mutations.connections import settings_defaults
 from graphql_api.permissions import Admin, SignedIn, StaffRead
 from graphql_api.types.arrivals import ArrivalStatus, UnmatchedArrival
@@ -193,7 +199,7 @@ class Query:
                 session,
                 info.context.merchant_id,
                 rma_filter,
-                first=first,
+                first=checked_first(first),
                 after=decode_cursor(after),
             )
         info.context.loaders.prime(page.rows)
@@ -231,7 +237,7 @@ class Query:
                 session,
                 info.context.merchant_id,
                 order_filter,
-                first=first,
+                first=checked_first(first),
                 after=decode_cursor(after),
             )
         info.context.loaders.prime(page.rows)
@@ -299,10 +305,9 @@ class Query:
         "customers/data_request), newest first.",
     )
     async def data_exports(self, info: Info, first: First = 20) -> list[DataExport]:
-        if not 1 <= first <= 100:
-            raise InvalidInput("first", "first must be between 1 and 100")
+        limit = checked_first(first)
         async with info.context.database.read_session() as session:
-            rows = await list_data_exports(session, info.context.merchant_id, limit=first)
+            rows = await list_data_exports(session, info.context.merchant_id, limit=limit)
         return [DataExport.from_row(row) for row in rows]
 
     @strawberry.field(
@@ -313,10 +318,9 @@ class Query:
     async def unmatched_arrivals(
         self, info: Info, status: ArrivalStatus | None = None, first: First = 50
     ) -> list[UnmatchedArrival]:
-        if not 1 <= first <= 100:
-            raise InvalidInput("first", "first must be between 1 and 100")
+        limit = checked_first(first)
         async with info.context.database.read_session() as session:
             rows = await list_unmatched_arrivals(
-                session, info.context.merchant_id, status=status, limit=first
+                session, info.context.merchant_id, status=status, limit=limit
             )
         return [UnmatchedArrival.from_row(row) for row in rows]

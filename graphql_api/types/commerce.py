@@ -10,7 +10,7 @@ import strawberry
 from core import entities, queries
 from core.errors import NotFound
 from graphql_api.context import Info
-from graphql_api.ids import decode_cursor, encode_cursor, to_global_id
+from graphql_api.ids import checked_first, decode_cursor, encode_cursor, to_global_id
 from graphql_api.permissions import StaffRead
 from graphql_api.types.common import Money, Node, PageInfo, PaymentProvider, Platform, money
 from graphql_api.types.store_credit import (
@@ -75,7 +75,7 @@ class Customer(Node):
                 session,
                 info.context.merchant_id,
                 self.row.id,
-                first=first,
+                first=checked_first(first),
                 after=decode_cursor(after),
             )
         edges = [

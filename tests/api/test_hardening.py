@@ -232,20 +232,30 @@ async def test_batches_are_refused(client: httpx.AsyncClient, shop: Shop) -> Non
     assert "STAFF" not in response.text
 
 
-async def test_page_sizes_outside_1_to_100_never_fail(
+async def test_page_sizes_outside_1_to_100_are_invalid_input(
     client: httpx.AsyncClient, db: Database, shop: Shop
 ) -> None:
-    """Clamped, not refused (``first: 1000`` giving 100 rows is in test_statement_counts)."""
+    """As the schema says: 1 to 100. Anything else is a coded error, never a 500."""
     for _ in range(3):
         await seeded_rma(db, shop)
     query = "query($n: Int!) { rmas(first: $n) { edges { node { id } } pageInfo { hasNextPage } } }"
-    for first, most in ((0, 1), (-1, 1), (-2147483648, 1), (1000, 3), (2147483647, 3)):
+    for first in (1, 100):
         payload = clean(await post(client, query, {"n": first}, token=shop.admin))
-        edges = payload["data"]["rmas"]["edges"]
-        assert len(edges) <= most, (first, payload)
-        assert first <= 0 or len(edges) == most, (first, payload)
-    orders = await post(client, "{ orders(first: 100000) { nodes { id } } }", token=shop.admin)
-    assert len(clean(orders)["data"]["orders"]["nodes"]) == 3
+        assert len(payload["data"]["rmas"]["edges"]) == min(first, 3)
+    for first in (0, -1, -2147483648, 101, 1000, 2147483647):
+        payload = clean(await post(client, query, {"n": first}, token=shop.admin))
+        assert payload["data"] is None, (first, payload)
+        assert payload["errors"][0]["extensions"]["code"] == "INVALID_INPUT", (first, payload)
+    for document in (
+        "{ orders(first: 100000) { nodes { id } } }",
+        "{ dataExports(first: 0) { id } }",
+        "{ unmatchedArrivals(first: 101) { id } }",
+        '{ customer(id: "x") { storeCreditEntries(first: 0) { nodes { note } } } }',
+    ):
+        payload = clean(await post(client, document, token=shop.admin))
+        codes = [error["extensions"]["code"] for error in payload.get("errors", [])]
+        # A customer that is not found never reaches its ledger's page size.
+        assert codes == ["INVALID_INPUT"] or payload["data"] == {"customer": None}, payload
     too_big = await post(client, "{ rmas(first: 99999999999) { nodes { id } } }", token=shop.admin)
     refused(too_big, "32-bit")
 
@@ -702,6 +712,11 @@ async def test_negative_and_zero_quantities_are_user_errors(
         base64.urlsafe_b64encode(f"2026-01-01T00:00:00|{uuid.uuid4()}".encode()).decode(),
         "\u00e9\u00e9",
         "=" * 40,
+        # Forged times: year 1 east of UTC is year 0 there, year 9999 west of it year 10000.
+        base64.urlsafe_b64encode(f"0001-01-01T00:00:00+14:00|{uuid.uuid4()}".encode()).decode(),
+        base64.urlsafe_b64encode(f"9999-12-31T23:59:59-14:00|{uuid.uuid4()}".encode()).decode(),
+        base64.urlsafe_b64encode(f"0001-01-01T00:00:00+00:00|{uuid.uuid4()}".encode()).decode(),
+        base64.urlsafe_b64encode(f"9999-12-31T23:59:59+05:30|{uuid.uuid4()}".encode()).decode(),
     ],
 )
 async def test_bad_cursors_are_coded_errors(

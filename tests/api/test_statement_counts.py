@@ -132,15 +132,10 @@ async def test_a_page_of_rmas_costs_the_same_statements_for_10_and_100_rows(
 
     small, small_page = await _page(api, db, shop.admin, 10)
     large, large_page = await _page(api, db, shop.admin, 100)
-    clamped, clamped_page = await _page(api, db, shop.admin, 1000)
 
     assert len(small_page["edges"]) == 10
     assert len(large_page["edges"]) == 100
     assert large_page["pageInfo"]["hasNextPage"] is True
-    # first: 1000 is clamped to the 100-row maximum, and says there is more.
-    assert len(clamped_page["edges"]) == 100
-    assert clamped_page["pageInfo"]["hasNextPage"] is True
-    assert clamped_page == large_page
 
     statuses = {edge["node"]["status"] for edge in large_page["edges"]}
     assert len(statuses) >= 4, statuses  # the page really mixes lifecycles
@@ -151,7 +146,7 @@ async def test_a_page_of_rmas_costs_the_same_statements_for_10_and_100_rows(
     assert any(node["resolution"] for node in nodes)
     assert any(node["lines"][0]["inspection"] for node in nodes)
 
-    assert len(small) == len(large) == len(clamped), (small, large)
+    assert len(small) == len(large), (small, large)
     queries = [s for s in large if not _TRANSACTION.match(s)]
     assert len(queries) <= 15, queries
     assert all(q.lstrip().upper().startswith("SELECT") for q in queries), queries
