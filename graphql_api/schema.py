@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 import structlog
-from graphql import GraphQLError
+from graphql import GraphQLError, StringValueNode, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -25,12 +25,23 @@ from graphql_api.mutations import Mutation
 from graphql_api.queries import Query
 from graphql_api.types.commerce import Customer, Order
 from graphql_api.types.returns import Resolution, Rma
+from graphql_api.view import unstorable_string
 
 log = structlog.get_logger()
 
 MAX_DEPTH = 10
 MAX_ALIASES = 15
 MAX_TOKENS = 2000
+
+
+class StorableStrings(ValidationRule):
+    """String literals in the document are checked as JSON strings are: a GraphQL escape
+    (``"\\u0000"``, ``"\\ud800"``) makes text that neither database can store."""
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+        problem = unstorable_string(node.value)
+        if problem is not None:
+            self.report_error(GraphQLError(problem, node, extensions={"code": "INVALID_INPUT"}))
 
 
 class RmaSchema(strawberry.Schema):
@@ -55,6 +66,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
     limits = [
         *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
         *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+        StorableStrings,
     ]
     # Factories: strawberry builds fresh extensions per request (the caches are shared).
     extensions: list[Any] = [

@@ -46,6 +46,12 @@ class PersistedQueries:
         digest = persisted.get("sha256Hash")
         if not isinstance(digest, str) or persisted.get("version", 1) != 1:
             raise HTTPException(400, "persistedQuery needs version 1 and a sha256Hash")
+        if query is not None and not isinstance(query, str):
+            raise HTTPException(400, "the query is a string")
+        problem = unstorable_string(digest) or (query and unstorable_string(query))
+        if problem:
+            # Hashing a lone surrogate would fail; it is no text a client meant to send.
+            raise HTTPException(400, problem)
         if query is None:
             found = self._documents.get(digest)
             if found is None:
@@ -147,6 +153,18 @@ class GraphQLView(GraphQL[Context, None]):
             )
 
 
+def unstorable_string(text: str) -> str | None:
+    """Why one string cannot be stored or compared, if it cannot."""
+    if "\x00" in text:
+        return "NUL characters are not accepted"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "the text is not valid Unicode (a lone surrogate)"
+    return None
+
+
 def _unstorable_text(document: Any) -> str | None:
     """Why a string in the request cannot be stored or compared, if one cannot.
 
@@ -157,13 +175,9 @@ def _unstorable_text(document: Any) -> str | None:
     while pending:
         item = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                return "NUL characters are not accepted"
-            if not item.isascii():
-                try:
-                    item.encode("utf-8")
-                except UnicodeEncodeError:
-                    return "the body holds text that is not valid Unicode (a lone surrogate)"
+            problem = unstorable_string(item)
+            if problem is not None:
+                return problem
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())

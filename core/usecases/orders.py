@@ -95,8 +95,10 @@ def _non_negative(value: int, name: str) -> int:
 
 def _validate_line(line: OrderLineInput, index: int) -> None:
     where = f"lines[{index}]"
-    if not line.external_id.strip():
-        raise InvalidInput(f"{where}.externalId", "each line needs the platform's line id")
+    if not line.external_id.strip() or len(line.external_id) > 64:
+        raise InvalidInput(
+            f"{where}.externalId", "each line needs the platform's line id (at most 64 chars)"
+        )
     if isinstance(line.quantity, bool) or not isinstance(line.quantity, int) or line.quantity <= 0:
         raise InvalidInput(f"{where}.quantity", "quantity must be a whole number above zero")
     _non_negative(line.unit_price_minor, f"{where}.unitPriceMinor")
@@ -117,6 +119,13 @@ def _validate(order: OrderInput) -> tuple[Platform, str]:
         raise InvalidInput("externalId", "an order needs the platform's id (at most 64 chars)")
     if not order.order_number.strip() or len(order.order_number) > 64:
         raise InvalidInput("orderNumber", "an order needs a number (at most 64 characters)")
+    # The columns' own sizes, checked here: SQLite would store what PostgreSQL refuses.
+    for name, value in (
+        ("customer.externalId", order.customer.external_id),
+        ("customer.stripeCustomerId", order.customer.stripe_customer_id),
+    ):
+        if value is not None and len(value) > 64:
+            raise InvalidInput(name, f"{name} is longer than 64 characters")
     require_time(order.placed_at, "placedAt")
     if order.delivered_at is not None:
         require_time(order.delivered_at, "deliveredAt")

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from sqlmodel import select
 from structlog.testing import capture_logs
 
 from core.clock import SYSTEM_CLOCK
@@ -899,3 +900,118 @@ async def test_nul_characters_never_reach_the_database_as_an_internal_error(
     response = await post(client, NUL_CASES[case], variables, token=shop.admin)
     assert response.status_code == 400, response.text
     assert "NUL characters are not accepted" in response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": 5, "extensions": persisted("a" * 64)},
+        {"query": ["{ __typename }"], "extensions": persisted("a" * 64)},
+    ],
+)
+async def test_persisted_query_bodies_of_the_wrong_shape_are_400(
+    client: httpx.AsyncClient, body: Json
+) -> None:
+    response = await client.post("/graphql", json=body)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {
+            "query": "{ __typename }",
+            "extensions": '{"persistedQuery": {"version": 1, "sha256Hash": "\\ud800"}}',
+        },
+        {
+            "query": '{ __typename @skip(if: false) } # "\\ud800"',
+            "extensions": '{"persistedQuery": {"version": 1, "sha256Hash": "\\u0000"}}',
+        },
+    ],
+)
+async def test_persisted_queries_with_unstorable_text_are_400_by_get_too(
+    client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await client.get("/graphql", params=params)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ['"a\\u0000b"', '"\\ud800"', '"""x\u0000"""'],
+)
+async def test_text_escaped_in_the_document_is_checked_like_json_text(
+    client: httpx.AsyncClient, db: Database, shop: Shop, literal: str
+) -> None:
+    """``\\u0000`` written in the GraphQL document itself passes the JSON check; it is
+    refused by the same rule before anything runs, in a filter as in a mutation."""
+    order = await f.order(db, shop.id)
+    documents = [
+        f"{{ rmas(filter: {{customerEmail: {literal}}}) {{ nodes {{ id }} }} }}",
+        f'mutation {{ requestRma(input: {{orderId: "{gid("Order", order.id)}", '
+        f'customerNote: {literal}, lines: [{{orderLineId: "{gid("OrderLine", order.lines[0].id)}"'
+        f", quantity: 1, reason: SIZE_TOO_SMALL}}]}}) {{ rma {{ id }} }} }}",
+    ]
+    for document in documents:
+        response = await post(client, document, token=shop.admin)
+        if response.status_code == 400:
+            continue  # a NUL the JSON check already saw (a raw one in the body)
+        payload = clean(response)
+        assert payload.get("data") is None, payload
+        [error] = payload["errors"]
+        # graphql-core's lexer already refuses an escaped lone surrogate as a syntax error.
+        assert (error.get("extensions") or {}).get("code") == "INVALID_INPUT" or (
+            error["message"].startswith("Syntax Error: Invalid Unicode escape")
+        ), payload
+    async with db.read_session() as session:
+        assert (await session.exec(select(Rma).where(Rma.order_id == order.id))).all() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            {"lines": [{"externalId": "L" * 65, "title": "T", "quantity": 1, "unitPriceMinor": 1}]},
+            "lines.0.externalId",
+        ),
+        ({"customer": {"email": "a@example.com", "externalId": "c" * 65}}, "customer.externalId"),
+        (
+            {"customer": {"email": "a@example.com", "stripeCustomerId": "c" * 65}},
+            "customer.stripeCustomerId",
+        ),
+        (
+            {
+                "payments": [
+                    {
+                        "provider": "STRIPE",
+                        "reference": "p" * 101,
+                        "capturedMinor": 1,
+                        "currency": "USD",
+                    }
+                ]
+            },
+            "payments.0.reference",
+        ),
+    ],
+)
+async def test_order_ids_longer_than_their_columns_are_refused_on_both_databases(
+    client: httpx.AsyncClient, shop: Shop, change: Json, field: str
+) -> None:
+    order = {
+        "externalId": f"ext-{uuid.uuid4().hex}",
+        "orderNumber": "#L-1",
+        "currency": "USD",
+        "placedAt": "2026-11-01T10:00:00+00:00",
+        "customer": {"email": "a@example.com"},
+        "lines": [{"externalId": "L1", "title": "T", "quantity": 1, "unitPriceMinor": 100}],
+        **change,
+    }
+    document = (
+        "mutation($input: UpsertOrderInput!) { upsertOrder(input: $input) {"
+        " order { id } userErrors { code field } } }"
+    )
+    payload = clean(await post(client, document, {"input": order}, token=shop.admin))
+    answer = payload["data"]["upsertOrder"]
+    assert answer["order"] is None
+    assert answer["userErrors"][0]["code"] == "INVALID_INPUT"
+    assert ".".join(answer["userErrors"][0]["field"]) == field
