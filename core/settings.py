@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from cryptography.fernet import Fernet
@@ -18,6 +19,9 @@ class InsecureSettings(Exception):
 
     Not a ``ValueError``: pydantic would wrap that in a ``ValidationError`` and hide this type.
     """
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -42,6 +46,25 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     # The address platforms reach this service at: OAuth callbacks and webhook addresses.
     public_url: str = "http://127.0.0.1:8000"
+    # Browser origins allowed to call /graphql (comma-separated, e.g. a customer portal's
+    # https://returns.example.com); none by default.
+    cors_origins: str = ""
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [
+            origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()
+        ]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in (part.strip().rstrip("/") for part in value.split(",")):
+            if origin and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin (scheme://host[:port], no path, no wildcard)"
+                )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

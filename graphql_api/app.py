@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -103,7 +104,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            _graphql_route(graphql, chosen.cors_origin_list),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *intake.routes(),
@@ -132,6 +133,21 @@ def create_app(
 
 def _nothing() -> None:
     return None
+
+
+def _graphql_route(graphql: ASGIApp, origins: list[str]) -> Route:
+    """``/graphql``, answering browsers' preflights for the allowed origins only (a Bearer
+    header, no cookies: nothing is sent with credentials)."""
+    if not origins:
+        return Route("/graphql", graphql, methods=["GET", "POST"])
+    browsers = CORSMiddleware(
+        graphql,
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type"],
+        max_age=600,
+    )
+    return Route("/graphql", browsers, methods=["GET", "POST", "OPTIONS"])
 
 
 def plugin_routes(registry: Registry, services: RouteServices) -> list[Route]:
