@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Browser origins allowed to call /graphql (comma-separated, e.g. a customer portal's
     # https://returns.example.com); none by default.
     cors_origins: str = ""
+    # Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed, comma-separated; none by default.
+    trusted_proxies: str = ""
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -73,7 +73,7 @@ def create_app(
         settings=chosen,
         database=db,
         tokens=CustomerTokens(chosen.secret_key.get_secret_value()),
-        limiter=FailureLimiter(),
+        limiter=FailureLimiter(db, time, chosen.secret_key.get_secret_value().encode()),
         clock=time,
         on_write=worker.wake if worker else None,
         registry=plugins,

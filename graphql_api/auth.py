@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import time
+import hashlib
+import hmac
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from core.clock import Clock
 from core.database import Database
 from core.enums import ApiKeyRole
+from core.usecases.login_limits import failures_since, record_login_failure
 from core.usecases.merchants import API_KEY_PREFIX, find_api_key
 
 CUSTOMER_TOKEN_PREFIX = "rma_cs_"  # noqa: S105 (a prefix, not a secret)
@@ -85,28 +89,32 @@ async def authenticate(
 
 @dataclass
 class FailureLimiter:
-    """Counts failed attempts per key in a sliding window (per process).
+    """Counts failed sign-ins per key in a sliding window, in the database.
 
-    Used to slow down guessing of order number and e-mail pairs. Each process keeps its own
-    counts, so N processes allow N times the limit: enough to stop enumeration, cheap to run.
+    Every API process (on PostgreSQL, every machine) shares one budget per key. Keys are
+    HMACs under the service's secret, so the table holds no address, order number or e-mail.
     """
 
-    limit: int = 5
-    window_seconds: float = 300.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    database: Database
+    clock: Clock
+    secret: bytes
+    window: timedelta = timedelta(minutes=5)
+    # Failures one order may take (guessing its e-mail), and one address (many customers
+    # may share one behind a proxy; they still sign in with a right pair).
+    per_order: int = 5
+    per_address: int = 50
 
-    def blocked(self, key: str) -> bool:
-        recent = self._recent(key)
-        return len(recent) >= self.limit
+    def key(self, *parts: str) -> str:
+        return hmac.new(self.secret, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
 
-    def record_failure(self, key: str) -> None:
-        self._recent(key).append(time.monotonic())
+    async def blocked(self, budgets: Mapping[str, int]) -> set[str]:
+        """The keys that used up their budget (key -> failures allowed)."""
+        since = self.clock.now() - self.window
+        async with self.database.read_session() as session:
+            counts = await failures_since(session, budgets.keys(), since=since)
+        return {key for key, count in counts.items() if count >= budgets[key]}
 
-    def _recent(self, key: str) -> deque[float]:
-        now = time.monotonic()
-        recent = self._failures.setdefault(key, deque())
-        while recent and now - recent[0] > self.window_seconds:
-            recent.popleft()
-        if len(self._failures) > 100_000:
-            self._failures.clear()
-        return recent
+    async def record_failure(self, keys: Collection[str]) -> None:
+        now = self.clock.now()
+        async with self.database.session() as session:
+            await record_login_failure(session, keys, now=now, forget_before=now - self.window)

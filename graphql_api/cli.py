@@ -284,7 +284,8 @@ def serve(
     if no_worker:
         # The app factory reads its settings from the environment in each server process.
         os.environ["RMA_RUN_WORKER"] = "false"
-    load_settings()
+    settings = load_settings()
+    trusted = settings.trusted_proxies.strip()
     uvicorn.run(
         "graphql_api.app:serve_app",
         factory=True,
@@ -294,7 +295,9 @@ def serve(
         workers=workers,
         loop="uvloop",
         http="httptools",
-        proxy_headers=True,
+        # Only the proxies named are believed about the client's address and scheme.
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
         access_log=False,
     )
 

@@ -2,6 +2,7 @@
 
 from core.entities.base import metadata
 from core.entities.inbox import Job, WebhookDelivery
+from core.entities.limits import LoginFailure
 from core.entities.merchants import ApiKey, Connection, Merchant, PendingInstall
 from core.entities.orders import Customer, Order, OrderLine, OrderPayment
 from core.entities.policies import ReturnPolicy
@@ -27,6 +28,7 @@ __all__ = [
     "Feedback",
     "Inspection",
     "Job",
+    "LoginFailure",
     "Merchant",
     "Order",
     "OrderLine",

@@ -33,31 +33,30 @@ class SessionMutations:
     ) -> CustomerSessionPayload:
         context = info.context
         client = context.request.client.host if context.request.client else "unknown"
-        keys = (f"ip:{client}", f"order:{merchant_id}:{order_number.strip().lower()[:64]}")
-        if any(context.limiter.blocked(key) for key in keys):
-            return CustomerSessionPayload(
-                token=None,
-                expires_at=None,
-                customer=None,
-                user_errors=[
-                    UserError(
-                        field=None,
-                        code=ErrorCode.RATE_LIMITED,
-                        message="too many attempts; try again in a few minutes",
-                    )
-                ],
-            )
+        merchant = expect_id_or_none(merchant_id, "Merchant")
+        # One budget per order however it is written (#1008, 1008, ##1008; any letter case
+        # of the merchant's id), and one per address.
+        number = order_number.strip().lstrip("#").strip().lower()[:64]
+        order_key = context.limiter.key(
+            "order", str(merchant) if merchant else merchant_id.strip().lower()[:100], number
+        )
+        address_key = context.limiter.key("address", client)
+        limiter = context.limiter
+        blocked = await limiter.blocked(
+            {order_key: limiter.per_order, address_key: limiter.per_address}
+        )
+        if order_key in blocked:
+            return _rate_limited()
         customer = None
-        if len(order_number) <= 64 and len(email) <= 320:
-            merchant = expect_id_or_none(merchant_id, "Merchant")
-            if merchant is not None:
-                async with context.database.read_session() as session:
-                    customer = await lookup.find_customer_by_order(
-                        session, merchant, order_number, email
-                    )
+        if merchant is not None and len(order_number) <= 64 and len(email) <= 320:
+            async with context.database.read_session() as session:
+                customer = await lookup.find_customer_by_order(
+                    session, merchant, order_number, email
+                )
         if customer is None:
-            for key in keys:
-                context.limiter.record_failure(key)
+            await context.limiter.record_failure({order_key, address_key})
+            if address_key in blocked:
+                return _rate_limited()
             return CustomerSessionPayload(
                 token=None,
                 expires_at=None,
@@ -77,6 +76,21 @@ class SessionMutations:
             customer=Customer.from_row(customer),
             user_errors=[],
         )
+
+
+def _rate_limited() -> CustomerSessionPayload:
+    return CustomerSessionPayload(
+        token=None,
+        expires_at=None,
+        customer=None,
+        user_errors=[
+            UserError(
+                field=None,
+                code=ErrorCode.RATE_LIMITED,
+                message="too many attempts; try again in a few minutes",
+            )
+        ],
+    )
 
 
 def expect_id_or_none(global_id: str, type_name: str) -> uuid.UUID | None:

@@ -18,6 +18,7 @@ from core.settings import Settings
 from core.usecases.merchants import create_api_key
 from graphql_api.app import create_app
 from graphql_api.ids import to_global_id
+from testkit.addresses import fresh_client
 from tests import factories as f
 
 
@@ -53,7 +54,7 @@ class Api:
 @pytest_asyncio.fixture(loop_scope="session")
 async def api(db: Database) -> AsyncIterator[Api]:
     app = create_app(Settings(database_url=db.url, secret_key="x" * 40), database=db)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=fresh_client())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client)
 

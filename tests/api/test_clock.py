@@ -12,6 +12,7 @@ from core.clock import FixedClock
 from core.database import Database
 from core.settings import Settings
 from graphql_api.app import create_app
+from testkit.addresses import fresh_client
 from tests import factories as f
 from tests.api.conftest import Api, gid, make_shop
 
@@ -27,7 +28,7 @@ async def clock() -> FixedClock:
 async def timed_api(db: Database, clock: FixedClock) -> AsyncIterator[Api]:
     settings = Settings(database_url=db.url, secret_key="x" * 40, run_worker=False)
     app = create_app(settings, database=db, clock=clock)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=fresh_client())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Api(client)
 

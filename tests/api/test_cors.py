@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from core.database import Database
 from core.settings import Settings
 from graphql_api.app import create_app
+from testkit.addresses import fresh_client
 
 PORTAL = "https://returns.example.com"
 PREFLIGHT = {
@@ -27,7 +28,7 @@ async def browser(db: Database) -> AsyncIterator[httpx.AsyncClient]:
         database_url=db.url, secret_key="x" * 40, cors_origins=f"{PORTAL}, http://localhost:5173"
     )
     app = create_app(settings, database=db)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=fresh_client())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 
@@ -61,7 +62,7 @@ async def test_another_origin_gets_no_cors_headers(browser: httpx.AsyncClient, o
 
 async def test_without_origins_configured_there_is_no_cors_at_all(db: Database) -> None:
     app = create_app(Settings(database_url=db.url, secret_key="x" * 40), database=db)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=fresh_client())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         preflight = await client.options("/graphql", headers={"Origin": PORTAL, **PREFLIGHT})
         answer = await client.post(

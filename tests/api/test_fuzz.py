@@ -36,6 +36,7 @@ from core.usecases.resolutions import resolve_rma
 from graphql_api.app import create_app
 from graphql_api.auth import CustomerSession, CustomerTokens
 from graphql_api.schema import schema_sdl
+from testkit.addresses import fresh_client
 from tests import factories as f
 from tests.api.conftest import gid, make_shop
 
@@ -120,7 +121,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     app = create_app(Settings(database_url=url, secret_key=SECRET), database=database)
     # One event loop in a worker thread for everything async: seeding, the app and disposal.
     with start_blocking_portal() as portal:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=fresh_client())
         client = httpx.AsyncClient(transport=transport, base_url="http://fuzz")
         try:
             ids, tokens = portal.call(_seed, database)

@@ -32,6 +32,7 @@ from core.settings import Settings
 from core.usecases.orders import CustomerInput, OrderInput, upsert_order
 from graphql_api.app import create_app
 from graphql_api.view import GRAPHQL_BODY_LIMIT
+from testkit.addresses import fresh_client
 from tests import factories as f
 from tests.api.conftest import Shop, gid, make_shop
 
@@ -49,7 +50,7 @@ def _production_settings(database_url: str) -> Settings:
 
 def _client(app: Any) -> httpx.AsyncClient:
     # raise_app_exceptions=False: an unhandled error shows up as the 500 a client would get.
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=fresh_client())
     return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 

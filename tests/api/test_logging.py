@@ -20,6 +20,7 @@ from core.logs import REQUEST_LOG_BUDGET, BudgetedHandler, configure_logging_for
 from core.migrate import upgrade_async
 from core.settings import Settings
 from graphql_api.app import create_app
+from testkit.addresses import fresh_client
 from tests.api.conftest import gid, make_shop
 from tests.api.test_hardening import seeded_rma
 
@@ -59,7 +60,7 @@ def assert_no_secret(text: str) -> None:
 
 
 async def post(app: Any, query: str, variables: dict[str, Any], token: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=fresh_client())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         return await http.post(
             "/graphql",
@@ -143,7 +144,7 @@ async def test_a_lone_surrogate_is_refused_before_anything_runs(
         'merchantId: $m, orderNumber: $n, email: $e) { token } }", "variables": '
         '{"m": "TWVyY2hhbnQ6eA==", "n": "\\ud800-1001", "e": "a@example.com"}}'
     )
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=fresh_client())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         response = await http.post(
             "/graphql", content=body, headers={"content-type": "application/json"}

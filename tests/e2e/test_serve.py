@@ -77,11 +77,15 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """``rma serve`` on a free port over a migrated SQLite file; killed if a test leaves it up."""
+    yield from serving(tmp_path)
+
+
+def serving(tmp_path: Path, **settings: str) -> Iterator[Server]:
     database = tmp_path / "serve.db"
     upgrade(f"sqlite:///{database}")
     port = free_port()
     environment = {name: value for name, value in os.environ.items() if name[:4] != "RMA_"}
-    environment.update(RMA_DATABASE_URL=f"sqlite:///{database}", RMA_ENV="development")
+    environment.update(RMA_DATABASE_URL=f"sqlite:///{database}", RMA_ENV="development", **settings)
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -185,3 +189,46 @@ async def test_readyz_is_ok_on_a_migrated_database(database_url: str) -> None:
 
     assert readyz.status_code == 200, readyz.text
     assert readyz.json() == {"status": "ok", "database": "ok", "schemaRevision": head_revision()}
+
+
+# --- Behind a reverse proxy -----------------------------------------------------------------------
+
+SIGN_IN = (
+    'mutation($n: String!) { startCustomerSession(merchantId: "x", orderNumber: $n,'
+    ' email: "a@example.com") { userErrors { code } } }'
+)
+
+
+def failed_sign_ins_from_many_clients(server: Server, attempts: int) -> list[str]:
+    """Failed sign-ins on distinct orders, each claiming another client in X-Forwarded-For."""
+    codes = []
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for attempt in range(attempts):
+            response = http.post(
+                "/graphql",
+                json={"query": SIGN_IN, "variables": {"n": f"#nope-{attempt}"}},
+                headers={"X-Forwarded-For": f"203.0.113.{attempt % 250 + 1}"},
+            )
+            codes.append(response.json()["data"]["startCustomerSession"]["userErrors"][0]["code"])
+    return codes
+
+
+@pytest.mark.parametrize(
+    ("trusted", "last"),
+    [("", "RATE_LIMITED"), ("127.0.0.1", "INVALID_CREDENTIALS")],
+    ids=["no proxy trusted", "the local proxy trusted"],
+)
+def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
+    tmp_path: Path, trusted: str, last: str
+) -> None:
+    settings = {"RMA_TRUSTED_PROXIES": trusted} if trusted else {}
+    running = serving(tmp_path, **settings)
+    server = next(running)
+    try:
+        server.wait_until_up()
+        codes = failed_sign_ins_from_many_clients(server, 51)
+    finally:
+        running.close()
+    # Untrusted, every request is 127.0.0.1's: its fifty failures use up its budget.
+    assert codes[:50] == ["INVALID_CREDENTIALS"] * 50
+    assert codes[50] == last
