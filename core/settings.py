@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Addresses (or networks) of the reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed, comma-separated; none by default.
     trusted_proxies: str = ""
+    # The Bearer token a scraper sends to /metrics; required in production, where /metrics
+    # is refused without it.
+    metrics_token: SecretStr | None = None
 
     @property
     def cors_origin_list(self) -> list[str]:

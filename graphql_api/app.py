@@ -23,6 +23,7 @@ from core.secrets import Vault
 from core.settings import Settings
 from graphql_api.auth import CustomerTokens, FailureLimiter
 from graphql_api.composition import build_registry, build_worker
+from graphql_api.metrics import metrics
 from graphql_api.request_context import RequestContext
 from graphql_api.schema import build_schema
 from graphql_api.view import GRAPHQL_BODY_LIMIT, BodyLimit, GraphQLView
@@ -107,6 +108,7 @@ def create_app(
             _graphql_route(graphql, chosen.cors_origin_list),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             *intake.routes(),
             *plugin_routes(
                 plugins,
@@ -124,6 +126,7 @@ def create_app(
     )
     app.state.settings = chosen
     app.state.database = db
+    app.state.clock = time
     limits = {route.path: route.body_limit for route in plugins.routes}
     limited = BodyLimit(
         app, {**limits, "/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT}

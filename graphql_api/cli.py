@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -284,6 +285,11 @@ def serve(
     if no_worker:
         # The app factory reads its settings from the environment in each server process.
         os.environ["RMA_RUN_WORKER"] = "false"
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each server process counts into files here; /metrics adds them up.
+        from graphql_api.metrics import prepare_multiprocess
+
+        prepare_multiprocess(tempfile.mkdtemp(prefix="rma-metrics-"))
     settings = load_settings()
     trusted = settings.trusted_proxies.strip()
     uvicorn.run(
@@ -305,11 +311,20 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Jobs run at once.")] = 4,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve this worker's own metrics on this port."),
+    ] = None,
 ) -> None:
     """Run jobs until SIGTERM or SIGINT; then finish or hand back the jobs in hand."""
     from graphql_api.composition import build_worker
 
     settings = load_settings()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        # Its jobs by kind and outcome (the queue's figures are the API's /metrics).
+        start_http_server(metrics_port, addr="127.0.0.1")
 
     async def work(database: Database) -> None:
         stop = asyncio.Event()

@@ -17,6 +17,7 @@ from core.plugins import Plugin, Registry, installed_plugins
 from core.secrets import Vault
 from core.services import Services
 from core.settings import Settings
+from graphql_api.metrics import record_job_outcome
 
 
 def build_registry(plugins: Iterable[Plugin] | None = None) -> Registry:
@@ -51,4 +52,5 @@ def build_worker(
         periodic=CORE_PERIODIC,
         services=build_services(settings, chosen),
         clock=clock,
+        on_outcome=record_job_outcome,
     )

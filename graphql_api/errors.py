@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from core.errors import DomainError
+from graphql_api.metrics import count_error
 
 log = structlog.get_logger()
 
@@ -93,6 +94,7 @@ def user_error(error: DomainError) -> UserError:
     except ValueError:
         code = ErrorCode.INVALID
     log.info("request refused", code=code.value, message=error.message[:300], field=error.field)
+    count_error(code.name)
     codes = list(getattr(error, "codes", ())) or None
     path = (
         [_camel(part) for part in error.field.replace("]", "").replace("[", ".").split(".")]

@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 
 from core.errors import DomainError
 from graphql_api.errors import MaskUnexpectedErrors, should_mask
+from graphql_api.metrics import RequestTimer, count_error
 from graphql_api.mutations import Mutation
 from graphql_api.queries import Query
 from graphql_api.types.commerce import Customer, Order
@@ -57,6 +58,7 @@ class RmaSchema(strawberry.Schema):
             if code is None and isinstance(error.original_error, DomainError):
                 code = error.original_error.code
             log.info("request refused", code=code or "INVALID_QUERY", message=error.message[:300])
+            count_error(code or "INVALID_QUERY")
 
 
 def build_schema(*, production: bool) -> strawberry.Schema:
@@ -71,6 +73,7 @@ def build_schema(*, production: bool) -> strawberry.Schema:
     # Factories: strawberry builds fresh extensions per request (the caches are shared).
     extensions: list[Any] = [
         lambda: MaskUnexpectedErrors(hide_suggestions=production),
+        RequestTimer,
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: ParserCache(maxsize=2048),
         lambda: AddValidationRules(limits),

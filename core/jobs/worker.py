@@ -102,6 +102,8 @@ class Worker:
     retry_base_seconds: float = 2.0
     name: str = field(default_factory=worker_name)
     stats: WorkerStats = field(default_factory=WorkerStats)
+    # Told of every job this worker finishes: (kind, DONE | DEAD | RETRIED), for metrics.
+    on_outcome: Callable[[str, str], None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _running: set[asyncio.Task[None]] = field(default_factory=set)
     _last_reap: float = 0.0
@@ -376,6 +378,11 @@ class Worker:
             last_error=None,
         ):
             self.stats.done += 1
+            self._observe(job.kind, "DONE")
+
+    def _observe(self, kind: str, outcome: str) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(kind, outcome)
 
     async def _failed(self, job: Job, error: Exception, *, permanent: bool) -> None:
         reason = f"{type(error).__name__}: {error}"[:2000]
@@ -390,6 +397,7 @@ class Worker:
                 last_error=reason,
             ):
                 self.stats.dead += 1
+                self._observe(job.kind, "DEAD")
             return
         delay = retry_delay(
             job.attempts, base_seconds=self.retry_base_seconds, jitter=random.random()
@@ -411,6 +419,7 @@ class Worker:
             last_error=reason,
         ):
             self.stats.retried += 1
+            self._observe(job.kind, "RETRIED")
 
     async def _release(self, job: Job) -> None:
         """Hand an unfinished job back (shutdown); the attempt does not count against it."""

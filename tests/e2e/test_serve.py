@@ -80,7 +80,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     yield from serving(tmp_path)
 
 
-def serving(tmp_path: Path, **settings: str) -> Iterator[Server]:
+def serving(tmp_path: Path, *arguments: str, **settings: str) -> Iterator[Server]:
     database = tmp_path / "serve.db"
     upgrade(f"sqlite:///{database}")
     port = free_port()
@@ -89,7 +89,7 @@ def serving(tmp_path: Path, **settings: str) -> Iterator[Server]:
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(RMA), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(RMA), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
             cwd=tmp_path,
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -232,3 +232,67 @@ def test_forwarded_addresses_are_believed_only_from_trusted_proxies(
     # Untrusted, every request is 127.0.0.1's: its fifty failures use up its budget.
     assert codes[:50] == ["INVALID_CREDENTIALS"] * 50
     assert codes[50] == last
+
+
+# --- Several server processes ---------------------------------------------------------------------
+
+
+def test_several_server_processes_report_one_set_of_metrics(tmp_path: Path) -> None:
+    """``rma serve --workers 2``: requests land on either process; every scrape adds up both
+    (prometheus-client's multiprocess mode), and SIGTERM stops both cleanly."""
+    running = serving(tmp_path, "--workers", "2", "--no-worker")
+    server = next(running)
+    try:
+        server.wait_until_up()
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            for _ in range(20):
+                answer = http.post(
+                    "/graphql",
+                    json={"query": "query Counted { __typename }", "operationName": "Counted"},
+                )
+                assert answer.status_code == 200
+            counts = set()
+            for _ in range(6):  # several scrapes, whichever process answers
+                text = http.get("/metrics").text
+                [line] = [
+                    line
+                    for line in text.splitlines()
+                    if line.startswith('rma_graphql_request_seconds_count{operation="Counted"}')
+                ]
+                counts.add(float(line.rsplit(" ", 1)[1]))
+        assert counts == {20.0}
+        server.process.send_signal(signal.SIGTERM)
+        returncode = server.process.wait(timeout=30)
+        assert returncode in (0, -signal.SIGTERM), server.output()
+        assert "Traceback" not in server.output()
+    finally:
+        running.close()
+
+
+def test_a_worker_serves_its_own_metrics(tmp_path: Path) -> None:
+    database = tmp_path / "worker.db"
+    upgrade(f"sqlite:///{database}")
+    port = free_port()
+    environment = {name: value for name, value in os.environ.items() if name[:4] != "RMA_"}
+    environment.update(RMA_DATABASE_URL=f"sqlite:///{database}", RMA_ENV="development")
+    process = subprocess.Popen(
+        [str(RMA), "worker", "--metrics-port", str(port)],
+        cwd=tmp_path,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        text = None
+        while time.monotonic() < deadline and text is None:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1.0).text
+            except httpx.TransportError:
+                assert process.poll() is None, "rma worker exited"
+                time.sleep(0.1)
+        assert text is not None and "# TYPE rma_jobs_finished_total counter" in text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
