@@ -57,17 +57,10 @@ class SessionMutations:
             await context.limiter.record_failure({order_key, address_key})
             if address_key in blocked:
                 return _rate_limited()
-            return CustomerSessionPayload(
-                token=None,
-                expires_at=None,
-                customer=None,
-                user_errors=[
-                    UserError(
-                        field=["orderNumber"],
-                        code=ErrorCode.INVALID_CREDENTIALS,
-                        message="no order matches that number and e-mail",
-                    )
-                ],
+            return _refused(
+                ErrorCode.INVALID_CREDENTIALS,
+                "no order matches that number and e-mail",
+                field=["orderNumber"],
             )
         session_principal = CustomerSession(customer.merchant_id, customer.id)
         return CustomerSessionPayload(
@@ -79,17 +72,17 @@ class SessionMutations:
 
 
 def _rate_limited() -> CustomerSessionPayload:
+    return _refused(ErrorCode.RATE_LIMITED, "too many attempts; try again in a few minutes")
+
+
+def _refused(
+    code: ErrorCode, message: str, *, field: list[str] | None = None
+) -> CustomerSessionPayload:
     return CustomerSessionPayload(
         token=None,
         expires_at=None,
         customer=None,
-        user_errors=[
-            UserError(
-                field=None,
-                code=ErrorCode.RATE_LIMITED,
-                message="too many attempts; try again in a few minutes",
-            )
-        ],
+        user_errors=[UserError(field=field, code=code, message=message)],
     )
 
 
