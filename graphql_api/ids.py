@@ -56,6 +56,11 @@ def decode_cursor(cursor: str | None) -> Cursor | None:
         raise InvalidCursor() from error
 
 
+def expect_receipt_id(global_id: str | None) -> uuid.UUID | None:
+    """An optional ``receiptId`` argument: the parcel a mutation acts on, when named."""
+    return None if global_id is None else expect_id(global_id, "RmaReceipt", field="receiptId")
+
+
 MAX_PAGE = 100
 
 

@@ -119,3 +119,15 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url, pool_size=8)
     yield database
     await database.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of each backend with nothing in it, not even the schema; dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+        return
+    server = PostgresServer(POSTGRES_URL)
+    url = asyncio.run(server.create())
+    yield url
+    asyncio.run(server.drop(url))

@@ -14,7 +14,7 @@ from core.usecases import (
     review,
 )
 from graphql_api.context import Info
-from graphql_api.ids import expect_id
+from graphql_api.ids import expect_id, expect_receipt_id
 from graphql_api.mutations.running import (
     check_text,
     rma_line_id,
@@ -121,11 +121,7 @@ class ReturnMutations:
                 carrier=input.carrier,
                 tracking_number=input.tracking_number,
                 customer_consented=input.customer_consented,
-                receipt_id=(
-                    None
-                    if input.receipt_id is None
-                    else expect_id(input.receipt_id, "RmaReceipt", field="receiptId")
-                ),
+                receipt_id=expect_receipt_id(input.receipt_id),
                 actor=info.context.actor,
                 now=info.context.clock.now(),
             ),

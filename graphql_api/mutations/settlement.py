@@ -12,7 +12,7 @@ from core.usecases import (
 )
 from core.usecases.overrides import Adjustments, LineRefundOverride
 from graphql_api.context import Info
-from graphql_api.ids import expect_id
+from graphql_api.ids import expect_id, expect_receipt_id
 from graphql_api.mutations.running import (
     resolution_payload,
     rma_payload,
@@ -77,11 +77,7 @@ class SettlementMutations:
                 actor=info.context.actor,
                 now=info.context.clock.now(),
                 request_key=idempotency_key,
-                receipt_id=(
-                    None
-                    if receipt_id is None
-                    else expect_id(receipt_id, "RmaReceipt", field="receiptId")
-                ),
+                receipt_id=expect_receipt_id(receipt_id),
                 adjustments=None if adjustments is None else _adjustments(adjustments),
                 beyond_agent_limit=staff is not None and staff.role is ApiKeyRole.ADMIN,
             ),

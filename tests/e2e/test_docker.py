@@ -5,7 +5,6 @@ against both databases."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -14,14 +13,11 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from cryptography.fernet import Fernet
 
-from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
 from tests.e2e.test_serve import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,17 +117,6 @@ def test_the_package_the_image_installs_carries_the_migrations(tmp_path: Path) -
     assert f"core/migrations/versions/{newest}" in names
     assert "core/migrations/script.py.mako" in names
     assert not any(name.startswith(("tests/", "testkit/", "benchmarks/")) for name in names)
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'image.db'}"
-        return
-    server = PostgresServer(POSTGRES_URL)
-    url = asyncio.run(server.create())
-    yield url
-    asyncio.run(server.drop(url))
 
 
 def entrypoint(*arguments: str, url: str) -> tuple[list[str], dict[str, str]]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -23,7 +20,6 @@ from core.usecases.inspection import InspectedLine, inspect_rma
 from core.usecases.logistics import ReceivedLine, receive_rma
 from core.usecases.resolutions import resolve_rma
 from tests import factories as f
-from tests.conftest import BACKENDS, POSTGRES_URL, PostgresServer
 
 
 async def _differences(url: str) -> list[object]:
@@ -39,17 +35,6 @@ async def _differences(url: str) -> list[object]:
             )
     finally:
         await engine.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
-        return
-    server = PostgresServer(POSTGRES_URL)
-    url = asyncio.run(server.create())
-    yield url
-    asyncio.run(server.drop(url))
 
 
 def test_an_empty_database_migrates_to_exactly_the_models(empty_database: str) -> None:
