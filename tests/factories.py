@@ -78,7 +78,10 @@ async def order(
     email: str | None = None,
     shipping_minor: int = 0,
     stripe_paid: bool = True,
+    payments: Sequence[PaymentInput] | None = None,
 ) -> Order:
+    """An order of ``lines``, paid in full with one Stripe payment unless ``payments`` (or
+    ``stripe_paid=False``) say otherwise."""
     chosen = list(lines or [line()])
     placed = NOW - timedelta(days=placed_days_ago)
     total = sum(
@@ -86,8 +89,10 @@ async def order(
         for item in chosen
     )
     number = next(_counter)
-    payments = (
-        [
+    paid = (
+        list(payments)
+        if payments is not None
+        else [
             PaymentInput(
                 PaymentProviderName.STRIPE,
                 f"pi_{uuid.uuid4().hex[:16]}",
@@ -112,7 +117,7 @@ async def order(
                 customer=CustomerInput(email=email or f"customer{number}@example.com"),
                 lines=chosen,
                 shipping_minor=shipping_minor,
-                payments=payments,
+                payments=paid,
             ),
             now=SYSTEM_CLOCK.now(),
         )

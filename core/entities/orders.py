@@ -115,3 +115,5 @@ class OrderPayment(TenantRow, table=True):
     currency: str = Field(max_length=3, nullable=False)
     # How the platform names the way it was paid (shopify_payments, gift_card, paypal, manual).
     gateway: str = Field(default="", max_length=100, nullable=False)
+    # The order the customer paid in (0 first): a refund goes back to the last payment first.
+    position: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})

@@ -51,6 +51,11 @@ class ReturnPolicy(TenantRow, table=True):
     agent_override_limit_minor: int = Field(
         default=0, nullable=False, sa_column_kwargs={"server_default": "0"}
     )
+    # An order paid partly in a way no provider refunds (a gift card kept by the storefront,
+    # cash): that share comes back as store credit instead of waiting for staff to refund it.
+    non_card_refunds_as_store_credit: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()}
+    )
     auto_authorize: bool = Field(default=True, nullable=False)
     auto_authorize_max_risk: int = Field(default=50, nullable=False)
     auto_resolve: bool = Field(default=False, nullable=False)

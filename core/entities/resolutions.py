@@ -23,10 +23,12 @@ class Resolution(TenantRow, table=True):
     __table_args__ = (
         sa.CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         # At most one live resolution per receipt (the units that arrived together): the
-        # database itself refuses a second one.
+        # database itself refuses a second one. A refund split over several payments is one
+        # resolution in parts; every resolution has a part 0, so two cannot both be live.
         sa.Index(
             "uq_resolution_live_per_receipt",
             "receipt_id",
+            "part",
             unique=True,
             sqlite_where=sa.text(_LIVE),
             postgresql_where=sa.text(_LIVE),
@@ -37,6 +39,11 @@ class Resolution(TenantRow, table=True):
     rma_id: uuid.UUID = Field(foreign_key="rma.id", index=True, nullable=False, ondelete="CASCADE")
     receipt_id: uuid.UUID = Field(foreign_key="receipt.id", nullable=False, ondelete="CASCADE")
     order_id: uuid.UUID = Field(foreign_key="order.id", index=True, nullable=False)
+    # A refund split over several payments (split tender) has one row per payment, each
+    # moving its own money exactly once. Part 0 carries the decision (the lines, fees,
+    # shipping and adjustments); ``group_id`` is part 0's id on every part, its own included.
+    part: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+    group_id: uuid.UUID | None = Field(default=None, index=True)
     kind: ResolutionKind = Field(sa_type=StrEnumType(ResolutionKind), nullable=False)
     provider: PaymentProviderName = Field(sa_type=StrEnumType(PaymentProviderName), nullable=False)
     status: ResolutionStatus = Field(sa_type=StrEnumType(ResolutionStatus), nullable=False)

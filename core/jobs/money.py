@@ -12,7 +12,12 @@ import structlog
 from sqlmodel import col, select
 
 from core.entities import Order, Resolution, Rma
-from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus
+from core.enums import (
+    DEAD_RESOLUTION_STATUSES,
+    PaymentProviderName,
+    ResolutionKind,
+    ResolutionStatus,
+)
 from core.errors import DomainError, InsufficientCredit
 from core.jobs import failpoints
 from core.jobs.access import fresh_access, services_of
@@ -258,6 +263,10 @@ async def apply_store_credit(context: JobContext) -> None:
     """Write the ledger entry, then mirror it to the provider's customer balance if any."""
     resolution_id = uuid.UUID(context.job.payload["resolutionId"])
     merchant_id = uuid.UUID(context.job.payload["merchantId"])
+    async with context.database.read_session() as session:
+        resolution = await session.get(Resolution, resolution_id)
+    if resolution is None or resolution.status in DEAD_RESOLUTION_STATUSES:
+        return  # a part of a split refund that was called off with the rest of it
     async with context.database.session() as session:
         try:
             await record_resolution_outcome(
@@ -271,6 +280,8 @@ async def apply_store_credit(context: JobContext) -> None:
             )
         except DomainError as error:
             raise PermanentJobError(f"store credit could not be recorded: {error}") from error
+    if resolution.breakdown.get("keepInLedger"):
+        return  # store credit spent here comes back here, where it was spendable
     # Spendable in one place: the merchant's platform when it keeps store credit there,
     # otherwise the payment provider's customer balance when the customer has one.
     if not await transfer_store_credit(context, resolution_id):

@@ -131,5 +131,8 @@ async def _refund_of(
         idempotency_key=resolution.idempotency_key,
         paid_by=resolution.provider,
         provider_reference=resolution.provider_reference,
-        restock=await restock_lines(session, col(Inspection.receipt_id) == resolution.receipt_id),
+        # The units go back once, with the part that carries the decision.
+        restock=()
+        if resolution.part
+        else await restock_lines(session, col(Inspection.receipt_id) == resolution.receipt_id),
     )

@@ -446,7 +446,7 @@ def _update(row: Any, values: dict[str, Any]) -> None:
 def _merge_payments(order: Order, payments: Sequence[PaymentInput]) -> None:
     existing = {(p.provider.value, p.reference): p for p in order.payments}
     kept: list[OrderPayment] = []
-    for data in payments:
+    for position, data in enumerate(payments):
         provider = PaymentProviderName(str(data.provider).lower())
         payment = existing.pop((provider.value, data.reference), None) or OrderPayment(
             merchant_id=order.merchant_id,
@@ -458,5 +458,6 @@ def _merge_payments(order: Order, payments: Sequence[PaymentInput]) -> None:
         )
         payment.captured_minor = data.captured_minor
         payment.gateway = clean_text(data.gateway, "payments.gateway", limit=100)
+        payment.position = position
         kept.append(payment)
     order.payments = kept

@@ -35,6 +35,7 @@ class PolicyChanges:
     warranty_credit_bonus: bool | None = None
     restocking_fee_on_store_credit: bool | None = None
     agent_override_limit_minor: int | None = None
+    non_card_refunds_as_store_credit: bool | None = None
     auto_authorize: bool | None = None
     auto_authorize_max_risk: int | None = None
     auto_resolve: bool | None = None

@@ -22,6 +22,7 @@ from core.entities import (
     OrderPayment,
     Receipt,
     Resolution,
+    ReturnPolicy,
     Rma,
     StoreCreditEntry,
 )
@@ -60,6 +61,7 @@ from core.usecases.overrides import Adjustments, adjusted_quote, check_adjustmen
 from core.usecases.owned_rows import get_owned, load_order, lock_rma, policy_of
 from core.usecases.priced import Priced, priced_units, shipping_refunded_minor
 from core.usecases.receipts import follow_receipts, pick_receipt, receipts_of
+from core.usecases.refund_parts import PlannedPart, moved_money, parts_of, plan_refund_parts
 from core.usecases.timeline import record_event, transition
 
 FINAL_RESOLUTION_STATUSES = frozenset({ResolutionStatus.SUCCEEDED}) | DEAD_RESOLUTION_STATUSES
@@ -277,11 +279,10 @@ async def resolve_rma(
             # The order's lock serializes resolutions of its RMAs, so the guard below sees them all.
             order = await load_order(session, merchant_id, rma.order_id, for_update=True)
             quote = await _quote(session, rma, order, chosen, receipt)
-            provider = PaymentProviderName.LEDGER
             bonus_percent = 0
-            if chosen is ResolutionKind.REFUND:
-                provider = refund_provider(order)
-            elif not is_warranty_claim(rma) or policy.warranty_credit_bonus:
+            if chosen is ResolutionKind.STORE_CREDIT and (
+                not is_warranty_claim(rma) or policy.warranty_credit_bonus
+            ):
                 bonus_percent = policy.store_credit_bonus_percent
             override = None
             if checked is not None:
@@ -307,6 +308,9 @@ async def resolve_rma(
             receipt.updated_at = moment
             session.add(receipt)
             await follow_receipts(session, rma, receipts, actor=actor, now=moment)
+            parts = await _planned_parts(session, order, policy, chosen, quote.total_minor + bonus)
+            first = parts[0]
+            provider = first.provider
             resolution_id = uuid.uuid4()
             resolution = Resolution(
                 id=resolution_id,
@@ -314,21 +318,18 @@ async def resolve_rma(
                 rma_id=rma.id,
                 receipt_id=receipt.id,
                 order_id=order.id,
-                kind=chosen,
+                part=0,
+                group_id=resolution_id,
+                kind=first.kind,
                 provider=provider,
                 status=ResolutionStatus.PENDING,
-                amount_minor=quote.total_minor + bonus,
+                amount_minor=first.amount_minor,
                 currency=order.currency,
                 restocking_fee_minor=quote.restocking_fee_minor,
                 shipping_minor=quote.shipping_minor,
                 bonus_minor=bonus,
                 idempotency_key=f"rma-resolution-{resolution_id}",
-                payment_reference=(
-                    payment.reference
-                    if chosen is ResolutionKind.REFUND
-                    and (payment := refund_payment(order, provider)) is not None
-                    else None
-                ),
+                payment_reference=first.payment_reference,
                 request_key=key,
                 breakdown={
                     "lines": [
@@ -347,13 +348,19 @@ async def resolve_rma(
                     "shippingMinor": quote.shipping_minor,
                     "goodwillMinor": quote.goodwill_minor,
                     "bonusMinor": bonus,
+                    "totalMinor": quote.total_minor,
                     **({"override": override} if override else {}),
+                    **_part_notes(parts, first),
                 },
                 created_at=moment,
                 updated_at=moment,
             )
             session.add(resolution)
             _enqueue_money_movement(session, resolution, now=moment)
+            for number, planned in enumerate(parts[1:], start=1):
+                part = _money_part(resolution, planned, number, now=moment)
+                session.add(part)
+                _enqueue_money_movement(session, part, now=moment)
             if override is not None:
                 await record_event(
                     session,
@@ -371,14 +378,23 @@ async def resolve_rma(
                 actor=actor,
                 kind="RESOLUTION_CHOSEN",
                 now=moment,
-                message=f"{chosen.value} of {resolution.amount_minor} {order.currency} via "
-                f"{provider.value}",
+                message=f"{chosen.value} of {quote.total_minor + bonus} {order.currency} via "
+                + " + ".join(
+                    f"{planned.provider.value} {planned.amount_minor}"
+                    if len(parts) > 1
+                    else planned.provider.value
+                    for planned in parts
+                ),
                 data={
                     "resolutionId": str(resolution_id),
                     "receipt": receipt.sequence,
                     "kind": chosen.value,
                     "provider": provider.value,
-                    "amountMinor": resolution.amount_minor,
+                    "amountMinor": quote.total_minor + bonus,
+                    "parts": [
+                        {"provider": planned.provider.value, "amountMinor": planned.amount_minor}
+                        for planned in parts
+                    ],
                     "restockingFeeMinor": quote.restocking_fee_minor,
                     "shippingMinor": quote.shipping_minor,
                     "bonusMinor": bonus,
@@ -394,6 +410,66 @@ async def resolve_rma(
             ) from error
         raise
     return ChosenResolution(rma, resolution)
+
+
+async def _planned_parts(
+    session: AsyncSession,
+    order: Order,
+    policy: ReturnPolicy,
+    chosen: ResolutionKind,
+    amount_minor: int,
+) -> list[PlannedPart]:
+    """Store credit is one part in the ledger; a refund goes back over the order's payments.
+
+    A refund of nothing goes, as one part, to whoever would have refunded it.
+    """
+    if chosen is ResolutionKind.STORE_CREDIT:
+        return [PlannedPart(chosen, PaymentProviderName.LEDGER, None, amount_minor)]
+    parts = await plan_refund_parts(session, order, policy, amount_minor) if amount_minor else []
+    if parts:
+        return parts
+    provider = refund_provider(order)
+    payment = refund_payment(order, provider)
+    return [PlannedPart(chosen, provider, payment.reference if payment else None, 0)]
+
+
+def _part_notes(parts: list[PlannedPart], planned: PlannedPart) -> dict[str, object]:
+    """What a part's breakdown says about the split (nothing for a resolution in one part)."""
+    notes: dict[str, object] = {}
+    if len(parts) > 1:
+        notes["parts"] = len(parts)
+    if planned.keep_in_ledger:
+        notes["keepInLedger"] = True
+    return notes
+
+
+def _money_part(
+    first: Resolution, planned: PlannedPart, number: int, *, now: datetime
+) -> Resolution:
+    """One more part of a split refund: money only (part 0 carries the decision)."""
+    part_id = uuid.uuid4()
+    return Resolution(
+        id=part_id,
+        merchant_id=first.merchant_id,
+        rma_id=first.rma_id,
+        receipt_id=first.receipt_id,
+        order_id=first.order_id,
+        part=number,
+        group_id=first.id,
+        kind=planned.kind,
+        provider=planned.provider,
+        status=ResolutionStatus.PENDING,
+        amount_minor=planned.amount_minor,
+        currency=first.currency,
+        idempotency_key=f"rma-resolution-{part_id}",
+        payment_reference=planned.payment_reference,
+        breakdown={
+            "partOf": str(first.id),
+            **({"keepInLedger": True} if planned.keep_in_ledger else {}),
+        },
+        created_at=now,
+        updated_at=now,
+    )
 
 
 async def complete_manual_refund(
@@ -414,16 +490,21 @@ async def complete_manual_refund(
         resolution = await get_owned(
             session, Resolution, merchant_id, resolution_id, field="resolutionId"
         )
-        if (
-            resolution.provider not in CONFIRMED_BY_STAFF
-            or resolution.kind is not ResolutionKind.REFUND
+        rma = await lock_rma(session, merchant_id, resolution.rma_id)
+        await session.refresh(resolution, with_for_update=True)
+        # A part of a split refund that failed after the others paid out may be refunded
+        # another way (the customer's card is gone); staff say so here.
+        stuck_part = (
+            resolution.status is ResolutionStatus.REQUIRES_REVIEW
+            and len(await parts_of(session, resolution)) > 1
+        )
+        if resolution.kind is not ResolutionKind.REFUND or not (
+            resolution.provider in CONFIRMED_BY_STAFF or stuck_part
         ):
             raise Conflict(
                 f"this resolution is settled by {resolution.provider.value}, not by hand",
                 field="resolutionId",
             )
-        rma = await lock_rma(session, merchant_id, resolution.rma_id)
-        await session.refresh(resolution, with_for_update=True)
         if resolution.status is ResolutionStatus.SUCCEEDED:
             return ChosenResolution(rma, resolution)
         if resolution.status in FINAL_RESOLUTION_STATUSES:
@@ -534,20 +615,47 @@ async def settle_resolution(
 ) -> None:
     """Give a live resolution its final status and move the RMA accordingly.
 
-    The caller holds the RMA's lock, then the resolution's (always in that order).
+    The caller holds the RMA's lock, then the resolution's (always in that order). A part of a
+    split refund settles its receipt only with the whole group (see
+    :mod:`core.usecases.refund_parts`).
     """
+    group = await parts_of(session, resolution)
+    others = [part for part in group if part.id != resolution.id]
+    succeeded = status is ResolutionStatus.SUCCEEDED
+    if not succeeded and any(moved_money(part) for part in others):
+        await _hold_part_for_review(session, rma, resolution, reason, actor=actor, now=now)
+        return
+    if not succeeded:
+        for part in others:
+            if part.status not in DEAD_RESOLUTION_STATUSES:
+                part.status = ResolutionStatus.CANCELED
+                part.failure_reason = "another part of the refund failed before this one moved"
+                part.updated_at = now
+                session.add(part)
     resolution.status = status
     resolution.provider_reference = provider_reference or resolution.provider_reference
-    resolution.failure_reason = None if status is ResolutionStatus.SUCCEEDED else reason or None
+    resolution.failure_reason = None if succeeded else reason or None
     resolution.updated_at = now
     session.add(resolution)
-    money = {
-        "resolutionId": str(resolution.id),
-        "amountMinor": resolution.amount_minor,
-        "currency": resolution.currency,
-        "providerReference": resolution.provider_reference,
-        "status": status.value,
-    }
+    if succeeded:
+        await _money_moved(session, rma, resolution, now=now)
+        if any(part.status is not ResolutionStatus.SUCCEEDED for part in others):
+            await record_event(
+                session,
+                rma,
+                actor=actor,
+                kind="REFUND_PART_SETTLED",
+                now=now,
+                message=f"part {resolution.part + 1} of {len(group)}: "
+                f"{resolution.amount_minor} {resolution.currency} through "
+                f"{resolution.provider.value}",
+                data=_money_of(resolution),
+            )
+            return
+    total = sum(part.amount_minor for part in group)
+    money = {**_money_of(resolution), "amountMinor": total}
+    if others:
+        money["resolutionId"] = str(resolution.group_id)
     receipt = await session.get(Receipt, resolution.receipt_id)
     assert receipt is not None, "a resolution's receipt is deleted only with its RMA"
     receipt.status = (
@@ -556,38 +664,15 @@ async def settle_resolution(
     receipt.updated_at = now
     session.add(receipt)
     receipts = await receipts_of(session, rma.id)
+    kind = group[0].kind if others else resolution.kind
     message = (
-        f"{resolution.kind.value} of {resolution.amount_minor} {resolution.currency} done"
-        if status is ResolutionStatus.SUCCEEDED
+        f"{kind.value} of {total} {resolution.currency} done"
+        if succeeded
         else f"{resolution.kind.value} {status.value.lower()}: {reason}"
     )
-    if status is ResolutionStatus.SUCCEEDED:
+    if succeeded:
         receipt.resolved_at = now
-        if resolution.kind is ResolutionKind.STORE_CREDIT:
-            session.add(
-                StoreCreditEntry(
-                    merchant_id=rma.merchant_id,
-                    customer_id=rma.customer_id,
-                    resolution_id=resolution.id,
-                    amount_minor=resolution.amount_minor,
-                    currency=resolution.currency,
-                    note=f"RMA {rma.number}",
-                    created_at=now,
-                )
-            )
         rma.resolved_at = now
-        order = await session.get(Order, resolution.order_id)
-        if order is not None and order.platform in ORDER_PLATFORMS:
-            # The platform's order is told what happened (and restocks with it, where the
-            # platform does it that way); a job, so a platform that is down delays nothing.
-            enqueue(
-                session,
-                RECORD_PLATFORM_REFUND,
-                {"resolutionId": str(resolution.id)},
-                now=now,
-                merchant_id=rma.merchant_id,
-                lock_key=f"order:{order.id}",
-            )
     # RESOLVED (or back to INSPECTED after a failure) unless another receipt of the RMA is
     # still further behind; the timeline shows the outcome either way.
     moved = await follow_receipts(
@@ -603,6 +688,74 @@ async def settle_resolution(
             message=f"parcel {receipt.sequence}: {message}",
             data=money,
         )
+
+
+def _money_of(resolution: Resolution) -> dict[str, object]:
+    return {
+        "resolutionId": str(resolution.id),
+        "amountMinor": resolution.amount_minor,
+        "currency": resolution.currency,
+        "providerReference": resolution.provider_reference,
+        "status": resolution.status.value,
+    }
+
+
+async def _money_moved(
+    session: AsyncSession, rma: Rma, resolution: Resolution, *, now: datetime
+) -> None:
+    """What follows from one resolution (or part) succeeding: store credit in the ledger
+    (once: the entry is unique per resolution), and the platform's order told."""
+    if resolution.kind is ResolutionKind.STORE_CREDIT:
+        session.add(
+            StoreCreditEntry(
+                merchant_id=rma.merchant_id,
+                customer_id=rma.customer_id,
+                resolution_id=resolution.id,
+                amount_minor=resolution.amount_minor,
+                currency=resolution.currency,
+                note=f"RMA {rma.number}",
+                created_at=now,
+            )
+        )
+    order = await session.get(Order, resolution.order_id)
+    if order is not None and order.platform in ORDER_PLATFORMS:
+        # The platform's order is told what happened (and restocks with it, where the
+        # platform does it that way); a job, so a platform that is down delays nothing.
+        enqueue(
+            session,
+            RECORD_PLATFORM_REFUND,
+            {"resolutionId": str(resolution.id)},
+            now=now,
+            merchant_id=rma.merchant_id,
+            lock_key=f"order:{order.id}",
+        )
+
+
+async def _hold_part_for_review(
+    session: AsyncSession,
+    rma: Rma,
+    resolution: Resolution,
+    reason: str,
+    *,
+    actor: str,
+    now: datetime,
+) -> None:
+    """A part failed after another part of its refund may have paid out: undoing the group
+    is no longer possible, so a person finishes it (retry, or refund it another way)."""
+    resolution.status = ResolutionStatus.REQUIRES_REVIEW
+    resolution.failure_reason = (reason or "the provider refused this part")[:2000]
+    resolution.updated_at = now
+    session.add(resolution)
+    await record_event(
+        session,
+        rma,
+        actor=actor,
+        kind="RESOLUTION_NEEDS_REVIEW",
+        now=now,
+        message=f"part {resolution.part + 1} of a split refund failed after another part "
+        f"paid out: {resolution.failure_reason}",
+        data={"resolutionId": str(resolution.id)},
+    )
 
 
 async def close_rma(

@@ -152,6 +152,11 @@ class ReturnPolicyInput:
     restocking_fee_on_store_credit: bool | None = strawberry.field(
         default=None, description="Whether the restocking fee also comes off store credit."
     )
+    non_card_refunds_as_store_credit: bool | None = strawberry.field(
+        default=None,
+        description="Whether the share of a refund paid in a way no provider refunds (a gift "
+        "card, cash) comes back as store credit instead of being refunded by staff.",
+    )
     agent_override_limit_minor: int | None = strawberry.field(
         default=None,
         description="How much above the policy's price an AGENT may give on a resolution "

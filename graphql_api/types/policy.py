@@ -27,6 +27,7 @@ class ReturnPolicy:
     warranty_credit_bonus: bool
     restocking_fee_on_store_credit: bool
     agent_override_limit_minor: int
+    non_card_refunds_as_store_credit: bool
     auto_authorize: bool
     auto_authorize_max_risk: int
     auto_resolve: bool
@@ -52,6 +53,7 @@ class ReturnPolicy:
             warranty_credit_bonus=row.warranty_credit_bonus,
             restocking_fee_on_store_credit=row.restocking_fee_on_store_credit,
             agent_override_limit_minor=row.agent_override_limit_minor,
+            non_card_refunds_as_store_credit=row.non_card_refunds_as_store_credit,
             auto_authorize=row.auto_authorize,
             auto_authorize_max_risk=row.auto_authorize_max_risk,
             auto_resolve=row.auto_resolve,

@@ -61,7 +61,14 @@ class Resolution(Node):
     kind: ResolutionKind
     provider: PaymentProvider
     status: ResolutionStatus
-    amount: Money = strawberry.field(description="What the customer gets, bonus included.")
+    amount: Money = strawberry.field(
+        description="What the customer gets through this resolution (this part, for a refund "
+        "split over several payments), bonus included."
+    )
+    total: Money = strawberry.field(
+        description="What the customer gets back in all, every part of a split refund "
+        "together (on part 0; a further part's own amount)."
+    )
     restocking_fee: Money
     shipping: Money = strawberry.field(description="Shipping refunded within the amount.")
     bonus: Money = strawberry.field(description="Store-credit bonus within the amount.")
@@ -81,6 +88,18 @@ class Resolution(Node):
         "sentence for customers."
     )
     receipt_id: strawberry.ID = strawberry.field(description="The parcel (RmaReceipt) it settles.")
+    part: int = strawberry.field(
+        description="0 for the resolution itself. A refund split over several payments has "
+        "further parts (1, 2, ...), each refunding one payment (or a platform's payments) "
+        "exactly once; part 0 carries the fees, shipping and adjustments, `amount` is each "
+        "part's own."
+    )
+    part_of: strawberry.ID | None = strawberry.field(
+        description="The resolution (part 0) this is a further part of; null for part 0."
+    )
+    payment_reference: str | None = strawberry.field(
+        description="The payment this part goes back to (staff only; null for customers)."
+    )
     created_at: datetime
     updated_at: datetime | None
 
@@ -95,6 +114,13 @@ class Resolution(Node):
             provider=row.provider,
             status=row.status,
             amount=money(row.amount_minor, currency),
+            total=money(
+                row.amount_minor
+                if row.part
+                else int(row.breakdown.get("totalMinor", row.amount_minor - row.bonus_minor))
+                + row.bonus_minor,
+                currency,
+            ),
             restocking_fee=money(row.restocking_fee_minor, currency),
             shipping=money(row.shipping_minor, currency),
             bonus=money(row.bonus_minor, currency),
@@ -102,7 +128,7 @@ class Resolution(Node):
             policy_price=money(
                 int(override["quotedMinor"])
                 if (override := row.breakdown.get("override"))
-                else row.amount_minor - row.bonus_minor,
+                else int(row.breakdown.get("totalMinor", row.amount_minor - row.bonus_minor)),
                 currency,
             ),
             override_reason=None
@@ -111,6 +137,11 @@ class Resolution(Node):
             provider_reference=None if for_customer else row.provider_reference,
             failure_reason=customer_failure_reason(row) if for_customer else row.failure_reason,
             receipt_id=strawberry.ID(to_global_id("RmaReceipt", row.receipt_id)),
+            part=row.part,
+            part_of=strawberry.ID(to_global_id("Resolution", row.group_id))
+            if row.part and row.group_id
+            else None,
+            payment_reference=None if for_customer else row.payment_reference,
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -234,7 +265,8 @@ class RmaReceipt:
             if row.receipt_id == self.row.id
         ]
         customer = info.context.customer_id is not None
-        return Resolution.from_row(rows[-1], for_customer=customer) if rows else None
+        decisions = [row for row in rows if not row.part]
+        return Resolution.from_row(decisions[-1], for_customer=customer) if decisions else None
 
 
 @strawberry.type(description="What the return policy decided when the RMA was requested.")
@@ -350,17 +382,22 @@ class Rma(Node):
         lines = await info.context.loaders.rma_lines.load(self.row.id)
         return sum(line.quantity - line.received_quantity for line in lines)
 
-    @strawberry.field(description="Every resolution tried, oldest first.")
+    @strawberry.field(
+        description="Every resolution tried, oldest first, with the parts of split refunds."
+    )
     async def resolutions(self, info: Info) -> list[Resolution]:
         rows = await info.context.loaders.resolutions.load(self.row.id)
         customer = info.context.customer_id is not None
         return [Resolution.from_row(row, for_customer=customer) for row in rows]
 
-    @strawberry.field(description="The latest resolution, if any.")
+    @strawberry.field(
+        description="The latest resolution, if any (part 0 of a refund split over payments)."
+    )
     async def resolution(self, info: Info) -> Resolution | None:
         rows = await info.context.loaders.resolutions.load(self.row.id)
         customer = info.context.customer_id is not None
-        return Resolution.from_row(rows[-1], for_customer=customer) if rows else None
+        decisions = [row for row in rows if not row.part]
+        return Resolution.from_row(decisions[-1], for_customer=customer) if decisions else None
 
     @strawberry.field(
         description="The timeline, in order. Customers see who acted by role only, and no data."
