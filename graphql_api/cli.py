@@ -278,8 +278,20 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Leave jobs to separate `rma worker` processes.")
     ] = False,
+    graceful_timeout: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=3600,
+            help="On SIGTERM, seconds to let requests in flight finish before closing them.",
+        ),
+    ] = 30,
 ) -> None:
-    """Serve the API with uvicorn (uvloop and httptools); runs jobs in-process too."""
+    """Serve the API with uvicorn (uvloop and httptools); runs jobs in-process too.
+
+    SIGTERM stops taking connections, lets every request in flight finish (up to
+    ``--graceful-timeout`` seconds), then stops each process.
+    """
     import uvicorn
 
     if no_worker:
@@ -305,6 +317,7 @@ def serve(
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
         access_log=False,
+        timeout_graceful_shutdown=graceful_timeout,
     )
 
 
