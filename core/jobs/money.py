@@ -101,7 +101,7 @@ async def _fail(context: JobContext, attempt: RefundAttempt, reason: str) -> Non
             attempt.resolution_id,
             succeeded=False,
             actor="system",
-            failure_reason=reason,
+            failure_reason=reason[:2000],  # a provider's words may run long
             now=context.clock.now(),
         )
 

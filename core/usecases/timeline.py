@@ -30,6 +30,10 @@ MIRRORED_STATUSES = frozenset(
 )
 
 
+# The length of a timeline message (RmaEvent.message).
+MESSAGE_LIMIT = 2000
+
+
 async def record_event(
     session: AsyncSession,
     rma: Rma,
@@ -42,7 +46,11 @@ async def record_event(
     data: dict[str, Any] | None = None,
     now: datetime,
 ) -> RmaEvent:
-    """Append an entry to the RMA's timeline (the caller holds the RMA's lock)."""
+    """Append an entry to the RMA's timeline (the caller holds the RMA's lock).
+
+    A message that quotes someone's text (a reason, a provider's error) after its own words
+    may outgrow the column; it is shortened, the whole text staying in ``data`` or its row.
+    """
     last = (
         await session.exec(select(sa.func.max(RmaEvent.sequence)).where(RmaEvent.rma_id == rma.id))
     ).one()
@@ -54,7 +62,7 @@ async def record_event(
         kind=kind,
         from_status=from_status,
         to_status=to_status,
-        message=message,
+        message=message if len(message) <= MESSAGE_LIMIT else message[: MESSAGE_LIMIT - 1] + "…",
         data=data or {},
         created_at=now,
     )

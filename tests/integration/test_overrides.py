@@ -240,3 +240,28 @@ async def test_lowering_a_price_to_nothing_is_refused(db: Database) -> None:
     with pytest.raises(InvalidInput) as caught:
         await choose(db, merchant_id, rma, nothing)
     assert caught.value.field == "adjustments"
+
+
+async def test_a_reason_as_long_as_allowed_fits_on_the_timeline_on_both_databases(
+    db: Database,
+) -> None:
+    # The timeline's message adds the amounts to the reason; PostgreSQL refused the longer
+    # message where SQLite stored it.
+    shop_id, _order, rma = await opened_return(db)
+    reason = "r" * 2000
+    chosen = await choose(
+        db, shop_id, rma, Adjustments(reason=reason, waive_restocking_fee=True), admin=True
+    )
+    async with db.read_session() as session:
+        events = (
+            await session.exec(
+                select(RmaEvent).where(
+                    RmaEvent.rma_id == rma.id, RmaEvent.kind == "RESOLUTION_OVERRIDDEN"
+                )
+            )
+        ).all()
+    [event] = events
+    assert len(event.message) <= 2000
+    assert event.message.endswith("…")
+    assert event.data["reason"] == reason
+    assert chosen.resolution.breakdown["override"]["reason"] == reason
