@@ -136,6 +136,16 @@ class ArrivalStatus(StrEnum):
     REFUSED = "REFUSED"
 
 
+class ExchangeStatus(StrEnum):
+    """Where the replacement of an exchange stands: placed on the order's platform (or, for a
+    storefront's order, recorded for it), then waiting until it is fulfilled or cancelled."""
+
+    PLACING = "PLACING"
+    WAITING_FOR_FULFILMENT = "WAITING_FOR_FULFILMENT"
+    FULFILLED = "FULFILLED"
+    CANCELED = "CANCELED"
+
+
 class ReceiptStatus(StrEnum):
     """Where one batch of an RMA's goods (the units that arrived together) stands: each batch
     is inspected and resolved on its own, so a return may come back in several parcels."""

@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import (
     Customer,
+    Exchange,
     Inspection,
     Order,
     OrderLine,
@@ -247,6 +248,7 @@ SHIPMENTS_OF_RMAS = (Shipment, "rma_id", ("created_at",))
 INSPECTIONS_OF_RMAS = (Inspection, "rma_id", ("created_at",))
 RESOLUTIONS_OF_RMAS = (Resolution, "rma_id", ("created_at", "part"))
 RECEIPTS_OF_RMAS = (Receipt, "rma_id", ("sequence",))
+EXCHANGES_OF_RMAS = (Exchange, "rma_id", ("created_at",))
 LINES_OF_RECEIPTS = (ReceiptLine, "receipt_id", ("created_at",))
 RMAS_OF_ORDERS = (Rma, "order_id", ("created_at",))
 LINES_OF_ORDERS = (OrderLine, "order_id", ("position",))

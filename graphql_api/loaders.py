@@ -41,6 +41,7 @@ class Loaders:
         self.inspections = self._grouped(queries.INSPECTIONS_OF_RMAS)
         self.resolutions = self._grouped(queries.RESOLUTIONS_OF_RMAS)
         self.receipts = self._grouped(queries.RECEIPTS_OF_RMAS)
+        self.exchanges = self._grouped(queries.EXCHANGES_OF_RMAS)
         self.receipt_lines = self._grouped(queries.LINES_OF_RECEIPTS)
         self.order_rmas = self._grouped(queries.RMAS_OF_ORDERS, visible=self._customers_own)
         self.order_lines = self._grouped(queries.LINES_OF_ORDERS)

@@ -16,6 +16,7 @@ from core.ports.commerce import (
     CreditSpent,
     OrderPage,
     PlatformCredit,
+    PlatformExchange,
     PlatformRefund,
     PlatformRejected,
     PlatformUnavailable,
@@ -38,6 +39,7 @@ class InMemoryCommercePlatform:
     returns: dict[str, str] = field(default_factory=dict)
     spent: dict[str, list[CreditSpent]] = field(default_factory=dict)
     returns_by_rma: dict[str, str] = field(default_factory=dict)
+    exchanges: dict[str, PlatformExchange] = field(default_factory=dict)
     _changes: list[str] = field(default_factory=list)
     _answers: dict[str, str] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -123,6 +125,17 @@ class InMemoryCommercePlatform:
         self._call()
         if self.returns.get(return_reference) == "OPEN":
             self.returns[return_reference] = outcome
+
+    async def place_exchange(self, exchange: PlatformExchange) -> str:
+        found = self._write(f"exchange:{exchange.marker}")
+        if found is not None:
+            return found
+        if exchange.order_reference not in self.orders:
+            raise PlatformRejected(f"order {exchange.order_reference} does not exist")
+        reference = f"exchange-order-{next(self._ids)}"
+        self.exchanges[reference] = exchange
+        self._answers[f"exchange:{exchange.marker}"] = reference
+        return reference
 
     async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
         self._call()

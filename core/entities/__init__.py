@@ -7,7 +7,7 @@ from core.entities.merchants import ApiKey, Connection, Merchant, PendingInstall
 from core.entities.orders import Customer, Order, OrderLine, OrderPayment
 from core.entities.policies import ReturnPolicy
 from core.entities.privacy import DataExport
-from core.entities.resolutions import Resolution, StoreCreditEntry
+from core.entities.resolutions import Exchange, Resolution, StoreCreditEntry
 from core.entities.rmas import (
     Feedback,
     Inspection,
@@ -25,6 +25,7 @@ __all__ = [
     "Connection",
     "Customer",
     "DataExport",
+    "Exchange",
     "Feedback",
     "Inspection",
     "Job",

@@ -9,9 +9,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from core.entities.base import TenantRow, json_dict_field, timestamp_field
+from core.entities.base import TenantRow, json_dict_field, json_list_field, timestamp_field
 from core.entities.columns import StrEnumType
-from core.enums import PaymentProviderName, ResolutionKind, ResolutionStatus, StoreCreditKind
+from core.enums import (
+    ExchangeStatus,
+    PaymentProviderName,
+    ResolutionKind,
+    ResolutionStatus,
+    StoreCreditKind,
+)
 
 _LIVE = "status NOT IN ('FAILED', 'CANCELED')"
 
@@ -96,3 +102,39 @@ class StoreCreditEntry(TenantRow, table=True):
     request_key: str | None = Field(default=None, max_length=255)
     # Who wrote it: the job or the staff member (API key) that spent it.
     actor: str | None = Field(default=None, max_length=200)
+
+
+class Exchange(TenantRow, table=True):
+    """The replacement an exchange resolution gives for the returned units.
+
+    Created with its resolution (one per resolution); the value of the returned units pays for
+    it, the difference is refunded through the resolution's other parts or is due from the
+    customer. It stays on the RMA until it is fulfilled or cancelled.
+    """
+
+    __tablename__ = "exchange"
+
+    rma_id: uuid.UUID = Field(foreign_key="rma.id", index=True, nullable=False, ondelete="CASCADE")
+    resolution_id: uuid.UUID = Field(
+        foreign_key="resolution.id", unique=True, nullable=False, ondelete="CASCADE"
+    )
+    order_id: uuid.UUID = Field(foreign_key="order.id", index=True, nullable=False)
+    status: ExchangeStatus = Field(sa_type=StrEnumType(ExchangeStatus), nullable=False)
+    currency: str = Field(max_length=3, nullable=False)
+    # What the returned units were worth (after any fee), what the replacement costs, and the
+    # difference either way: refunded to the customer, or due from them.
+    returned_value_minor: int = Field(nullable=False)
+    replacement_value_minor: int = Field(nullable=False)
+    refund_minor: int = Field(default=0, nullable=False)
+    due_minor: int = Field(default=0, nullable=False)
+    # [{title, sku, variantReference, quantity, unitPriceMinor}]
+    lines: list[Any] = json_list_field()
+    note: str = Field(default="", max_length=2000, nullable=False)
+    # The replacement order on the platform (a Shopify order, a WooCommerce order).
+    platform_reference: str | None = Field(default=None, max_length=255)
+    fulfilment_reference: str | None = Field(default=None, max_length=255)
+    cancel_reason: str | None = Field(default=None, max_length=2000)
+    placed_at: datetime | None = timestamp_field()
+    fulfilled_at: datetime | None = timestamp_field()
+    canceled_at: datetime | None = timestamp_field()
+    updated_at: datetime | None = timestamp_field()

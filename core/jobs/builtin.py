@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from core.jobs import commerce, money, sync, writeback
+from core.jobs import commerce, exchanges, money, sync, writeback
 from core.jobs.worker import Handler, JobContext, PeriodicJob
 from core.outbox.kinds import (
     APPLY_STORE_CREDIT,
@@ -12,6 +12,7 @@ from core.outbox.kinds import (
     EXECUTE_REFUND,
     EXPIRE_AUTHORIZATIONS,
     MIRROR_RETURN,
+    PLACE_EXCHANGE,
     RECONCILE_CONNECTIONS,
     RECONCILE_PAYMENTS,
     RECORD_PLATFORM_REFUND,
@@ -40,6 +41,7 @@ CORE_HANDLERS: dict[str, Handler] = {
     EXECUTE_REFUND: money.execute_refund,
     REFRESH_REFUND: money.refresh_refund,
     APPLY_STORE_CREDIT: money.apply_store_credit,
+    PLACE_EXCHANGE: exchanges.place_exchange,
     AUTO_RESOLVE: money.auto_resolve,
     RECONCILE_PAYMENTS: money.reconcile,
     SYNC_CONNECTION: sync.sync_connection,

@@ -104,7 +104,8 @@ async def _refund_of(
             )
         ).all()
     )
-    credit = resolution.kind is ResolutionKind.STORE_CREDIT
+    # Store credit and an exchange keep the money with the merchant: units only, no refund.
+    credit = resolution.kind in (ResolutionKind.STORE_CREDIT, ResolutionKind.EXCHANGE)
     lines = [
         RefundLine(
             external[uuid.UUID(entry["orderLineId"])],
@@ -116,7 +117,9 @@ async def _refund_of(
         if uuid.UUID(entry["orderLineId"]) in external
     ]
     what = (
-        f"store credit of {resolution.amount_minor} {resolution.currency}"
+        f"exchanged for a replacement worth {resolution.amount_minor} {resolution.currency}"
+        if resolution.kind is ResolutionKind.EXCHANGE
+        else f"store credit of {resolution.amount_minor} {resolution.currency}"
         if credit
         else f"refunded through {resolution.provider.value}"
         + (f" ({resolution.provider_reference})" if resolution.provider_reference else "")

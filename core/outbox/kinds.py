@@ -3,6 +3,7 @@
 EXECUTE_REFUND = "payments.execute_refund"
 REFRESH_REFUND = "payments.refresh_refund"
 APPLY_STORE_CREDIT = "payments.store_credit"
+PLACE_EXCHANGE = "payments.place_exchange"
 RECONCILE_PAYMENTS = "payments.reconcile"
 AUTO_RESOLVE = "rma.auto_resolve"
 EXPIRE_AUTHORIZATIONS = "rma.expire_authorizations"

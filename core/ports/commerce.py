@@ -108,6 +108,29 @@ class CreditSpent:
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangeLine:
+    title: str
+    quantity: int
+    unit_price_minor: int
+    sku: str = ""
+    variant_reference: str = ""  # the platform's variant or product id
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformExchange:
+    """A replacement order for returned goods, to be placed on the platform once."""
+
+    order_reference: str  # the original order
+    marker: str  # the exchange's id, kept on the replacement so a retry finds it
+    rma_number: str
+    email: str
+    currency: str
+    lines: Sequence[ExchangeLine]
+    credit_minor: int  # what the returned goods pay of it
+    due_minor: int  # what the customer still pays
+
+
 class PlatformError(Exception):
     """Base of what a platform reports; the message is safe to show to staff."""
 
@@ -162,6 +185,11 @@ class CommercePlatform(Protocol):
         """Close or cancel a mirrored return (``ReturnOutcome``); one already there is fine."""
         ...
 
+    async def place_exchange(self, exchange: PlatformExchange) -> str:
+        """Place the replacement order, once: one already placed for ``exchange.marker`` is
+        found and given back. Returns the platform's id of the replacement order."""
+        ...
+
     async def subscribe_webhooks(self, public_url: str, connection_id: str) -> None:
         """Make the platform send its order webhooks to this service (idempotent: a topic
         already subscribed is left alone)."""
@@ -197,6 +225,9 @@ class CommercePlatformFactory:
     # Store credit is given to (and its spending read for) a customer's e-mail, not a
     # platform customer id: WooCommerce's coupons are restricted by e-mail, guests included.
     customers_by_email: bool = False
+    # Exchanges are placed as orders on the platform (``place_exchange``); otherwise staff
+    # place them by hand and confirm them like a storefront's.
+    places_exchanges: bool = False
 
 
 class CredentialRefresher(Protocol):

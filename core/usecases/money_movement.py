@@ -24,7 +24,7 @@ from core.enums import (
     ResolutionStatus,
 )
 from core.errors import Conflict, InsufficientCredit
-from core.outbox.kinds import EXECUTE_REFUND
+from core.outbox.kinds import EXECUTE_REFUND, PLACE_EXCHANGE
 from core.outbox.queue import enqueue
 from core.ports.payments import RefundedLine
 from core.usecases.inputs import checked_now
@@ -171,7 +171,8 @@ async def retry_resolution(
         session.add(resolution)
         enqueue(
             session,
-            EXECUTE_REFUND,
+            # An exchange's part places its replacement (the platform looks first, too).
+            PLACE_EXCHANGE if resolution.kind is ResolutionKind.EXCHANGE else EXECUTE_REFUND,
             {
                 "resolutionId": str(resolution.id),
                 "merchantId": str(merchant_id),

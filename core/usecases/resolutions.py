@@ -46,7 +46,12 @@ from core.errors import (
     RefundExceedsPaid,
     ResolutionNotAllowed,
 )
-from core.outbox.kinds import APPLY_STORE_CREDIT, EXECUTE_REFUND, RECORD_PLATFORM_REFUND
+from core.outbox.kinds import (
+    APPLY_STORE_CREDIT,
+    EXECUTE_REFUND,
+    PLACE_EXCHANGE,
+    RECORD_PLATFORM_REFUND,
+)
 from core.outbox.queue import enqueue
 from core.rules.policy import (
     BLOCKING_CODES,
@@ -56,6 +61,12 @@ from core.rules.policy import (
     priced_reason,
 )
 from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_credit_bonus
+from core.usecases.exchanges import (
+    CheckedExchange,
+    ExchangeRequest,
+    check_exchange,
+    new_exchange,
+)
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 from core.usecases.overrides import Adjustments, adjusted_quote, check_adjustments
 from core.usecases.owned_rows import get_owned, load_order, lock_rma, policy_of
@@ -132,7 +143,9 @@ async def _quote(
     warranty = is_warranty_claim(rma)
     fee_percent = (
         0
-        if kind is ResolutionKind.STORE_CREDIT and not policy.restocking_fee_on_store_credit
+        # An exchange keeps the sale, as store credit does: the same fee rule applies.
+        if kind in (ResolutionKind.STORE_CREDIT, ResolutionKind.EXCHANGE)
+        and not policy.restocking_fee_on_store_credit
         else policy.restocking_fee_percent
     )
     inspections = {
@@ -229,9 +242,12 @@ async def resolve_rma(
     receipt_id: uuid.UUID | str | None = None,
     adjustments: Adjustments | None = None,
     beyond_agent_limit: bool = False,
+    exchange: ExchangeRequest | None = None,
     now: datetime,
 ) -> ChosenResolution:
-    """Choose a refund or store credit for an inspected receipt of an RMA and price it.
+    """Choose a refund, store credit or an exchange for an inspected receipt of an RMA and
+    price it (an exchange names its replacement in ``exchange``, see
+    :mod:`core.usecases.exchanges`).
 
     Without ``receipt_id``, the oldest receipt waiting for a resolution is resolved. Staff may
     change the price with ``adjustments`` (see :mod:`core.usecases.overrides`);
@@ -240,6 +256,7 @@ async def resolve_rma(
     """
     chosen = parse_enum(ResolutionKind, kind, "resolution", f"unknown resolution {kind!r}")
     checked = None if adjustments is None else check_adjustments(adjustments)
+    replacement = _checked_replacement(chosen, exchange)
     wanted = None if receipt_id is None else as_uuid(receipt_id, "receiptId")
     key = clean_text(request_key, "idempotencyKey", limit=255) or None
     moment = checked_now(now)
@@ -270,8 +287,6 @@ async def resolve_rma(
                 receipts, wanted, ReceiptStatus.INSPECTED, target=RmaStatus.RESOLVING
             )
             policy = await policy_of(session, rma)
-            if chosen is ResolutionKind.EXCHANGE:
-                raise ResolutionNotAllowed("exchanges are not supported yet", field="resolution")
             if chosen.value not in policy.allowed_resolutions:
                 raise ResolutionNotAllowed(
                     f"the return policy does not offer {chosen.value}", field="resolution"
@@ -308,7 +323,14 @@ async def resolve_rma(
             receipt.updated_at = moment
             session.add(receipt)
             await follow_receipts(session, rma, receipts, actor=actor, now=moment)
-            parts = await _planned_parts(session, order, policy, chosen, quote.total_minor + bonus)
+            parts = await _planned_parts(
+                session,
+                order,
+                policy,
+                chosen,
+                quote.total_minor + bonus,
+                replacement_minor=replacement.value_minor if replacement else 0,
+            )
             first = parts[0]
             provider = first.provider
             resolution_id = uuid.uuid4()
@@ -361,6 +383,9 @@ async def resolve_rma(
                 part = _money_part(resolution, planned, number, now=moment)
                 session.add(part)
                 _enqueue_money_movement(session, part, now=moment)
+            if replacement is not None:
+                await session.flush()  # the exchange names its resolution
+                session.add(new_exchange(resolution, replacement, quote.total_minor, now=moment))
             if override is not None:
                 await record_event(
                     session,
@@ -412,19 +437,43 @@ async def resolve_rma(
     return ChosenResolution(rma, resolution)
 
 
+def _checked_replacement(
+    chosen: ResolutionKind, exchange: ExchangeRequest | None
+) -> CheckedExchange | None:
+    if chosen is ResolutionKind.EXCHANGE:
+        if exchange is None:
+            raise InvalidInput("exchange", "an exchange names its replacement")
+        return check_exchange(exchange)
+    if exchange is not None:
+        raise InvalidInput("exchange", "only an exchange names a replacement")
+    return None
+
+
 async def _planned_parts(
     session: AsyncSession,
     order: Order,
     policy: ReturnPolicy,
     chosen: ResolutionKind,
     amount_minor: int,
+    *,
+    replacement_minor: int = 0,
 ) -> list[PlannedPart]:
-    """Store credit is one part in the ledger; a refund goes back over the order's payments.
+    """Store credit is one part in the ledger; a refund goes back over the order's payments;
+    an exchange is a part worth what the replacement takes of the returned value, and the rest
+    is refunded like any refund.
 
     A refund of nothing goes, as one part, to whoever would have refunded it.
     """
     if chosen is ResolutionKind.STORE_CREDIT:
         return [PlannedPart(chosen, PaymentProviderName.LEDGER, None, amount_minor)]
+    if chosen is ResolutionKind.EXCHANGE:
+        # No provider moves money for the replacement itself: it is placed, not paid.
+        kept = min(amount_minor, replacement_minor)
+        rest = amount_minor - kept
+        return [
+            PlannedPart(chosen, PaymentProviderName.LEDGER, None, kept),
+            *(await plan_refund_parts(session, order, policy, rest) if rest else []),
+        ]
     parts = await plan_refund_parts(session, order, policy, amount_minor) if amount_minor else []
     if parts:
         return parts
@@ -535,7 +584,16 @@ def _enqueue_money_movement(
         "provider": resolution.provider.value,
     }
     lock = f"rma:{resolution.rma_id}"
-    if resolution.kind is ResolutionKind.STORE_CREDIT:
+    if resolution.kind is ResolutionKind.EXCHANGE:
+        enqueue(
+            session,
+            PLACE_EXCHANGE,
+            payload,
+            now=now,
+            merchant_id=resolution.merchant_id,
+            lock_key=lock,
+        )
+    elif resolution.kind is ResolutionKind.STORE_CREDIT:
         enqueue(
             session,
             APPLY_STORE_CREDIT,

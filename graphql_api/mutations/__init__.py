@@ -8,6 +8,7 @@ from strawberry.tools import merge_types
 
 from graphql_api.mutations.arrivals import ArrivalMutations
 from graphql_api.mutations.connections import ConnectionMutations
+from graphql_api.mutations.exchanges import ExchangeMutations
 from graphql_api.mutations.orders import OrderMutations
 from graphql_api.mutations.policy import PolicyMutations
 from graphql_api.mutations.returns import ReturnMutations
@@ -22,6 +23,7 @@ Mutation = merge_types(
         ReturnMutations,
         ArrivalMutations,
         SettlementMutations,
+        ExchangeMutations,
         StoreCreditMutations,
         PolicyMutations,
         OrderMutations,

@@ -10,6 +10,7 @@ from core.usecases import (
     money_movement,
     resolutions,
 )
+from core.usecases.exchanges import ExchangeRequest, ReplacementLine
 from core.usecases.overrides import Adjustments, LineRefundOverride
 from graphql_api.context import Info
 from graphql_api.ids import expect_id, expect_receipt_id
@@ -22,6 +23,7 @@ from graphql_api.types.common import (
     ResolutionKind,
 )
 from graphql_api.types.mutation_io import (
+    ExchangeInput,
     ResolutionAdjustmentsInput,
     ResolveRmaPayload,
     RmaPayload,
@@ -44,13 +46,30 @@ def _adjustments(given: ResolutionAdjustmentsInput) -> Adjustments:
     )
 
 
+def _exchange(given: ExchangeInput) -> ExchangeRequest:
+    return ExchangeRequest(
+        lines=[
+            ReplacementLine(
+                title=line.title,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+                sku=line.sku,
+                variant_reference=line.variant_id,
+            )
+            for line in given.lines
+        ],
+        note=given.note,
+    )
+
+
 @strawberry.type
 class SettlementMutations:
     @strawberry.mutation(
         permission_classes=[StaffWrite],
-        description="Choose a refund or store credit for an inspected parcel (receiptId; the "
-        "oldest one waiting when omitted); the same idempotencyKey returns the same resolution "
-        "however often it is sent. userErrors: NOT_FOUND (id, receiptId), INVALID_TRANSITION "
+        description="Choose a refund, store credit or an exchange (naming its replacement in "
+        "`exchange`) for an inspected parcel (receiptId; the oldest one waiting when omitted); "
+        "the same idempotencyKey returns the same resolution however often it is sent. "
+        "userErrors: INVALID_INPUT (exchange lines), NOT_FOUND (id, receiptId), INVALID_TRANSITION "
         "(no inspected receipt waits), RESOLUTION_NOT_ALLOWED (not in the policy), NOT_ELIGIBLE "
         "(the policy refuses the goods, or an overturned claim on a final-sale item), "
         "REFUND_EXCEEDS_PAID, CONFLICT (the idempotencyKey was used for another request), "
@@ -65,6 +84,7 @@ class SettlementMutations:
         idempotency_key: str | None = None,
         receipt_id: strawberry.ID | None = None,
         adjustments: ResolutionAdjustmentsInput | None = None,
+        exchange: ExchangeInput | None = None,
     ) -> ResolveRmaPayload:
         staff = info.context.staff
         return await resolution_payload(
@@ -80,6 +100,7 @@ class SettlementMutations:
                 receipt_id=expect_receipt_id(receipt_id),
                 adjustments=None if adjustments is None else _adjustments(adjustments),
                 beyond_agent_limit=staff is not None and staff.role is ApiKeyRole.ADMIN,
+                exchange=None if exchange is None else _exchange(exchange),
             ),
         )
 

@@ -21,6 +21,7 @@ strawberry.enum(enums.ApiKeyRole)
 strawberry.enum(enums.Carrier)
 strawberry.enum(enums.RefusedGoodsOutcome, description="Where goods staff refuse go.")
 strawberry.enum(enums.ReceiptStatus, description="Where one parcel's goods stand.")
+strawberry.enum(enums.ExchangeStatus, description="Where an exchange's replacement stands.")
 strawberry.enum(
     CoreEligibilityCode, description="A return-policy rule that decided a line's eligibility."
 )
@@ -36,6 +37,7 @@ ApiKeyRole = enums.ApiKeyRole
 Carrier = enums.Carrier
 RefusedGoodsOutcome = enums.RefusedGoodsOutcome
 ReceiptStatus = enums.ReceiptStatus
+ExchangeStatus = enums.ExchangeStatus
 EligibilityCode = CoreEligibilityCode
 
 

@@ -18,6 +18,7 @@ from graphql_api.types.common import (
     ResolutionKind,
     ReturnReason,
 )
+from graphql_api.types.exchanges import Exchange
 from graphql_api.types.policy import ReturnPolicy
 from graphql_api.types.returns import Resolution, Rma
 
@@ -220,6 +221,31 @@ class LineRefundOverrideInput:
     refund_minor: int = strawberry.field(
         description="What this line's units in the parcel are refunded, at most their price."
     )
+
+
+@strawberry.input(description="One item the customer gets instead, in the order's currency.")
+class ReplacementLineInput:
+    title: str
+    quantity: int
+    unit_price_minor: int = strawberry.field(
+        description="What one unit costs (the storefront or staff price it from the catalogue)."
+    )
+    sku: str = ""
+    variant_id: str = strawberry.field(
+        default="", description="The platform's variant (or product) id, when there is one."
+    )
+
+
+@strawberry.input(description="What replaces the returned goods in an exchange.")
+class ExchangeInput:
+    lines: list[ReplacementLineInput]
+    note: str = ""
+
+
+@strawberry.type
+class ExchangePayload:
+    exchange: Exchange | None
+    user_errors: list[UserError]
 
 
 @strawberry.input(description="Staff's changes to the price, before any money moves.")

@@ -33,6 +33,7 @@ from graphql_api.types.customer_text import (
     customer_event_message,
     customer_failure_reason,
 )
+from graphql_api.types.exchanges import Exchange
 
 
 @strawberry.type
@@ -363,6 +364,17 @@ class Rma(Node):
                 created_at=row.created_at,
             )
             for row in await info.context.loaders.shipments.load(self.row.id)
+        ]
+
+    @strawberry.field(
+        description="Replacements given in exchange, oldest first, until fulfilled or cancelled "
+        "and after."
+    )
+    async def exchanges(self, info: Info) -> list[Exchange]:
+        customer = info.context.customer_id is not None
+        return [
+            Exchange.from_row(row, for_customer=customer)
+            for row in await info.context.loaders.exchanges.load(self.row.id)
         ]
 
     @strawberry.field(description="The parcels received so far, first one first.")

@@ -16,6 +16,7 @@ from core.ports.commerce import (
     CreditSpent,
     OrderPage,
     PlatformCredit,
+    PlatformExchange,
     PlatformRefund,
     PlatformRejected,
     RestockLine,
@@ -25,6 +26,7 @@ from core.ports.commerce import (
 from core.usecases.orders import OrderInput
 from plugins.shopify import bulk, queries
 from plugins.shopify.client import JSON, ShopifyGraphQL, user_errors
+from plugins.shopify.exchanges import place_exchange_order
 from plugins.shopify.mapping import order_input, timestamp
 
 log = structlog.get_logger()
@@ -258,6 +260,9 @@ class ShopifyPlatform:
         if not location:
             raise PlatformRejected("the shop has no location to restock to")
         return str(location["id"])
+
+    async def place_exchange(self, exchange: PlatformExchange) -> str:
+        return await place_exchange_order(self.client, exchange)
 
     async def open_return(
         self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]

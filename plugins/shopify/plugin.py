@@ -96,6 +96,7 @@ class ShopifyPlugin(Plugin):
             build=build,
             settings_defaults=SETTINGS_DEFAULTS,
             settings_choices=SETTINGS_CHOICES,
+            places_exchanges=True,
         )
 
     def credential_refresher(self) -> CredentialRefresher:

@@ -192,3 +192,31 @@ query CreditHistory($id: ID!) {
   }
 }
 """
+
+# Draft orders place an exchange's replacement (draftOrderCreate has no idempotency key: the
+# draft is tagged with the exchange and looked up by that tag first).
+DRAFT_ORDERS_TAGGED = """
+query DraftOrdersTagged($query: String!) {
+  draftOrders(first: 5, query: $query) {
+    nodes { id status order { id } }
+  }
+}
+"""
+
+DRAFT_ORDER_CREATE = """
+mutation DraftOrderCreate($input: DraftOrderInput!) {
+  draftOrderCreate(input: $input) {
+    draftOrder { id status }
+    userErrors { field message }
+  }
+}
+"""
+
+DRAFT_ORDER_COMPLETE = """
+mutation DraftOrderComplete($id: ID!, $paymentPending: Boolean) {
+  draftOrderComplete(id: $id, paymentPending: $paymentPending) {
+    draftOrder { id status order { id } }
+    userErrors { field message }
+  }
+}
+"""

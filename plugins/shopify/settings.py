@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 API_VERSION = "2026-07"
 
 # What the app asks the merchant for: orders (all of them, not only the last 60 days),
-# customers, returns, inventory and store credit.
+# customers, returns, inventory, store credit, and draft orders (an exchange's replacement).
 SCOPES = (
     "read_orders",
     "write_orders",
@@ -22,6 +22,8 @@ SCOPES = (
     "read_locations",
     "read_store_credit_accounts",
     "write_store_credit_account_transactions",
+    "read_draft_orders",
+    "write_draft_orders",
 )
 
 

@@ -19,6 +19,7 @@ from core.ports.commerce import (
     CreditSpent,
     OrderPage,
     PlatformCredit,
+    PlatformExchange,
     PlatformRefund,
     PlatformRejected,
     PlatformUnavailable,
@@ -28,6 +29,7 @@ from core.ports.commerce import (
 from core.usecases.orders import OrderInput
 from plugins.woocommerce.client import WooCommerceClient, error_message
 from plugins.woocommerce.coupons import coupons_spent, issue_coupon
+from plugins.woocommerce.exchanges import place_exchange_order
 from plugins.woocommerce.mapping import JSON, gmt, order_input
 from plugins.woocommerce.refunds import record_refund
 
@@ -161,6 +163,9 @@ class WooCommercePlatform:
 
     async def store_credit_spent(self, customer_reference: str) -> Sequence[CreditSpent]:
         return await coupons_spent(self.client, customer_reference)
+
+    async def place_exchange(self, exchange: PlatformExchange) -> str:
+        return await place_exchange_order(self.client, exchange)
 
     async def open_return(
         self, order_reference: str, rma_number: str, lines: Sequence[ReturnLine]

@@ -110,6 +110,7 @@ class WooCommercePlugin(Plugin):
             records_refunds=True,
             restocks_with_refund=True,
             customers_by_email=True,
+            places_exchanges=True,
         )
 
 

@@ -75,6 +75,11 @@ ARRIVAL_ROOT_FIELDS = {
 }
 # Spending store credit: AGENT and ADMIN, on a customer (test_store_credit_api).
 STORE_CREDIT_ROOT_FIELDS = {"Query": set[str](), "Mutation": {"redeemStoreCredit"}}
+# An exchange's replacement fulfilled or called off: AGENT and ADMIN (test_exchanges_api).
+EXCHANGE_ROOT_FIELDS = {
+    "Query": set[str](),
+    "Mutation": {"confirmExchangeFulfilled", "cancelExchange"},
+}
 # A wide window and risk limit: every staged order stays returnable and authorized at once.
 POLICY = {
     "return_window_days": 365,
@@ -598,6 +603,7 @@ def test_the_matrix_covers_every_root_field() -> None:
         | CONNECTION_ROOT_FIELDS["Mutation"]
         | ARRIVAL_ROOT_FIELDS["Mutation"]
         | STORE_CREDIT_ROOT_FIELDS["Mutation"]
+        | EXCHANGE_ROOT_FIELDS["Mutation"]
         == mutations
     )
     assert set(OPERATOR_OUTCOME) | {"updateReturnPolicy", "upsertOrder"} == set(MUTATIONS)
