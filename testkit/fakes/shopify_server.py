@@ -67,6 +67,25 @@ What it implements, and how closely it follows Shopify (facts: platforms.md §1)
   ``returnCreate``/``returnApproveRequest``/``returnDeclineRequest``/``returnClose``/
   ``returnCancel``. As in the real schema, the ``StoreCreditAccountTransaction`` interface has
   no ``id``: select it in ``... on StoreCreditAccountCreditTransaction``.
+* Draft orders (``read_draft_orders``/``write_draft_orders``, separate from the orders scopes as
+  on Shopify): ``draftOrderCreate(input:)`` takes ``email``, ``note``, ``tags``,
+  ``presentmentCurrencyCode``, ``customAttributes``, ``appliedDiscount`` (``value``,
+  ``valueType`` FIXED_AMOUNT|PERCENTAGE, ``title``, ``description``; one per draft, none per
+  line) and ``lineItems``: with ``variantId`` the variant's price and product title are used
+  (``title``/``sku``/``originalUnitPrice`` ignored; ``priceOverride { amount }`` replaces the
+  price); without it a custom line needs ``title`` and ``originalUnitPrice`` (or
+  ``originalUnitPriceWithCurrency``), ``sku`` optional. userErrors (nothing created): no lines,
+  quantity < 1, unknown variant, missing title or price, a negative price or discount, a
+  percentage above 100, a fixed discount above the subtotal. Drafts are named ``#D1``, ``#D2``...
+  per shop; subtotal = sum of the lines, total = subtotal - discount, no tax or shipping.
+  ``draftOrderComplete(id, paymentPending, paymentGatewayId, sourceName)`` makes a real order
+  with the shop's next order name (lines, discount spread over them, email, note, tags,
+  ``customAttributes``, REST ``note_attributes``; custom lines have no variant), sends
+  ``orders/create``, and is PAID (one ``manual`` SALE for the total) or, with
+  ``paymentPending: true``, PENDING (no transaction); the draft goes OPEN -> COMPLETED and
+  completing it again is a userError. ``draftOrder(id)`` and ``draftOrders(first, after, query,
+  sortKey: ID|NUMBER|UPDATED_AT, reverse)`` page like ``orders``; their search supports
+  ``status``, ``tag``, ``id``, ``name``, ``email``, ``created_at`` and ``updated_at``.
 * Bulk queries run in a background thread (``complete_bulk_immediately`` runs them inline,
   ``hold_bulk_operations`` keeps them RUNNING until ``finish_bulk``) and write JSONL: one line
   per root object without its nested connections, then one line per nested node with
@@ -74,8 +93,9 @@ What it implements, and how closely it follows Shopify (facts: platforms.md §1)
   file is streamed (chunked) from ``GET /bulk/{id}.jsonl``; ``url`` is null without objects.
 * Webhooks the shop would send are recorded as ``FakeWebhook`` (REST bodies, Shopify's headers,
   HMAC keyed by the installed app's secret) whether or not anyone subscribed; ``uris`` lists
-  the addresses subscribed at trigger time. Orders send ``orders/create``, ``orders/updated``
-  (also after a refund or cancel) and ``orders/cancelled``; refunds ``refunds/create``; stock
+  the addresses subscribed at trigger time. Orders send ``orders/create`` (also when completed
+  from a draft; drafts themselves send nothing), ``orders/updated`` (also after a refund or
+  cancel) and ``orders/cancelled``; refunds ``refunds/create``; stock
   changes ``inventory_levels/update``; returns ``returns/request|approve|decline|close|cancel``;
   bulk queries ``bulk_operations/finish``; ``uninstall`` ``app/uninstalled``.
   ``deliver``/``redeliver`` POST them with httpx.
@@ -85,9 +105,11 @@ What it implements, and how closely it follows Shopify (facts: platforms.md §1)
   ``server_errors()`` every exception inside the fake (a test should assert it is empty).
 
 Data: lines with the same SKU share one variant and inventory item, stocked 10 at the primary
-location. Simplifications: amounts are decimals without exchange rates (an order in another
-currency than the shop's shows the same amounts in ``shopMoney`` and ``presentmentMoney``);
-taxes are never included in prices; one fulfillment per delivered order; no REST Admin API.
+location; the variant's price is that of the first line naming the SKU (``add_variant`` makes
+one up front, ``variant_gid`` finds it). Simplifications: amounts are decimals without exchange
+rates (an order in another currency than the shop's shows the same amounts in ``shopMoney`` and
+``presentmentMoney``); taxes are never included in prices; one fulfillment per delivered order;
+no REST Admin API.
 
 The server is a ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive) in a background thread; the
 control API is thread-safe and returns copies (dicts or frozen records) of the fake's objects.
@@ -159,11 +181,13 @@ FAULT_ENDPOINTS = ("graphql", "oauth", "bulk", "any")
 DEFAULT_SCOPES = (
     "read_all_orders",
     "read_customers",
+    "read_draft_orders",
     "read_inventory",
     "read_locations",
     "read_orders",
     "read_returns",
     "read_store_credit_account_transactions",
+    "write_draft_orders",
     "write_inventory",
     "write_orders",
     "write_returns",
@@ -505,12 +529,13 @@ class _Variant(_Record):
     title: str
     product: _Product
     inventory_item: _InventoryItem
+    price: Decimal = Decimal(0)
 
 
 @dataclass(slots=True, eq=False)
 class _Line(_Record):
     typename: ClassVar[str] = "LineItem"
-    variant: _Variant
+    variant: _Variant | None
     title: str
     quantity: int
     price: Decimal
@@ -520,10 +545,12 @@ class _Line(_Record):
     requires_shipping: bool
     currency: str
     refunded: int = 0
+    custom_sku: str | None = None
+    """The SKU of a custom line item (one without a variant, e.g. from a draft order)."""
 
     @property
-    def sku(self) -> str:
-        return self.variant.sku
+    def sku(self) -> str | None:
+        return self.variant.sku if self.variant is not None else self.custom_sku
 
     @property
     def refundable_quantity(self) -> int:
@@ -680,6 +707,7 @@ class _Order(_Record):
     shipping_address: JSON | None = None
     tags: tuple[str, ...] = ()
     note: str | None = None
+    custom_attributes: list[JSON] = field(default_factory=list)
     refunds: list[_Refund] = field(default_factory=list)
     returns: list[_Return] = field(default_factory=list)
     fulfillments: list[_Fulfillment] = field(default_factory=list)
@@ -772,6 +800,73 @@ class _Order(_Record):
             if rl.fulfillment_line_item is fulfillment_line
         )
         return max(0, min(fulfillment_line.quantity, fulfillment_line.line_item.quantity) - taken)
+
+
+@dataclass(slots=True, eq=False)
+class _DraftLine(_Record):
+    typename: ClassVar[str] = "DraftOrderLineItem"
+    variant: _Variant | None
+    title: str
+    quantity: int
+    price: Decimal
+    sku: str | None
+    currency: str
+    requires_shipping: bool = True
+
+    @property
+    def custom(self) -> bool:
+        return self.variant is None
+
+    @property
+    def total(self) -> Decimal:
+        return self.price * self.quantity
+
+
+@dataclass(slots=True, eq=False)
+class _DraftOrder(_Record):
+    typename: ClassVar[str] = "DraftOrder"
+    number: int
+    email: str | None
+    note: str | None
+    tags: tuple[str, ...]
+    currency: str
+    """Presentment currency."""
+    created_at: datetime
+    updated_at: datetime
+    line_items: list[_DraftLine]
+    discount: JSON | None
+    """``{"value", "valueType", "title", "description"}`` (value a Decimal) or None."""
+    custom_attributes: list[JSON]
+    invoice_token: str
+    status: str = "OPEN"
+    completed_at: datetime | None = None
+    order: _Order | None = None
+
+    @property
+    def name(self) -> str:
+        return f"#D{self.number}"
+
+    @property
+    def subtotal(self) -> Decimal:
+        return sum((line.total for line in self.line_items), Decimal(0))
+
+    @property
+    def total_discounts(self) -> Decimal:
+        return _discount_amount(self.discount, self.subtotal, self.currency)
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal - self.total_discounts
+
+
+def _discount_amount(discount: JSON | None, subtotal: Decimal, currency: str) -> Decimal:
+    """What an applied discount takes off ``subtotal`` (a percentage is rounded to cents)."""
+    if discount is None:
+        return Decimal(0)
+    value: Decimal = discount["value"]
+    if discount["valueType"] == "PERCENTAGE":
+        return _round_money(subtotal * value / 100, currency)
+    return min(value, subtotal)
 
 
 @dataclass(slots=True, eq=False)
@@ -889,9 +984,11 @@ class _ShopState:
     bulk_operations: dict[int, _BulkOperation] = field(default_factory=dict)
     adjustments: list[_AdjustmentGroup] = field(default_factory=list)
     credit_accounts: dict[int, _CreditAccount] = field(default_factory=dict)
+    draft_orders: dict[int, _DraftOrder] = field(default_factory=dict)
     idempotency: dict[str, _Saved] = field(default_factory=dict)
     throttled: int = 0
     next_order_number: int = 1001
+    next_draft_number: int = 1
     order_version: int = 0
     sorted_cache: dict[str, tuple[int, list[tuple[Any, int]]]] = field(default_factory=dict)
     customers_by_email: dict[str, _Customer] = field(default_factory=dict)
@@ -915,6 +1012,14 @@ class _ShopState:
     def find_order(self, gid: Any) -> _Order | None:
         number = _gid_number(gid, "Order")
         return self.orders.get(number) if number is not None else None
+
+    def find_variant(self, gid: Any) -> _Variant | None:
+        number = _gid_number(gid, "ProductVariant")
+        return next((v for v in self.variants.values() if v.id == number), None)
+
+    def find_draft(self, gid: Any) -> _DraftOrder | None:
+        number = _gid_number(gid, "DraftOrder")
+        return self.draft_orders.get(number) if number is not None else None
 
     def find_item(self, gid: Any) -> _InventoryItem | None:
         number = _gid_number(gid, "InventoryItem")
@@ -1694,6 +1799,7 @@ def _user_error(path: list[str] | None, message: str, code: str | None = None) -
 _NODE_TABLES = {
     "BulkOperation": "bulk_operations",
     "Customer": "customers",
+    "DraftOrder": "draft_orders",
     "Location": "locations",
     "Order": "orders",
     "Refund": "refunds",
@@ -1817,7 +1923,10 @@ _ORDER_STATUS: dict[str, Callable[[_Order], bool]] = {
 }
 
 
-def _order_term(name: str, op: str, value: str) -> Callable[[_Order], bool] | None:
+_Test = Callable[[Any], bool]
+
+
+def _order_term(name: str, op: str, value: str, typename: str = "Order") -> _Test | None:
     """One ``field:value`` search term; None for terms the fake ignores."""
     compare = _COMPARE[op]
     if name in ("updated_at", "created_at", "processed_at"):
@@ -1829,7 +1938,7 @@ def _order_term(name: str, op: str, value: str) -> Callable[[_Order], bool] | No
             return lambda o: getattr(o, name).date() == moment.date()
         return lambda o: compare(getattr(o, name), moment)
     if name == "id":
-        number = _gid_number(value, "Order") or (int(value) if value.isdigit() else None)
+        number = _gid_number(value, typename) or (int(value) if value.isdigit() else None)
         return None if number is None else lambda o: compare(o.id, number)
     if name == "name":
         return lambda o: o.name.lstrip("#") == value.lstrip("#")
@@ -1846,18 +1955,24 @@ def _order_term(name: str, op: str, value: str) -> Callable[[_Order], bool] | No
     return None
 
 
-def _order_filter(query: Any, ex: _Exec) -> Callable[[_Order], bool]:
-    tests: list[Callable[[_Order], bool]] = [ex.can_see]
+def _search_tests(query: Any, term: Callable[[str, str, str], _Test | None]) -> list[_Test]:
+    """The tests of a search ``query``, each ``field:value`` term made by ``term``."""
+    tests: list[_Test] = []
     for match in _SEARCH_TERM.finditer(str(query or "")):
         if match["field"] is None:
             continue  # AND, OR and free text
-        term = _order_term(match["field"], match["op"] or "=", match["value"].strip("'\""))
-        if term is not None:
-            tests.append(_negated(term) if match["neg"] else term)
+        found = term(match["field"], match["op"] or "=", match["value"].strip("'\""))
+        if found is not None:
+            tests.append(_negated(found) if match["neg"] else found)
+    return tests
+
+
+def _order_filter(query: Any, ex: _Exec) -> _Test:
+    tests = [ex.can_see, *_search_tests(query, _order_term)]
     return lambda order: all(test(order) for test in tests)
 
 
-def _negated(term: Callable[[_Order], bool]) -> Callable[[_Order], bool]:
+def _negated(term: _Test) -> _Test:
     return lambda order: not term(order)
 
 
@@ -1866,11 +1981,16 @@ def _cursor_value(value: Any) -> Any:
 
 
 def _order_cursor_key(cursor: Any, sort_key: str) -> tuple[Any, int]:
+    return _sorted_cursor_key(cursor, numeric=sort_key == "ID")
+
+
+def _sorted_cursor_key(cursor: Any, *, numeric: bool) -> tuple[Any, int]:
+    """``(sort value, id)`` from a cursor of a sorted connection (an int or a timestamp)."""
     data = _read_cursor(cursor)
     try:
         last_id = int(data["last_id"])
         value: Any = data.get("last_value")
-        return (int(value) if sort_key == "ID" else _parse_time(value)), last_id
+        return (int(value) if numeric else _parse_time(value)), last_id
     except (TypeError, ValueError):
         raise _GraphQLError(
             "Invalid cursor for current pagination sort.", "argumentLiteralsIncompatible"
@@ -1930,6 +2050,60 @@ def _q_orders_count(root: Any, args: JSON, ex: _Exec) -> JSON:
             if limit is not None and count > limit:
                 return {"count": limit, "precision": "AT_LEAST"}
     return {"count": count, "precision": "EXACT"}
+
+
+# ---- draft orders: sort, search, cursors ----------------------------------------------------
+
+_DRAFT_SORT_KEYS = {"ID": "id", "NUMBER": "number", "UPDATED_AT": "updated_at"}
+
+
+def _draft_term(name: str, op: str, value: str) -> _Test | None:
+    """One ``field:value`` term of a ``draftOrders`` search; None for ignored ones."""
+    if name == "status":
+        wanted = value.upper()
+        return lambda d: d.status == wanted
+    if name in ("id", "created_at", "updated_at", "name", "email", "tag"):
+        return _order_term(name, op, value, "DraftOrder")
+    return None
+
+
+def _draft_sort_attribute(args: JSON) -> str:
+    sort_key = str(args.get("sortKey") or "ID")
+    if sort_key not in _DRAFT_SORT_KEYS:
+        raise _GraphQLError(
+            f"Argument 'sortKey' on Field 'draftOrders' has an invalid value ({sort_key}). "
+            "Expected type 'DraftOrderSortKeys'.",
+            "argumentLiteralsIncompatible",
+        )
+    return _DRAFT_SORT_KEYS[sort_key]
+
+
+def _iter_draft_orders(ex: _Exec, args: JSON) -> Iterator[_DraftOrder]:
+    """Draft orders matching ``query`` in sort order, after the ``after`` cursor."""
+    attribute = _draft_sort_attribute(args)
+    tests = _search_tests(args.get("query"), _draft_term)
+    drafts = ex.shop.draft_orders
+    keys = sorted((getattr(d, attribute), d.id) for d in drafts.values())
+    after = args.get("after")
+    numeric = attribute != "updated_at"
+    start = _sorted_cursor_key(after, numeric=numeric) if after is not None else None
+    for _, number in _walk(keys, start, bool(args.get("reverse"))):
+        draft = drafts[number]
+        if all(test(draft) for test in tests):
+            yield draft
+
+
+def _q_draft_orders(root: Any, args: JSON, ex: _Exec) -> _Page:
+    first = int(args.get("first") or 0)
+    picked = list(itertools.islice(_iter_draft_orders(ex, args), first + 1))
+    attribute = _draft_sort_attribute(args)
+    page = picked[:first]
+    cursors = [_cursor(d.id, _cursor_value(getattr(d, attribute))) for d in page]
+    return _Page(page, cursors, len(picked) > first, args.get("after") is not None)
+
+
+def _q_draft_order(root: Any, args: JSON, ex: _Exec) -> _DraftOrder | None:
+    return ex.shop.find_draft(args.get("id"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -2260,6 +2434,150 @@ def _return_transition(target: str, *, in_input: bool) -> Resolver:
     return resolve
 
 
+_DISCOUNT_TYPES = ("FIXED_AMOUNT", "PERCENTAGE")
+
+
+def _plan_draft_line(
+    shop: _ShopState, currency: str, index: int, item: JSON, errors: list[JSON]
+) -> _DraftLine | None:
+    """A ``DraftOrderLineItemInput`` checked: a variant's line takes the variant's price and
+    title (``title``, ``sku`` and ``originalUnitPrice`` are ignored, as on Shopify) unless
+    ``priceOverride`` is given; a custom line needs ``title`` and ``originalUnitPrice``
+    (or ``originalUnitPriceWithCurrency``)."""
+    where = ["lineItems", str(index)]
+    found = len(errors)
+    quantity = item.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        message = "Quantity must be greater than or equal to 1"
+        errors.append(_user_error([*where, "quantity"], message))
+    variant = None
+    sku: str | None
+    if item.get("variantId") is not None:
+        variant = shop.find_variant(item["variantId"])
+        if variant is None:
+            message = f"Product variant {item['variantId']} does not exist"
+            errors.append(_user_error([*where, "variantId"], message))
+            return None
+        title, sku = variant.product.title, variant.sku
+        price_field = "priceOverride"
+        raw_price: Any = (item.get("priceOverride") or {}).get("amount", variant.price)
+    else:
+        title, sku = str(item.get("title") or ""), item.get("sku") or None
+        if not title:
+            errors.append(_user_error([*where, "title"], "Title can't be blank"))
+        with_currency = item.get("originalUnitPriceWithCurrency") or {}
+        price_field = "originalUnitPriceWithCurrency" if with_currency else "originalUnitPrice"
+        raw_price = with_currency.get("amount", item.get("originalUnitPrice"))
+        if raw_price is None:
+            errors.append(_user_error([*where, price_field], "Price can't be blank"))
+            return None
+    try:
+        price = _amount(raw_price)
+    except ValueError:
+        price = Decimal(-1)
+    if price < 0:
+        message = "Price must be greater than or equal to 0"
+        errors.append(_user_error([*where, price_field], message))
+    if len(errors) > found or not isinstance(quantity, int):
+        return None
+    requires_shipping = variant is not None or item.get("requiresShipping") is not False
+    return _DraftLine(next(_IDS), variant, title, quantity, price, sku, currency, requires_shipping)
+
+
+def _plan_discount(raw: JSON | None, subtotal: Decimal, errors: list[JSON]) -> JSON | None:
+    """A ``DraftOrderAppliedDiscountInput`` checked against the subtotal."""
+    if raw is None:
+        return None
+    value_type = raw.get("valueType")
+    if value_type not in _DISCOUNT_TYPES:
+        raise _GraphQLError(
+            f"Argument 'valueType' on InputObject 'DraftOrderAppliedDiscountInput' has an "
+            f"invalid value ({value_type}). Expected type 'DraftOrderAppliedDiscountType!'.",
+            "argumentLiteralsIncompatible",
+        )
+    where = ["appliedDiscount", "value"]
+    try:
+        value = _amount(raw.get("value"))
+    except ValueError:
+        errors.append(_user_error(where, "Value is invalid"))
+        return None
+    if value < 0:
+        errors.append(_user_error(where, "Value must be greater than or equal to 0"))
+    elif value_type == "PERCENTAGE" and value > 100:
+        errors.append(_user_error(where, "Value must be less than or equal to 100"))
+    elif value_type == "FIXED_AMOUNT" and value > subtotal:
+        message = (
+            f"Discount amount ({_decimal_text(value)}) cannot be greater than the subtotal "
+            f"({_decimal_text(subtotal)})"
+        )
+        errors.append(_user_error(where, message))
+    return {
+        "value": value,
+        "valueType": value_type,
+        "title": raw.get("title"),
+        "description": raw.get("description"),
+    }
+
+
+def _allocate(amount: Decimal, weights: list[Decimal], currency: str) -> list[Decimal]:
+    """``amount`` split in proportion to ``weights`` (rounded; the last takes the rest)."""
+    total = sum(weights, Decimal(0))
+    if not weights or amount == 0 or total == 0:
+        return [Decimal(0)] * len(weights)
+    shares = [_round_money(amount * w / total, currency) for w in weights[:-1]]
+    return [*shares, amount - sum(shares, Decimal(0))]
+
+
+def _m_draft_order_create(root: Any, args: JSON, ex: _Exec) -> JSON:
+    spec = args.get("input") or {}
+    currency = str(spec.get("presentmentCurrencyCode") or ex.shop.currency).upper()
+    errors: list[JSON] = []
+    items = spec.get("lineItems") or []
+    if not items:
+        errors.append(_user_error(["lineItems"], "Add at least 1 product"))
+    planned = [_plan_draft_line(ex.shop, currency, i, item, errors) for i, item in enumerate(items)]
+    lines = [line for line in planned if line is not None]
+    subtotal = sum((line.total for line in lines), Decimal(0))
+    discount = _plan_discount(spec.get("appliedDiscount"), subtotal, errors)
+    if errors:
+        return {"draftOrder": None, "userErrors": errors}
+    tags = spec.get("tags") or []
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    draft = _DraftOrder(
+        next(_IDS),
+        ex.shop.next_draft_number,
+        spec.get("email"),
+        spec.get("note"),
+        tuple(str(t).strip() for t in tags if str(t).strip()),
+        currency,
+        ex.now,
+        ex.now,
+        lines,
+        discount,
+        [
+            {"key": str(a.get("key")), "value": a.get("value")}
+            for a in spec.get("customAttributes") or []
+        ],
+        secrets.token_hex(16),
+    )
+    ex.shop.next_draft_number += 1
+    ex.shop.draft_orders[draft.id] = draft
+    return {"draftOrder": draft, "userErrors": []}
+
+
+def _m_draft_order_complete(root: Any, args: JSON, ex: _Exec) -> JSON:
+    draft = ex.shop.find_draft(args.get("id"))
+    if draft is None:
+        error = _user_error(["id"], "Draft order does not exist")
+        return {"draftOrder": None, "userErrors": [error]}
+    if draft.status == "COMPLETED":
+        error = _user_error(["id"], "This draft order has already been completed")
+        return {"draftOrder": None, "userErrors": [error]}
+    ex.fake._complete_draft(ex.shop, draft, pending=bool(args.get("paymentPending")))
+    return {"draftOrder": draft, "userErrors": []}
+
+
 def _m_bulk_run(root: Any, args: JSON, ex: _Exec) -> JSON:
     return ex.fake._start_bulk(ex, args)
 
@@ -2295,6 +2613,8 @@ _PAYLOADS: dict[str, tuple[str, str]] = {
     "ReturnDeclineRequestPayload": ("return:Return", "ReturnUserError"),
     "ReturnClosePayload": ("return:Return", "ReturnUserError"),
     "ReturnCancelPayload": ("return:Return", "ReturnUserError"),
+    "DraftOrderCreatePayload": ("draftOrder:DraftOrder", "UserError"),
+    "DraftOrderCompletePayload": ("draftOrder:DraftOrder", "UserError"),
 }
 
 _CREDIT_TXN_FIELDS = {
@@ -2347,6 +2667,15 @@ _SCHEMA.update(
                 args=("topics", "uri", "format", "query", "sortKey"),
             ),
             "currentBulkOperation": _object("BulkOperation", _q_current_bulk, args=("type",)),
+            "draftOrder": _object(
+                "DraftOrder", _q_draft_order, required=("id",), scope="read_draft_orders"
+            ),
+            "draftOrders": _connection(
+                "DraftOrder",
+                _q_draft_orders,
+                args=("query", "sortKey", "savedSearchId"),
+                scope="read_draft_orders",
+            ),
         },
         "Mutation": {
             "refundCreate": _mutation(
@@ -2415,6 +2744,19 @@ _SCHEMA.update(
                 args=("id", "notifyCustomer"),
                 required=("id",),
                 scope="write_returns",
+            ),
+            "draftOrderCreate": _mutation(
+                "DraftOrderCreatePayload",
+                _m_draft_order_create,
+                required=("input",),
+                scope="write_draft_orders",
+            ),
+            "draftOrderComplete": _mutation(
+                "DraftOrderCompletePayload",
+                _m_draft_order_complete,
+                args=("paymentPending", "paymentGatewayId", "sourceName"),
+                required=("id",),
+                scope="write_draft_orders",
             ),
         },
         "PageInfo": {
@@ -2494,6 +2836,7 @@ _SCHEMA.update(
             ),
             "refunds": _list("Refund", args=("first",)),
             "returns": _connection("Return", args=("query",)),
+            "customAttributes": _list("Attribute"),
         },
         "LineItem": {
             "id": _ID,
@@ -2520,14 +2863,16 @@ _SCHEMA.update(
                 ),
                 args=("first",),
             ),
-            "product": _object("Product", lambda li, a, ex: li.variant.product),
+            "product": _object(
+                "Product", lambda li, a, ex: li.variant.product if li.variant else None
+            ),
             "variant": _object("ProductVariant"),
         },
         "TaxLine": {**_scalars("title rate ratePercentage"), "priceSet": _object("MoneyBag")},
         "Product": {"id": _ID, **_scalars("title productType tags")},
         "ProductVariant": {
             "id": _ID,
-            **_scalars("sku title"),
+            **_scalars("sku title price"),
             "product": _object("Product"),
             "inventoryItem": _object("InventoryItem"),
         },
@@ -2640,6 +2985,51 @@ _SCHEMA.update(
             ),
         },
         "StoreCreditAccountDebitTransaction": {"id": _ID, **_CREDIT_TXN_FIELDS},
+        "Attribute": _scalars("key value"),
+        "DraftOrder": {
+            "id": _ID,
+            **_scalars("name status email createdAt updatedAt completedAt"),
+            "note2": _scalar(lambda d, a, ex: d.note),
+            "tags": _scalar(lambda d, a, ex: list(d.tags)),
+            "invoiceUrl": _scalar(
+                lambda d, a, ex: (
+                    f"https://{ex.shop.domain}/{ex.shop.info.id}/invoices/{d.invoice_token}"
+                )
+            ),
+            "currencyCode": _scalar(lambda d, a, ex: ex.shop.currency),
+            "presentmentCurrencyCode": _scalar(lambda d, a, ex: d.currency),
+            "subtotalPriceSet": _bag(lambda d: d.subtotal),
+            "totalDiscountsSet": _bag(lambda d: d.total_discounts),
+            "totalPriceSet": _bag(lambda d: d.total),
+            "appliedDiscount": _object(
+                "DraftOrderAppliedDiscount",
+                lambda d, a, ex: (
+                    None
+                    if d.discount is None
+                    else {**d.discount, "amount": d.total_discounts, "currency": d.currency}
+                ),
+            ),
+            "customAttributes": _list("Attribute"),
+            "lineItems": _connection("DraftOrderLineItem"),
+            "order": _object("Order"),
+        },
+        "DraftOrderAppliedDiscount": {
+            **_scalars("title description valueType"),
+            "value": _scalar(lambda x, a, ex: float(x["value"])),
+            "amountSet": _object("MoneyBag", lambda x, a, ex: ex.bag(x["amount"], x["currency"])),
+            "amountV2": _object("MoneyV2", lambda x, a, ex: ex.money(x["amount"], x["currency"])),
+        },
+        "DraftOrderLineItem": {
+            "id": _ID,
+            **_scalars("title quantity sku custom requiresShipping"),
+            "name": _scalar(lambda li, a, ex: li.title),
+            "variant": _object("ProductVariant"),
+            "product": _object(
+                "Product", lambda li, a, ex: li.variant.product if li.variant else None
+            ),
+            "originalUnitPriceSet": _bag(lambda li: li.price),
+            "originalTotalSet": _bag(lambda li: li.total),
+        },
     }
 )
 for _name, _fields in _USER_ERRORS.items():
@@ -2707,8 +3097,8 @@ def _rest_line(line: _Line, shop_currency: str, fulfilled: bool) -> JSON:
     return {
         "id": line.id,
         "admin_graphql_api_id": line.gid,
-        "product_id": line.variant.product.id,
-        "variant_id": line.variant.id,
+        "product_id": line.variant.product.id if line.variant else None,
+        "variant_id": line.variant.id if line.variant else None,
         "sku": line.sku,
         "title": line.title,
         "name": line.title,
@@ -2823,6 +3213,9 @@ def _rest_order(order: _Order, shop_currency: str) -> JSON:
         "test": order.test,
         "tags": ", ".join(order.tags),
         "note": order.note,
+        "note_attributes": [
+            {"name": a["key"], "value": a["value"]} for a in order.custom_attributes
+        ],
         "taxes_included": False,
         **_rest_money("total_price", order.total, shop_currency, cur),
         **_rest_money("subtotal_price", order.subtotal, shop_currency, cur),
@@ -2908,6 +3301,8 @@ class _LineSpec:
     product_type: str
     tags: tuple[str, ...]
     requires_shipping: bool
+    custom: bool = False
+    """A custom line item: no variant (the SKU, if any, stays on the line)."""
 
     @property
     def tax_rate(self) -> Decimal:
@@ -3561,8 +3956,8 @@ class FakeShopify:
                     "quantity": li.quantity,
                     "current_quantity": li.current_quantity,
                     "refundable_quantity": li.refundable_quantity,
-                    "variant_id": li.variant.gid,
-                    "inventory_item_id": li.variant.inventory_item.gid,
+                    "variant_id": li.variant.gid if li.variant else None,
+                    "inventory_item_id": li.variant.inventory_item.gid if li.variant else None,
                     "fulfillment_line_item_ids": [
                         fl.gid
                         for f in order.fulfillments
@@ -3745,6 +4140,85 @@ class FakeShopify:
     def cancel_return_in_admin(self, shop: ShopRef, return_gid: str) -> None:
         """The merchant cancels a return in the admin (``returns/cancel``)."""
         self._move_return_in_admin(shop, return_gid, "CANCELED")
+
+    # ---- draft orders and product variants ---------------------------------------------------
+
+    def add_variant(
+        self,
+        shop: ShopRef,
+        sku: str,
+        *,
+        price: str | Decimal = "10.00",
+        title: str | None = None,
+        product_type: str = "",
+        tags: Sequence[str] = (),
+    ) -> str:
+        """A product variant for ``sku`` (stocked 10 at the primary location, as when an order
+        line first names the SKU); returns its GID. ``title`` is the product's."""
+        spec = _line_spec(
+            {"sku": sku, "title": title, "price": price, "product_type": product_type, "tags": tags}
+        )
+        with self._lock:
+            state = self._state(shop)
+            if spec.sku in state.variants:
+                raise ValueError(f"a variant with SKU {spec.sku!r} exists; use variant_gid()")
+            return self._variant(state, spec).gid
+
+    def variant_gid(self, shop: ShopRef, sku: str) -> str:
+        """The GID of the product variant with ``sku`` (made by ``add_variant`` or by an order
+        line with that SKU)."""
+        with self._lock:
+            state = self._state(shop)
+            variant = state.variants.get(sku)
+            if variant is None:
+                raise KeyError(f"no variant with SKU {sku!r} on {state.domain}")
+            return variant.gid
+
+    def draft_orders(self, shop: ShopRef) -> list[JSON]:
+        """The shop's draft orders, oldest first (amounts as decimal strings)."""
+        with self._lock:
+            return [
+                {
+                    "id": d.gid,
+                    "name": d.name,
+                    "status": d.status,
+                    "email": d.email,
+                    "note": d.note,
+                    "tags": list(d.tags),
+                    "currency": d.currency,
+                    "created_at": d.created_at,
+                    "updated_at": d.updated_at,
+                    "completed_at": d.completed_at,
+                    "subtotal": _decimal_text(d.subtotal),
+                    "total_discounts": _decimal_text(d.total_discounts),
+                    "total": _decimal_text(d.total),
+                    "applied_discount": (
+                        None
+                        if d.discount is None
+                        else {
+                            "value": _decimal_text(d.discount["value"]),
+                            "value_type": d.discount["valueType"],
+                            "title": d.discount["title"],
+                            "description": d.discount["description"],
+                        }
+                    ),
+                    "custom_attributes": [dict(a) for a in d.custom_attributes],
+                    "line_items": [
+                        {
+                            "id": li.gid,
+                            "title": li.title,
+                            "quantity": li.quantity,
+                            "sku": li.sku,
+                            "price": _decimal_text(li.price),
+                            "variant_id": li.variant.gid if li.variant else None,
+                            "custom": li.custom,
+                        }
+                        for li in d.line_items
+                    ],
+                    "order_id": d.order.gid if d.order else None,
+                }
+                for d in self._state(shop).draft_orders.values()
+            ]
 
     # ---- bulk operations ---------------------------------------------------------------------
 
@@ -3994,7 +4468,7 @@ class FakeShopify:
         if variant is None:
             item = _InventoryItem(next(_IDS), spec.sku)
             product = _Product(next(_IDS), spec.title, spec.product_type, spec.tags)
-            variant = _Variant(next(_IDS), spec.sku, "Default Title", product, item)
+            variant = _Variant(next(_IDS), spec.sku, "Default Title", product, item, spec.price)
             state.variants[spec.sku] = variant
             state.inventory[(item.id, state.primary_location.id)] = 10
         return variant
@@ -4027,7 +4501,7 @@ class FakeShopify:
         lines = [
             _Line(
                 next(_IDS),
-                self._variant(state, spec),
+                None if spec.custom else self._variant(state, spec),
                 spec.title,
                 spec.quantity,
                 spec.price,
@@ -4036,6 +4510,7 @@ class FakeShopify:
                 spec.tax_rate,
                 spec.requires_shipping,
                 currency,
+                custom_sku=(spec.sku or None) if spec.custom else None,
             )
             for spec in specs
         ]
@@ -4062,6 +4537,49 @@ class FakeShopify:
             self._deliver(order, _parse_time(delivered_at))
         state.orders[order.id] = order
         state.orders_changed()
+        return order
+
+    def _complete_draft(self, state: _ShopState, draft: _DraftOrder, *, pending: bool) -> _Order:
+        """Turn a draft into an order (``orders/create``): paid through the ``manual`` gateway,
+        or PENDING without a transaction. The draft's discount is spread over the lines."""
+        weights = [line.total for line in draft.line_items]
+        shares = _allocate(draft.total_discounts, weights, draft.currency)
+        specs = [
+            _LineSpec(
+                sku=line.sku or "",
+                title=line.title,
+                quantity=line.quantity,
+                price=line.price,
+                discount=share,
+                tax=Decimal(0),
+                product_type="",
+                tags=(),
+                requires_shipping=line.requires_shipping,
+                custom=line.variant is None,
+            )
+            for line, share in zip(draft.line_items, shares, strict=True)
+        ]
+        now = self.now()
+        order = self._build_order(
+            state,
+            name=None,
+            email=draft.email,
+            names=None,
+            currency=draft.currency,
+            specs=specs,
+            shipping=Decimal(0),
+            transactions=[] if pending else [{"gateway": "manual"}],
+            delivered_at=None,
+            created_at=now,
+            shipping_address=None,
+            test=False,
+            tags=draft.tags,
+            note=draft.note,
+        )
+        order.custom_attributes = [dict(a) for a in draft.custom_attributes]
+        draft.status, draft.order = "COMPLETED", order
+        draft.completed_at = draft.updated_at = now
+        self._emit(state, "orders/create", _rest_order(order, state.currency))
         return order
 
     def _add_payment(self, order: _Order, raw: Mapping[str, Any]) -> None:
@@ -4168,7 +4686,7 @@ class FakeShopify:
         lines = []
         for line, quantity, restock, location in plan.lines:
             line.refunded += quantity
-            if restock != "NO_RESTOCK" and location is not None:
+            if restock != "NO_RESTOCK" and location is not None and line.variant is not None:
                 self._restock(state, line.variant.inventory_item, location, quantity)
             subtotal, tax = line.share(quantity)
             lines.append(_RefundLine(next(_IDS), line, quantity, restock, location, subtotal, tax))
@@ -4536,6 +5054,8 @@ class FakeShopify:
                 args = ex.arguments(root)
                 if root.name.value == "orders":
                     roots: list[Any] = list(_iter_orders(ex, args))
+                elif root.name.value == "draftOrders":
+                    roots = list(_iter_draft_orders(ex, args))
                 else:
                     value = spec.resolve(state, args, ex) if spec.resolve else []
                     roots = value.items if isinstance(value, _Page) else list(value)

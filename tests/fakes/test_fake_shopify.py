@@ -1050,6 +1050,285 @@ def test_returns_open_close_and_decline_with_their_webhooks(
 
 
 # --------------------------------------------------------------------------------------------
+# Draft orders
+# --------------------------------------------------------------------------------------------
+
+DRAFT_CREATE = """
+mutation($input: DraftOrderInput!) {
+  draftOrderCreate(input: $input) { draftOrder { ...Draft } userErrors { field message } }
+}
+fragment Draft on DraftOrder {
+  id name status email note2 tags createdAt invoiceUrl currencyCode presentmentCurrencyCode
+  subtotalPriceSet { shopMoney { amount currencyCode } presentmentMoney { amount } }
+  totalDiscountsSet { shopMoney { amount } }
+  totalPriceSet { shopMoney { amount } }
+  appliedDiscount { value valueType title amountSet { shopMoney { amount } } }
+  customAttributes { key value }
+  lineItems(first: 5) {
+    nodes { title quantity sku variant { id } originalUnitPriceSet { shopMoney { amount } } }
+    edges { node { title } }
+  }
+  order { id name }
+}"""
+DRAFT_COMPLETE = """mutation($id: ID!, $pending: Boolean) {
+  draftOrderComplete(id: $id, paymentPending: $pending) {
+    draftOrder { id status order { id name } }
+    userErrors { field message }
+  }
+}"""
+
+
+def exchange_draft(variant: str, **extra: Any) -> JSON:
+    """Two mugs from the catalogue (whatever price is sent) and a custom gift wrap line."""
+    return {
+        "email": "ann@example.com",
+        "note": "Exchange for RMA-7",
+        "tags": ["exchange", "rma"],
+        "customAttributes": [{"key": "rma", "value": "RMA-7"}],
+        "lineItems": [
+            {"variantId": variant, "quantity": 2, "title": "ignored", "originalUnitPrice": "99"},
+            {"title": "Gift wrap", "originalUnitPrice": "5.50", "quantity": 1, "sku": "WRAP"},
+        ],
+        **extra,
+    }
+
+
+def create_draft(fake: FakeShopify, token: str, spec: JSON) -> JSON:
+    return dict(run(fake, token, DRAFT_CREATE, {"input": spec})["draftOrderCreate"])
+
+
+def test_draft_order_create_prices_variant_and_custom_lines_and_applies_the_discount(
+    fake: FakeShopify, shop: FakeShop, token: str
+) -> None:
+    variant = fake.add_variant(shop, "MUG", price="20.00", title="Mug")
+    assert fake.variant_gid(shop, "MUG") == variant
+    discount = {"value": 10, "valueType": "PERCENTAGE", "title": "Exchange"}
+    created = create_draft(fake, token, exchange_draft(variant, appliedDiscount=discount))
+
+    assert created["userErrors"] == []
+    draft = created["draftOrder"]
+    assert draft["id"].startswith("gid://shopify/DraftOrder/")
+    assert (draft["name"], draft["status"], draft["order"]) == ("#D1", "OPEN", None)
+    assert (draft["email"], draft["note2"], draft["tags"]) == (
+        "ann@example.com",
+        "Exchange for RMA-7",
+        ["exchange", "rma"],
+    )
+    assert draft["invoiceUrl"].startswith("https://acme.myshopify.com/")
+    assert draft["currencyCode"] == draft["presentmentCurrencyCode"] == "USD"
+    assert draft["subtotalPriceSet"] == {
+        "shopMoney": {"amount": "45.5", "currencyCode": "USD"},
+        "presentmentMoney": {"amount": "45.5"},
+    }
+    assert draft["totalDiscountsSet"] == {"shopMoney": {"amount": "4.55"}}
+    assert draft["totalPriceSet"] == {"shopMoney": {"amount": "40.95"}}
+    assert draft["appliedDiscount"] == {
+        "value": 10.0,
+        "valueType": "PERCENTAGE",
+        "title": "Exchange",
+        "amountSet": {"shopMoney": {"amount": "4.55"}},
+    }
+    assert draft["customAttributes"] == [{"key": "rma", "value": "RMA-7"}]
+    assert draft["lineItems"]["nodes"] == [
+        {
+            "title": "Mug",
+            "quantity": 2,
+            "sku": "MUG",
+            "variant": {"id": variant},
+            "originalUnitPriceSet": {"shopMoney": {"amount": "20.0"}},
+        },
+        {
+            "title": "Gift wrap",
+            "quantity": 1,
+            "sku": "WRAP",
+            "variant": None,
+            "originalUnitPriceSet": {"shopMoney": {"amount": "5.5"}},
+        },
+    ]
+    assert [e["node"]["title"] for e in draft["lineItems"]["edges"]] == ["Mug", "Gift wrap"]
+
+    fixed = {"value": 5.5, "valueType": "FIXED_AMOUNT"}
+    second = create_draft(fake, token, exchange_draft(variant, appliedDiscount=fixed))
+    assert second["draftOrder"]["name"] == "#D2"
+    assert second["draftOrder"]["totalPriceSet"] == {"shopMoney": {"amount": "40.0"}}
+    shown = run(
+        fake, token, "query($id: ID!) { draftOrder(id: $id) { id name } }", {"id": draft["id"]}
+    )
+    assert shown["draftOrder"] == {"id": draft["id"], "name": "#D1"}
+    listed = fake.draft_orders(shop)
+    assert [(d["name"], d["total"], d["status"]) for d in listed] == [
+        ("#D1", "40.95", "OPEN"),
+        ("#D2", "40.0", "OPEN"),
+    ]
+    assert listed[0]["line_items"][1] == {
+        "id": listed[0]["line_items"][1]["id"],
+        "title": "Gift wrap",
+        "quantity": 1,
+        "sku": "WRAP",
+        "price": "5.5",
+        "variant_id": None,
+        "custom": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"lineItems": []}, ["lineItems"]),
+        (
+            {"lineItems": [{"title": "Wrap", "originalUnitPrice": "5", "quantity": 0}]},
+            ["lineItems", "0", "quantity"],
+        ),
+        (
+            {"lineItems": [{"variantId": "gid://shopify/ProductVariant/1", "quantity": 1}]},
+            ["lineItems", "0", "variantId"],
+        ),
+        (
+            {"lineItems": [{"title": "Wrap", "quantity": 1}]},
+            ["lineItems", "0", "originalUnitPrice"],
+        ),
+        (
+            {"appliedDiscount": {"value": 45.51, "valueType": "FIXED_AMOUNT"}},
+            ["appliedDiscount", "value"],
+        ),
+    ],
+)
+def test_draft_order_create_user_errors_create_nothing(
+    fake: FakeShopify, shop: FakeShop, token: str, change: JSON, field: list[str]
+) -> None:
+    variant = fake.add_variant(shop, "MUG", price="20.00")
+    created = create_draft(fake, token, exchange_draft(variant, **change))
+    assert created["draftOrder"] is None
+    assert [e["field"] for e in created["userErrors"]] == [field]
+    assert fake.draft_orders(shop) == []
+    later = create_draft(fake, token, exchange_draft(variant))
+    assert later["draftOrder"]["name"] == "#D1"
+
+
+def test_completing_a_draft_makes_a_paid_order_with_its_webhook_and_only_once(
+    fake: FakeShopify, shop: FakeShop, token: str
+) -> None:
+    variant = fake.add_variant(shop, "MUG", price="20.00", title="Mug")
+    discount = {"value": 5, "valueType": "FIXED_AMOUNT"}
+    draft = create_draft(fake, token, exchange_draft(variant, appliedDiscount=discount))
+    draft_id = draft["draftOrder"]["id"]
+
+    done = run(fake, token, DRAFT_COMPLETE, {"id": draft_id})["draftOrderComplete"]
+    assert done["userErrors"] == []
+    order = done["draftOrder"]["order"]
+    assert done["draftOrder"]["status"] == "COMPLETED" and order["name"] == "#1001"
+
+    query = """query($id: ID!, $d: ID!) {
+      order(id: $id) {
+        name email tags note displayFinancialStatus customAttributes { key value }
+        totalPriceSet { shopMoney { amount } }
+        lineItems(first: 5) { nodes { sku quantity variant { id } } }
+      }
+      orders(first: 5) { nodes { id } }
+      draftOrder(id: $d) { status order { id } }
+    }"""
+    shown = run(fake, token, query, {"id": order["id"], "d": draft_id})
+    assert shown["order"] == {
+        "name": "#1001",
+        "email": "ann@example.com",
+        "tags": ["exchange", "rma"],
+        "note": "Exchange for RMA-7",
+        "displayFinancialStatus": "PAID",
+        "customAttributes": [{"key": "rma", "value": "RMA-7"}],
+        "totalPriceSet": {"shopMoney": {"amount": "40.5"}},
+        "lineItems": {
+            "nodes": [
+                {"sku": "MUG", "quantity": 2, "variant": {"id": variant}},
+                {"sku": "WRAP", "quantity": 1, "variant": None},
+            ]
+        },
+    }
+    assert shown["orders"]["nodes"] == [{"id": order["id"]}]
+    assert shown["draftOrder"] == {"status": "COMPLETED", "order": {"id": order["id"]}}
+
+    (created,) = fake.webhooks(shop, "orders/create")
+    body = created.json()
+    assert webhook_ok(created.body, created.headers["X-Shopify-Hmac-Sha256"], [SECRET])
+    assert body["admin_graphql_api_id"] == order["id"]
+    assert (body["financial_status"], body["total_price"]) == ("paid", "40.50")
+    assert body["note_attributes"] == [{"name": "rma", "value": "RMA-7"}]
+    assert [t["gateway"] for t in fake.transactions(shop, order["id"])] == ["manual"]
+
+    again = run(fake, token, DRAFT_COMPLETE, {"id": draft_id})["draftOrderComplete"]
+    assert again["draftOrder"] is None and again["userErrors"][0]["field"] == ["id"]
+    assert len(fake.order_gids(shop)) == 1
+    assert fake.draft_orders(shop)[0]["order_id"] == order["id"]
+
+    pending_draft = create_draft(fake, token, exchange_draft(variant))["draftOrder"]["id"]
+    pending = run(fake, token, DRAFT_COMPLETE, {"id": pending_draft, "pending": True})
+    pending_order = pending["draftOrderComplete"]["draftOrder"]["order"]
+    assert fake.order(shop, pending_order["id"])["financial_status"] == "pending"
+    assert fake.webhooks(shop, "orders/create")[-1].json()["financial_status"] == "pending"
+    assert fake.transactions(shop, pending_order["id"]) == []
+
+
+DRAFT_PAGE = """query($after: String, $q: String) {
+  draftOrders(first: 1, after: $after, query: $q) {
+    pageInfo { hasNextPage endCursor }
+    nodes { name lineItems(first: 3) { nodes { title } } }
+  }
+}"""
+
+
+def test_draft_orders_search_by_tag_and_status_and_page_with_cursors(
+    fake: FakeShopify, shop: FakeShop, token: str
+) -> None:
+    variant = fake.add_variant(shop, "MUG", price="20.00")
+    for tags in (["exchange"], ["other"], ["exchange", "vip"]):
+        create_draft(fake, token, exchange_draft(variant, tags=tags))
+    completed = fake.draft_orders(shop)[2]["id"]
+    run(fake, token, DRAFT_COMPLETE, {"id": completed})
+
+    def names(query: str) -> list[str]:
+        found, after = [], None
+        while True:
+            page = run(fake, token, DRAFT_PAGE, {"after": after, "q": query})["draftOrders"]
+            found += [d["name"] for d in page["nodes"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+
+    assert names("tag:exchange") == ["#D1", "#D3"]
+    assert names("status:open") == ["#D1", "#D2"]
+    assert names("tag:exchange AND status:completed") == ["#D3"]
+    assert names("-tag:exchange") == ["#D2"]
+
+    cost = post(fake, token, DRAFT_PAGE, {"q": "tag:other"}).json()["extensions"]["cost"]
+    assert (cost["requestedQueryCost"], cost["actualQueryCost"]) == (2 + 1 * (1 + 2 + 3), 7)
+    newest = run(fake, token, "{ draftOrders(first: 1, reverse: true) { nodes { name } } }")
+    assert newest["draftOrders"]["nodes"] == [{"name": "#D3"}]
+
+
+def test_draft_orders_need_the_draft_order_scopes(fake: FakeShopify, shop: FakeShop) -> None:
+    variant = fake.add_variant(shop, "MUG", price="20.00")
+    default = fake.issue_token(shop)
+    assert {"read_draft_orders", "write_draft_orders"} <= set(fake.tokens(shop)[0]["scopes"])
+    assert create_draft(fake, default, exchange_draft(variant))["userErrors"] == []
+
+    orders_only = fake.issue_token(shop, scopes=["read_orders", "write_orders"])
+    denied = post(fake, orders_only, DRAFT_CREATE, {"input": exchange_draft(variant)}).json()
+    assert denied["data"] == {"draftOrderCreate": None}
+    assert denied["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+    assert "write_draft_orders" in denied["errors"][0]["message"]
+    listing = post(fake, orders_only, "{ draftOrders(first: 1) { nodes { id } } }").json()
+    assert listing["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+
+    reader = fake.issue_token(shop, scopes=["read_draft_orders"])
+    assert run(fake, reader, "{ draftOrders(first: 5) { nodes { name } } }") == {
+        "draftOrders": {"nodes": [{"name": "#D1"}]}
+    }
+    draft = fake.draft_orders(shop)[0]["id"]
+    refused = post(fake, reader, DRAFT_COMPLETE, {"id": draft}).json()
+    assert refused["errors"][0]["extensions"]["code"] == "ACCESS_DENIED"
+    assert fake.draft_orders(shop)[0]["status"] == "OPEN"
+
+
+# --------------------------------------------------------------------------------------------
 # Faults and the request log
 # --------------------------------------------------------------------------------------------
 
