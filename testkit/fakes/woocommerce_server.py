@@ -16,8 +16,9 @@ What it implements, and how closely it follows WooCommerce (facts: platforms.md 
 * Authentication as ``WC_REST_Authentication``: OAuth 1.0a in the query string (what the
   package sends over http), signed HMAC-SHA256 or HMAC-SHA1 with ``consumer_secret + "&"`` over
   ``METHOD&urlencode(store url + path)&urlencode(sorted normalized params)``, normalized as the
-  package does it. Query params are read as PHP does (a repeated name keeps its last value), so
-  the package's duplicated params pass. Timestamps more than 15 minutes off the fake's clock are
+  package does it. Query params are read as PHP does (a repeated name keeps its last value, but
+  list params read every value of a repeated ``name[]``), so the package's duplicated params
+  pass. Timestamps more than 15 minutes off the fake's clock are
   ``Invalid timestamp.``; a reused nonce is ``Invalid nonce``. HTTP Basic and
   ``consumer_key``/``consumer_secret`` query params are also accepted (as over https). Unknown
   or revoked key: ``Consumer key is invalid.``; bad signature: ``Invalid signature - provided
@@ -27,12 +28,31 @@ What it implements, and how closely it follows WooCommerce (facts: platforms.md 
   ``after``/``before`` (created) and ``modified_after``/``modified_before`` (ISO-8601; without an
   offset they are site time, or GMT with ``dates_are_gmt``; the bounds are exclusive),
   ``status`` (``any``, the default, hides ``trash``; a comma list or ``status[]``), ``include``,
-  ``search`` (email), ``order`` and ``orderby`` (``date``, ``id``, ``modified``). Every list has
+  ``parent`` and ``parent_exclude`` (order ids as a comma list, ``parent[]`` or ``parent[0]``...;
+  ``0`` means no parent; anything but ids is 400 ``rest_invalid_param``), ``search`` (email),
+  ``order`` and ``orderby`` (``date``, ``id``, ``modified``). Every list has
   ``X-WP-Total``, ``X-WP-TotalPages`` and a ``Link`` header with ``prev``/``next`` (as WordPress;
   no ``last``). A page past the end is an empty list. ``GET``/``PUT /orders/<id>`` (``PUT``:
   ``status``, ``transaction_id``, ``customer_note``, ``meta_data``).
+* ``POST /orders`` (a write key) as the v3 controller: ``status`` (default ``pending``),
+  ``currency`` (default ``USD``), ``parent_id`` (not an order: 400 ``order_invalid_parent_id``
+  ``Invalid parent ID``), ``customer_id``, ``customer_note``, ``billing``, ``shipping``,
+  ``payment_method(_title)``, ``transaction_id``, ``meta_data``, ``line_items``,
+  ``shipping_lines`` (``method_id`` required), ``fee_lines`` (``name`` required; ``total`` may be
+  negative, capped so the order total stays >= 0) and ``set_paid`` (``payment_complete``: paid
+  now, then ``processing``, or ``completed`` when no line has a product). A line's product is
+  found by ``sku``, else ``product_id``, else ``variation_id`` (neither: 400
+  ``woocommerce_rest_required_product_reference``); without ``total``/``subtotal`` both are the
+  product's price x quantity. A product the store lacks is no error, as in WooCommerce: the
+  line has ``product_id`` 0, ``sku`` null and 0.00 unless totals are posted. Totals are
+  ``calculate_totals``'s (no taxes: ``total_tax`` 0.00). Schema problems (unknown status, a
+  money value that is not a numeric string, quantity < 1: stricter than WooCommerce, which drops
+  a line of 0 and reads ``"abc"`` as 0) are one 400 ``rest_invalid_param`` naming each param.
+  Answers 201 with the order and ``Location``; ``created_via`` is ``rest-api``; queues
+  ``order.created``. No stock is taken, and ``coupon_lines`` are refused (400).
 * Orders are the sample's shape (platforms.md §2.9): money as strings, each ``date_*`` in site
-  time and ``date_*_gmt``, whole seconds. The site timezone defaults to UTC+2 so that code
+  time and ``date_*_gmt``, whole seconds, ``parent_id`` (0 when none; ``_links.up`` otherwise),
+  a line's ``price`` is its total per unit. The site timezone defaults to UTC+2 so that code
   mixing the two shows up. Taxes use one rate (id 1) when a line has tax.
 * Refunds (``POST``/``GET /orders/<id>/refunds``, ``GET .../refunds/<id>``) as the v3
   controller: ``api_refund`` is true unless it is a JSON bool; ``api_restock`` defaults to true
@@ -65,9 +85,10 @@ What it implements, and how closely it follows WooCommerce (facts: platforms.md 
   ``drop_after_execute``. ``requests()`` logs every request; ``server_errors()`` every
   exception inside the fake (a test should assert it is empty).
 
-Not implemented: customers, product writes, batch endpoints, ``wp_safe_remote_request``'s
-refusal of loopback delivery URLs, and the key grant's deletion of keys whose callback did not
-answer 200 (call ``revoke_keys``). The control API is thread-safe and returns copies.
+Not implemented: customers (any ``customer_id`` >= 0 is taken), variations, product writes,
+batch endpoints, ``wp_safe_remote_request``'s refusal of loopback delivery URLs, and the key
+grant's deletion of keys whose callback did not answer 200 (call ``revoke_keys``). The control
+API is thread-safe and returns copies; ``orders()``/``order(id)`` show REST-created orders too.
 """
 
 from __future__ import annotations
@@ -89,7 +110,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -327,11 +348,29 @@ class _Line:
     product_id: int
     variation_id: int
     quantity: int
-    sku: str
+    sku: str | None
+    """``None`` (JSON ``null``) when the line has no product, as WooCommerce shows it."""
     subtotal: Decimal
     total: Decimal
     tax: Decimal
     subtotal_tax: Decimal
+
+
+@dataclass
+class _ShippingLine:
+    id: int
+    method_id: str
+    method_title: str
+    total: Decimal
+    tax: Decimal = Decimal(0)
+
+
+@dataclass
+class _Fee:
+    id: int
+    name: str
+    total: Decimal
+    """Negative for a discount or credit."""
 
 
 @dataclass
@@ -363,9 +402,12 @@ class _Order:
     customer_note: str
     meta: list[JSON]
     lines: list[_Line]
-    shipping_line_id: int
-    shipping_total: Decimal
-    shipping_tax: Decimal
+    shipping_lines: list[_ShippingLine]
+    tax_line_id: int
+    fees: list[_Fee] = field(default_factory=list)
+    parent_id: int = 0
+    customer_id: int = 0
+    created_via: str = "checkout"
     refunds: list[_Refund] = field(default_factory=list)
     status_before_trash: str = "pending"
 
@@ -374,9 +416,22 @@ class _Order:
         return sum((line.tax for line in self.lines), Decimal(0))
 
     @property
+    def shipping_total(self) -> Decimal:
+        return sum((s.total for s in self.shipping_lines), Decimal(0))
+
+    @property
+    def shipping_tax(self) -> Decimal:
+        return sum((s.tax for s in self.shipping_lines), Decimal(0))
+
+    @property
+    def fee_total(self) -> Decimal:
+        return sum((fee.total for fee in self.fees), Decimal(0))
+
+    @property
     def total(self) -> Decimal:
         lines = sum((line.total for line in self.lines), Decimal(0))
-        return lines + self.cart_tax + self.shipping_total + self.shipping_tax
+        shipping = self.shipping_total + self.shipping_tax
+        return lines + self.cart_tax + self.fee_total + shipping
 
     @property
     def refunded(self) -> Decimal:
@@ -788,10 +843,14 @@ class FakeWooCommerce:
             customer_note="",
             meta=[{"id": _next_id(), "key": m["key"], "value": m["value"]} for m in meta],
             lines=order_lines,
-            shipping_line_id=_next_id(),
-            shipping_total=_money(shipping),
-            shipping_tax=_money(shipping_tax),
+            shipping_lines=[],
+            tax_line_id=0,
         )
+        shipping_line = _ShippingLine(
+            _next_id(), "flat_rate", "Flat Rate", _money(shipping), _money(shipping_tax)
+        )
+        order.shipping_lines.append(shipping_line)
+        order.tax_line_id = shipping_line.id + 1
         self._orders[order.id] = order
         return order
 
@@ -1301,7 +1360,8 @@ class FakeWooCommerce:
 
     def _dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Outcome:
         split = urlsplit(target)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))  # PHP: the last value wins
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        query = dict(pairs)  # PHP: the last value wins
         record = WooRequest(
             method=method,
             path=split.path,
@@ -1352,6 +1412,10 @@ class FakeWooCommerce:
                 ck = self._authenticate(method, split.path, query, headers)
                 record.consumer_key = ck
                 params = {k: v for k, v in query.items() if not k.startswith("oauth_")}
+                # PHP gathers every ``name[]`` value into a list (the signature above reads
+                # them as the package sent them); list params read them as one comma list.
+                for name in {k for k, _ in pairs if k.endswith("[]")}:
+                    params[name] = ",".join(v for k, v in pairs if k == name)
                 status, payload, extra = self._route(method, route, params, headers, body)
             except _WooError as error:
                 status, payload, extra = error.status, error.payload(), {}
@@ -1483,6 +1547,10 @@ class FakeWooCommerce:
         write = method in ("POST", "PUT", "PATCH")
         if parts == ["orders"] and method == "GET":
             return self._list_orders(route, query)
+        if parts == ["orders"] and method == "POST":
+            new_order = self._rest_create_order(params)
+            location = f"{self.base_url}{API_PREFIX}orders/{new_order.id}"
+            return 201, self._order_json(new_order), {"Location": location}
         if len(parts) >= 2 and parts[0] == "orders" and parts[1].isdigit():
             order = self._orders.get(int(parts[1]))
             if order is None:
@@ -1565,6 +1633,8 @@ class FakeWooCommerce:
             if status != "any" and status not in ORDER_STATUSES:
                 raise _invalid("status")
         include = {int(i) for i in _list_param(query, "include") if i.isdigit()}
+        parents = _id_list_param(query, "parent")
+        parents_excluded = _id_list_param(query, "parent_exclude")
         search = query.get("search", "").lower()
         orders = []
         for order in self._orders.values():
@@ -1574,6 +1644,10 @@ class FakeWooCommerce:
             elif order.status not in statuses:
                 continue
             if include and order.id not in include:
+                continue
+            if parents and order.parent_id not in parents:
+                continue
+            if order.parent_id in parents_excluded:
                 continue
             if search and search not in order.billing.get("email", "").lower():
                 continue
@@ -1653,11 +1727,125 @@ class FakeWooCommerce:
         self._apply_changes(order, changes)
         self._event(order, "order.updated")
 
+    def _rest_create_order(self, data: Mapping[str, Any]) -> _Order:
+        """``POST /orders`` as the v3 controller's ``save_object``: WordPress checks the params
+        against the schema, the order takes its props and items in schema order (the parent
+        first), ``calculate_totals`` runs, then the status, then ``set_paid``."""
+        problems = _order_problems(data)
+        if problems:
+            names = ", ".join(problems)
+            raise _WooError(
+                400, "rest_invalid_param", f"Invalid parameter(s): {names}", params=problems
+            )
+        parent_id = int(data.get("parent_id") or 0)
+        if parent_id and parent_id not in self._orders:  # WC_Order::set_parent_id
+            raise _WooError(400, "order_invalid_parent_id", "Invalid parent ID")
+        if data.get("coupon_lines"):
+            raise _WooError(400, "fake_not_implemented", "The fake does not apply coupon_lines.")
+        kinds = ("line_items", "shipping_lines", "fee_lines")
+        items = {kind: [i for i in data.get(kind) or [] if not _removes_item(i)] for kind in kinds}
+        for item in itertools.chain(*items.values()):
+            if item.get("id"):  # an item id means an update of one of this order's items
+                raise _WooError(
+                    400,
+                    "woocommerce_rest_invalid_item_id",
+                    "Order item ID provided is not associated with order.",
+                )
+        lines = [self._rest_line(item) for item in items["line_items"]]
+        shipping_lines = [_rest_shipping_line(item) for item in items["shipping_lines"]]
+        fees = [_rest_fee(item) for item in items["fee_lines"]]
+        customer_id = int(data.get("customer_id") or 0)
+        if customer_id < 0:
+            raise _WooError(400, "woocommerce_rest_invalid_customer_id", "Customer ID is invalid.")
+        now = self.now()
+        billing = {**_ADDRESS, "email": "", "phone": ""}
+        shipping = dict(_ADDRESS)
+        for address, posted in ((billing, data.get("billing")), (shipping, data.get("shipping"))):
+            address.update({k: str(v or "") for k, v in (posted or {}).items() if k in address})
+        order = _Order(
+            id=_next_id(),
+            order_key=f"wc_order_{secrets.token_hex(6)}",
+            status="pending",
+            currency=str(data.get("currency") or "USD"),
+            created=now,
+            modified=now,
+            paid=None,
+            completed=None,
+            billing=billing,
+            shipping=shipping,
+            payment_method=str(data.get("payment_method") or ""),
+            payment_method_title=str(data.get("payment_method_title") or ""),
+            transaction_id=str(data.get("transaction_id") or ""),
+            customer_note=str(data.get("customer_note") or ""),
+            meta=[],
+            lines=lines,
+            shipping_lines=shipping_lines,
+            tax_line_id=_next_id(),
+            fees=fees,
+            parent_id=parent_id,
+            customer_id=customer_id,
+            created_via="rest-api",
+        )
+        self._upsert_meta(order.meta, data.get("meta_data") or [])
+        _cap_negative_fees(order)
+        # needs_processing(): a line whose product still exists (the fake's are all shipped)
+        needs_processing = any(line.product_id in self._products for line in lines)
+        _set_created_status(order, str(data.get("status") or "pending"), needs_processing, now)
+        if _bool(data.get("set_paid", False), "set_paid") and order.status in _PAYABLE:
+            # payment_complete(): paid now, then processing (or completed if nothing ships)
+            order.paid = order.paid or now
+            done = "processing" if needs_processing else "completed"
+            _set_created_status(order, done, needs_processing, now)
+        self._orders[order.id] = order
+        self._event(order, "order.created")
+        return order
+
+    def _rest_line(self, item: Mapping[str, Any]) -> _Line:
+        """``prepare_line_items``: the product comes from ``sku``, else ``product_id``, else
+        ``variation_id``; a product the store does not have leaves a line without one (no
+        error, as WooCommerce); the product's price x quantity is the total and subtotal
+        unless they are posted."""
+        sku = str(item.get("sku") or "")
+        product_id = int(item.get("product_id") or 0)
+        variation_id = int(item.get("variation_id") or 0)
+        if sku:
+            wanted = self._products_by_sku.get(sku, 0)
+        elif product_id and not variation_id:
+            wanted = product_id
+        elif variation_id:
+            wanted = variation_id  # the fake has no variations: only a simple product matches
+        else:
+            raise _WooError(
+                400, "woocommerce_rest_required_product_reference", "Product ID or SKU is required."
+            )
+        product = self._products.get(wanted)
+        quantity = int(item.get("quantity") or 1)
+        total = _cents(product.price * quantity) if product else Decimal(0)
+        subtotal = total
+        if item.get("total") is not None:
+            total = _cents(_money(item["total"]))
+        if item.get("subtotal") is not None:
+            subtotal = _cents(_money(item["subtotal"]))
+        name = product.name if product else ""
+        return _Line(
+            id=_next_id(),
+            name=str(item["name"]) if item.get("name") is not None else name,
+            product_id=product.id if product else 0,
+            variation_id=0,
+            quantity=quantity,
+            sku=product.sku if product else None,
+            subtotal=subtotal,
+            total=total,
+            tax=Decimal(0),
+            subtotal_tax=Decimal(0),
+        )
+
     def _order_json(self, order: _Order) -> JSON:
         link = f"{self.base_url}{API_PREFIX}orders"
         lines = []
         for line in order.lines:
-            unit = line.subtotal / line.quantity if line.quantity else Decimal(0)
+            # WooCommerce's ``price`` is the line total (after discounts) per unit.
+            unit = line.total / line.quantity if line.quantity else Decimal(0)
             taxes = (
                 [{"id": 1, "total": _fmt(line.tax), "subtotal": _fmt(line.subtotal_tax)}]
                 if line.tax or line.subtotal_tax
@@ -1683,10 +1871,17 @@ class FakeWooCommerce:
             )
         discount = sum((line.subtotal - line.total for line in order.lines), Decimal(0))
         has_tax = any(line.tax for line in order.lines) or order.shipping_tax
+        links: JSON = {"self": [{"href": f"{link}/{order.id}"}], "collection": [{"href": link}]}
+        if order.customer_id:
+            links["customer"] = [
+                {"href": f"{self.base_url}{API_PREFIX}customers/{order.customer_id}"}
+            ]
+        if order.parent_id:
+            links["up"] = [{"href": f"{link}/{order.parent_id}"}]
         tax_lines = (
             [
                 {
-                    "id": order.shipping_line_id + 1,
+                    "id": order.tax_line_id,
                     "rate_code": "US-STATE TAX",
                     "rate_id": 1,
                     "label": "State Tax",
@@ -1701,10 +1896,10 @@ class FakeWooCommerce:
         )
         return {
             "id": order.id,
-            "parent_id": 0,
+            "parent_id": order.parent_id,
             "number": str(order.id),
             "order_key": order.order_key,
-            "created_via": "checkout",
+            "created_via": order.created_via,
             "version": WC_VERSION,
             "status": order.status,
             "currency": order.currency,
@@ -1720,7 +1915,7 @@ class FakeWooCommerce:
             "total": _fmt(order.total),
             "total_tax": _fmt(order.cart_tax + order.shipping_tax),
             "prices_include_tax": False,
-            "customer_id": 0,
+            "customer_id": order.customer_id,
             "customer_ip_address": "",
             "customer_user_agent": "",
             "customer_note": order.customer_note,
@@ -1739,25 +1934,35 @@ class FakeWooCommerce:
             "tax_lines": tax_lines,
             "shipping_lines": [
                 {
-                    "id": order.shipping_line_id,
-                    "method_title": "Flat Rate",
-                    "method_id": "flat_rate",
-                    "total": _fmt(order.shipping_total),
-                    "total_tax": _fmt(order.shipping_tax),
+                    "id": s.id,
+                    "method_title": s.method_title,
+                    "method_id": s.method_id,
+                    "total": _fmt(s.total),
+                    "total_tax": _fmt(s.tax),
                     "taxes": [],
                     "meta_data": [],
                 }
+                for s in order.shipping_lines
             ],
-            "fee_lines": [],
+            "fee_lines": [
+                {
+                    "id": fee.id,
+                    "name": fee.name,
+                    "tax_class": "",
+                    "tax_status": "taxable",
+                    "total": _fmt(fee.total),
+                    "total_tax": "0.00",
+                    "taxes": [],
+                    "meta_data": [],
+                }
+                for fee in order.fees
+            ],
             "coupon_lines": [],
             "refunds": [
                 {"id": r.id, "reason": r.reason, "total": _fmt(-r.amount)}
                 for r in reversed(order.refunds)
             ],
-            "_links": {
-                "self": [{"href": f"{link}/{order.id}"}],
-                "collection": [{"href": link}],
-            },
+            "_links": links,
         }
 
     # ---- refunds over REST -------------------------------------------------------------------
@@ -2101,6 +2306,172 @@ def _int_param(
 def _list_param(query: Mapping[str, str], name: str) -> list[str]:
     values = [v for k, v in query.items() if k == name or k.startswith(name + "[")]
     return [part.strip() for v in values for part in str(v).split(",") if part.strip()]
+
+
+def _id_list_param(query: Mapping[str, str], name: str) -> set[int]:
+    """A list of ids (``wp_parse_id_list``); anything but whole numbers is invalid."""
+    values = _list_param(query, name)
+    if not all(v.isdigit() for v in values):
+        raise _invalid(name)
+    return {int(v) for v in values}
+
+
+# ---- order creation: schema checks and items -----------------------------------------------
+
+CREATABLE_STATUSES = tuple(s for s in ORDER_STATUSES if s != "trash")
+# The statuses payment_complete() acts on (woocommerce_valid_order_statuses_for_payment_complete).
+_PAYABLE = ("on-hold", "pending", "failed", "cancelled")
+_ITEM_KEYS_NULL_REMOVES = ("product_id", "method_id", "method_title", "name", "code")
+_AMOUNT = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)\s*")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _order_problems(data: Mapping[str, Any]) -> dict[str, str]:
+    """What WordPress's schema check says of a create-order body: the first problem of each
+    param, in schema order (an empty dict: all good). Only what the fake reads is checked.
+    Stricter than WordPress on two points, by design: a line's quantity must be at least 1
+    (WooCommerce drops a line of 0 and keeps a negative one) and a money string must be a
+    number (WooCommerce reads ``"abc"`` as 0)."""
+    problems: dict[str, str] = {}
+
+    def check(name: str, problem: str | None) -> None:
+        if problem is not None and name not in problems:
+            problems[name] = problem
+
+    def items(name: str) -> list[tuple[str, Any]]:
+        value = data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            check(name, f"{name} is not of type array.")
+            return []
+        for i, item in enumerate(value):
+            check(name, _type_problem(item, "object", f"{name}[{i}]"))
+        return [(f"{name}[{i}]", item) for i, item in enumerate(value) if isinstance(item, dict)]
+
+    check("parent_id", _type_problem(data.get("parent_id"), "integer", "parent_id"))
+    status = data.get("status")
+    if status is not None and status not in CREATABLE_STATUSES:
+        check("status", f"status is not one of {', '.join(CREATABLE_STATUSES)}.")
+    currency = data.get("currency")
+    if currency is not None and not re.fullmatch("[A-Z]{3}", str(currency)):
+        check("currency", "currency is not one of the store's currency codes.")
+    check("customer_id", _type_problem(data.get("customer_id"), "integer", "customer_id"))
+    check("customer_note", _type_problem(data.get("customer_note"), "string", "customer_note"))
+    for name in ("billing", "shipping"):
+        address = data.get(name)
+        check(name, _type_problem(address, "object", name))
+        for key, value in address.items() if isinstance(address, dict) else ():
+            if key == "email" and value is None:
+                continue
+            check(name, _type_problem(value, "string", f"{name}[{key}]"))
+            if key == "email" and isinstance(value, str) and value:
+                check(name, None if _EMAIL.fullmatch(value) else "Invalid email address.")
+    for name in ("payment_method", "payment_method_title", "transaction_id"):
+        check(name, _type_problem(data.get(name), "string", name))
+    for label, meta in items("meta_data"):
+        check("meta_data", _type_problem(meta.get("key", 0), "string", f"{label}[key]"))
+    for label, line in items("line_items"):
+        for key in ("product_id", "variation_id"):
+            check("line_items", _type_problem(line.get(key), "integer", f"{label}[{key}]"))
+        quantity = line.get("quantity")
+        problem = _type_problem(quantity, "integer", f"{label}[quantity]")
+        if problem is None and quantity is not None and int(quantity) < 1:
+            problem = f"{label}[quantity] must be greater than or equal to 1"
+        check("line_items", problem)
+        check("line_items", _type_problem(line.get("sku"), "string", f"{label}[sku]"))
+        for key in ("subtotal", "total"):
+            check("line_items", _amount_problem(line.get(key), f"{label}[{key}]"))
+    for name in ("shipping_lines", "fee_lines"):
+        for label, line in items(name):
+            check(name, _amount_problem(line.get("total"), f"{label}[total]"))
+    items("coupon_lines")
+    if "set_paid" in data:
+        try:
+            _bool(data["set_paid"], "set_paid")
+        except _WooError:
+            check("set_paid", "set_paid is not of type boolean.")
+    return problems
+
+
+def _type_problem(value: Any, kind: str, label: str) -> str | None:
+    """``None`` when ``value`` is absent or of the JSON-schema ``kind`` as WordPress reads it
+    (an integer may come as a string of digits)."""
+    if value is None:
+        return None
+    if kind == "integer":
+        ok = not isinstance(value, bool) and (
+            isinstance(value, int) or (isinstance(value, str) and re.fullmatch(r"-?\d+", value))
+        )
+    elif kind == "string":
+        ok = isinstance(value, str)
+    elif kind == "object":
+        ok = isinstance(value, dict)
+    else:
+        raise ValueError(kind)
+    return None if ok else f"{label} is not of type {kind}."
+
+
+def _amount_problem(value: Any, label: str) -> str | None:
+    """Money in an item is a string (the schema's type), and here it must be a number."""
+    problem = _type_problem(value, "string", label)
+    if problem is None and value is not None and not _AMOUNT.fullmatch(value):
+        return f"{label} is not a number."
+    return problem
+
+
+def _removes_item(item: Mapping[str, Any]) -> bool:
+    """``item_is_null``: a resource key given as null removes the item (none, on create)."""
+    return any(k in item and item[k] is None for k in _ITEM_KEYS_NULL_REMOVES)
+
+
+def _rest_shipping_line(item: Mapping[str, Any]) -> _ShippingLine:
+    if not item.get("method_id"):
+        raise _WooError(
+            400, "woocommerce_rest_invalid_shipping_item", "Shipping method ID is required."
+        )
+    total = _cents(_money(item["total"])) if item.get("total") is not None else Decimal(0)
+    return _ShippingLine(
+        _next_id(), str(item["method_id"]), str(item.get("method_title") or ""), total
+    )
+
+
+def _rest_fee(item: Mapping[str, Any]) -> _Fee:
+    if not item.get("name"):
+        raise _WooError(400, "woocommerce_rest_invalid_fee_item", "Fee name is required.")
+    total = _cents(_money(item["total"])) if item.get("total") is not None else Decimal(0)
+    return _Fee(_next_id(), str(item["name"]), total)
+
+
+def _cap_negative_fees(order: _Order) -> None:
+    """``calculate_totals``: a negative fee takes at most what the lines, the fees before it
+    and shipping come to, so a credit never makes the order total negative."""
+    cart = sum((line.total for line in order.lines), Decimal(0))
+    fees = Decimal(0)
+    for fee in order.fees:
+        limit = -_cents(cart + fees + order.shipping_total)
+        if fee.total < 0 and fee.total < limit < 0:
+            fee.total = limit
+        fees += fee.total
+
+
+def _set_created_status(order: _Order, status: str, needs_processing: bool, now: datetime) -> None:
+    """``WC_Order::set_status`` on a new order, with ``maybe_set_date_paid`` and
+    ``maybe_set_date_completed``: processing (when something ships) or completed means paid."""
+    if status == order.status:
+        return
+    order.status = status
+    if order.paid is None and (
+        status == "completed" or (status == "processing" and needs_processing)
+    ):
+        order.paid = now
+    if status == "completed":
+        order.completed = now
+
+
+def _cents(amount: Decimal) -> Decimal:
+    """Rounded to the store's 2 decimals as PHP's ``round`` does (halves away from zero)."""
+    return amount.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 def _within(moment: datetime, after: datetime | None, before: datetime | None) -> bool:

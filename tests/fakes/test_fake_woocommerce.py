@@ -227,6 +227,276 @@ def test_trashed_orders_are_hidden_until_restored(fake: FakeWooCommerce, api: AP
 
 
 # --------------------------------------------------------------------------------------------
+# creating orders
+# --------------------------------------------------------------------------------------------
+
+
+def created(response: Any) -> JSON:
+    assert response.status_code == 201, response.text
+    body: JSON = response.json()
+    return body
+
+
+def test_create_order_prices_catalog_lines_and_adds_up_custom_lines_and_a_credit(
+    fake: FakeWooCommerce, api: API
+) -> None:
+    mug = fake.add_product(name="Mug", sku="MUG", price="12.50")
+
+    response = api.post(
+        "orders",
+        {
+            "currency": "EUR",
+            "customer_id": 7,
+            "customer_note": "exchange for RMA-1",
+            "billing": {"first_name": "Ann", "email": "ann@example.com"},
+            "shipping": {"first_name": "Ann", "city": "Lyon"},
+            "payment_method": "cod",
+            "payment_method_title": "Cash on delivery",
+            "meta_data": [{"key": "_rma_id", "value": "RMA-1"}],
+            "line_items": [
+                {"product_id": mug, "quantity": 2},
+                {"product_id": mug, "name": "Mug (engraved)", "subtotal": "4.00", "total": "3.00"},
+            ],
+            "shipping_lines": [{"method_id": "flat_rate", "method_title": "Flat", "total": "4"}],
+            "fee_lines": [{"name": "Store credit", "total": "-5.00"}],
+        },
+    )
+
+    order = created(response)
+    assert response.headers["Location"] == f"{fake.base_url}/wp-json/wc/v3/orders/{order['id']}"
+    assert (order["status"], order["parent_id"], order["created_via"]) == ("pending", 0, "rest-api")
+    assert order["date_paid"] is None and order["transaction_id"] == ""
+    assert (order["currency"], order["customer_id"]) == ("EUR", 7)
+    assert order["billing"]["email"] == "ann@example.com" and order["billing"]["last_name"] == ""
+    assert order["shipping"]["city"] == "Lyon"
+    assert [(m["key"], m["value"]) for m in order["meta_data"]] == [("_rma_id", "RMA-1")]
+    catalog, custom = order["line_items"]
+    assert (catalog["name"], catalog["sku"], catalog["quantity"]) == ("Mug", "MUG", 2)
+    assert (catalog["subtotal"], catalog["total"], catalog["price"]) == ("25.00", "25.00", 12.5)
+    assert (custom["name"], custom["product_id"], custom["quantity"]) == ("Mug (engraved)", mug, 1)
+    assert (custom["subtotal"], custom["total"], custom["price"]) == ("4.00", "3.00", 3)
+    assert [(f["name"], f["total"]) for f in order["fee_lines"]] == [("Store credit", "-5.00")]
+    assert [(s["method_id"], s["total"]) for s in order["shipping_lines"]] == [
+        ("flat_rate", "4.00")
+    ]
+    assert order["discount_total"] == "1.00"
+    assert order["shipping_total"] == "4.00"
+    assert order["total"] == "27.00"  # 25 + 3 + 4 shipping - 5 credit
+    assert order["total_tax"] == "0.00" and order["tax_lines"] == []
+    assert api.get(f"orders/{order['id']}").json() == order == fake.order(order["id"])
+    assert ids(api.get("orders")) == [order["id"]]
+
+
+def test_a_credit_larger_than_the_order_is_capped_at_its_total(
+    fake: FakeWooCommerce, api: API
+) -> None:
+    mug = fake.add_product(name="Mug", price="12.50")
+
+    order = created(
+        api.post(
+            "orders",
+            {
+                "line_items": [{"product_id": mug}],
+                "fee_lines": [{"name": "Store credit", "total": "-50.00"}],
+            },
+        )
+    )
+
+    assert [f["total"] for f in order["fee_lines"]] == ["-12.50"]  # as calculate_totals
+    assert order["total"] == "0.00"
+
+
+def test_set_paid_pays_the_order_and_makes_it_processing(fake: FakeWooCommerce, api: API) -> None:
+    mug = fake.add_product(name="Mug", price="9.00")
+
+    order = created(
+        api.post(
+            "orders",
+            {
+                "set_paid": True,
+                "payment_method": "stripe",
+                "transaction_id": "ch_123",
+                "line_items": [{"product_id": mug}],
+            },
+        )
+    )
+
+    assert order["status"] == "processing" and order["transaction_id"] == "ch_123"
+    assert order["date_paid_gmt"] == order["date_created_gmt"] is not None
+    assert order["date_completed"] is None
+    # Nothing to ship (only a fee): payment_complete makes it completed.
+    fee_only = created(
+        api.post("orders", {"set_paid": "true", "fee_lines": [{"name": "Fee", "total": "2"}]})
+    )
+    assert fee_only["status"] == "completed" and fee_only["date_completed"] is not None
+    assert fee_only["date_paid"] is not None and fee_only["total"] == "2.00"
+    # A status given with the order is set first; set_paid then pays an on-hold one too.
+    held = created(
+        api.post(
+            "orders",
+            {"status": "on-hold", "set_paid": True, "line_items": [{"product_id": mug}]},
+        )
+    )
+    assert held["status"] == "processing" and held["date_paid"] is not None
+
+
+def test_a_line_of_a_product_the_store_lacks_has_no_product_as_in_woocommerce(
+    fake: FakeWooCommerce, api: API
+) -> None:
+    order = created(
+        api.post(
+            "orders",
+            {
+                "line_items": [
+                    {"product_id": 999_999, "quantity": 2},
+                    {"product_id": 999_999, "name": "Old mug", "total": "7.00"},
+                    {"sku": "NO-SUCH-SKU", "product_id": 999_999},
+                ]
+            },
+        )
+    )
+
+    lost, named, by_sku = order["line_items"]
+    assert (lost["product_id"], lost["sku"], lost["name"], lost["total"]) == (0, None, "", "0.00")
+    assert (named["name"], named["subtotal"], named["total"]) == ("Old mug", "0.00", "7.00")
+    assert by_sku["product_id"] == 0
+    assert order["total"] == "7.00"
+
+
+def test_child_orders_and_the_parent_filters(fake: FakeWooCommerce, api: API) -> None:
+    ck, cs = fake.add_keys()
+    first = fake.create_order(email="a@example.com")
+    second = fake.create_order(email="b@example.com")
+    child_of_first = created(api.post("orders", {"parent_id": first}))
+    child_of_second = created(api.post("orders", {"parent_id": str(second)}))
+    assert child_of_first["parent_id"] == first
+    assert child_of_first["_links"]["up"] == [
+        {"href": f"{fake.base_url}/wp-json/wc/v3/orders/{first}"}
+    ]
+    assert fake.order(first)["parent_id"] == 0
+    children = {child_of_first["id"], child_of_second["id"]}
+
+    def listed(params: Any) -> set[int]:
+        return set(ids(api.get("orders", params=params)))
+
+    assert listed({"parent": str(first)}) == {child_of_first["id"]}
+    assert listed({"parent": f"{first},{second}"}) == children
+    assert listed({"parent[]": str(second)}) == {child_of_second["id"]}
+    assert listed({"parent": "0"}) == {first, second}
+    assert listed({"parent_exclude": "0"}) == children
+    assert listed({"parent_exclude": str(first)}) == {first, second, child_of_second["id"]}
+    # parent[] repeated (PHP reads all of them), over Basic auth as a client other than the
+    # package would send it.
+    repeated = httpx.get(
+        f"{fake.base_url}/wp-json/wc/v3/orders",
+        params=[("parent[]", str(first)), ("parent[]", str(second))],
+        auth=(ck, cs),
+        timeout=5,
+    )
+    assert set(ids(repeated)) == children
+    bad = api.get("orders", params={"parent": "abc"})
+    assert bad.status_code == 400 and bad.json()["code"] == "rest_invalid_param"
+
+
+def test_parent_id_must_be_an_existing_order(fake: FakeWooCommerce, api: API) -> None:
+    response = api.post("orders", {"parent_id": 999_999, "line_items": []})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "order_invalid_parent_id",
+        "message": "Invalid parent ID",
+        "data": {"status": 400},
+    }
+    assert fake.orders() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "detail"),
+    [
+        ({"status": "shipped"}, "status", "status is not one of pending,"),
+        (
+            {"line_items": [{"product_id": 1, "quantity": 0}]},
+            "line_items",
+            "line_items[0][quantity] must be greater than or equal to 1",
+        ),
+        (
+            {"line_items": [{"product_id": 1, "total": "abc"}]},
+            "line_items",
+            "line_items[0][total] is not a number.",
+        ),
+        (
+            {"line_items": [{"product_id": 1, "total": 9.5}]},
+            "line_items",
+            "line_items[0][total] is not of type string.",
+        ),
+        (
+            {"fee_lines": [{"name": "Credit", "total": "-x"}]},
+            "fee_lines",
+            "fee_lines[0][total] is not a number.",
+        ),
+        ({"parent_id": "first"}, "parent_id", "parent_id is not of type integer."),
+        ({"set_paid": "maybe"}, "set_paid", "set_paid is not of type boolean."),
+    ],
+)
+def test_invalid_order_bodies_are_rest_invalid_param(
+    fake: FakeWooCommerce, api: API, body: JSON, param: str, detail: str
+) -> None:
+    fake.add_webhook(topic="order.created", delivery_url="https://rma.example.com/h")
+
+    response = api.post("orders", body)
+
+    assert response.status_code == 400
+    error = response.json()
+    assert error["code"] == "rest_invalid_param"
+    assert error["message"] == f"Invalid parameter(s): {param}"
+    assert error["data"]["status"] == 400
+    assert error["data"]["params"][param].startswith(detail)
+    assert fake.orders() == [] and fake.pending_webhooks() == []
+
+
+def test_items_woocommerce_refuses_when_creating(fake: FakeWooCommerce, api: API) -> None:
+    no_product = api.post("orders", {"line_items": [{"quantity": 1}]})
+    no_fee_name = api.post("orders", {"fee_lines": [{"total": "-5.00"}]})
+    no_method = api.post("orders", {"shipping_lines": [{"total": "5.00"}]})
+    with_item_id = api.post("orders", {"line_items": [{"id": 5, "product_id": 1}]})
+
+    assert [r.status_code for r in (no_product, no_fee_name, no_method, with_item_id)] == [400] * 4
+    assert no_product.json()["code"] == "woocommerce_rest_required_product_reference"
+    assert no_fee_name.json()["code"] == "woocommerce_rest_invalid_fee_item"
+    assert no_method.json()["code"] == "woocommerce_rest_invalid_shipping_item"
+    assert with_item_id.json()["code"] == "woocommerce_rest_invalid_item_id"
+    assert fake.orders() == []
+
+
+def test_created_order_queues_order_created(fake: FakeWooCommerce, api: API) -> None:
+    parent = fake.create_order(email="ann@example.com")
+    hook_id = fake.add_webhook(topic="order.created", delivery_url="https://rma.example.com/h")
+    fake.add_webhook(topic="order.updated", delivery_url="https://rma.example.com/h")
+
+    order = created(api.post("orders", {"parent_id": parent, "set_paid": True}))
+
+    (webhook,) = fake.pending_webhooks()
+    assert (webhook.topic, webhook.webhook_id, webhook.resource_id) == (
+        "order.created",
+        hook_id,
+        order["id"],
+    )
+    assert webhook.json() == order
+    assert webhook.json()["parent_id"] == parent
+
+
+def test_read_key_cannot_create_orders(fake: FakeWooCommerce) -> None:
+    api = client(fake, *fake.add_keys("read"))
+
+    response = api.post("orders", {"line_items": []})
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "woocommerce_rest_authentication_error"
+    assert response.json()["message"] == "The API key provided does not have write permissions."
+    assert fake.orders() == []
+
+
+# --------------------------------------------------------------------------------------------
 # refunds
 # --------------------------------------------------------------------------------------------
 
