@@ -104,6 +104,12 @@ REFUND_PROVIDERS = (
     PaymentProviderName.SHOPIFY_PAYMENTS,
     PaymentProviderName.WOOCOMMERCE,
 )
+# Providers that refund an order through the platform that sold it, across all the order's
+# payments there at once (Shopify refunds a card and a gift card in one refund): a refund split
+# over an order's payments gives them one part together.
+REFUNDED_THROUGH_PLATFORM = frozenset(
+    {PaymentProviderName.SHOPIFY_PAYMENTS, PaymentProviderName.WOOCOMMERCE}
+)
 # Refunds that staff make and confirm themselves: no plugin moves these.
 CONFIRMED_BY_STAFF = frozenset({PaymentProviderName.MANUAL, PaymentProviderName.OTHER})
 

@@ -11,13 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.enums import PaymentProviderName
+from core.enums import REFUNDED_THROUGH_PLATFORM, PaymentProviderName
 
-# Providers that refund an order through the platform that sold it, across all the order's
-# payments there at once (Shopify refunds a card and a gift card in one refund): one part.
-REFUNDED_THROUGH_PLATFORM = frozenset(
-    {PaymentProviderName.SHOPIFY_PAYMENTS, PaymentProviderName.WOOCOMMERCE}
-)
 # Ways of paying that are not a card or a platform's payment: the policy may send their share
 # back as store credit instead of to where it came from.
 NON_CARD = frozenset({PaymentProviderName.MANUAL, PaymentProviderName.OTHER})
