@@ -23,7 +23,7 @@ from core.jobs import failpoints
 from core.jobs.access import fresh_access, services_of
 from core.jobs.commerce import note_on_job_rma, transfer_store_credit
 from core.jobs.worker import JobContext, PermanentJobError
-from core.outbox.kinds import EXECUTE_REFUND, REFRESH_REFUND
+from core.outbox.kinds import EXECUTE_REFUND, PLACE_EXCHANGE, REFRESH_REFUND
 from core.outbox.queue import enqueue_once
 from core.ports.commerce import PlatformRejected
 from core.ports.payments import (
@@ -399,6 +399,33 @@ async def reconcile(context: JobContext) -> None:
                 .limit(500)
             )
         ).all()
+        # Replacements of exchanges whose placing job died: placed again (the platform looks
+        # for one already placed first).
+        stuck_exchanges = (
+            await session.exec(
+                select(Resolution)
+                .where(
+                    col(Resolution.kind) == ResolutionKind.EXCHANGE,
+                    col(Resolution.status).in_(
+                        [ResolutionStatus.PENDING.value, ResolutionStatus.SUBMITTING.value]
+                    ),
+                    sa.or_(
+                        col(Resolution.updated_at).is_(None), col(Resolution.updated_at) < cutoff
+                    ),
+                )
+                .limit(500)
+            )
+        ).all()
+        for resolution in stuck_exchanges:
+            await enqueue_once(
+                session,
+                PLACE_EXCHANGE,
+                f"reconcile:{resolution.id}:{slot}",
+                {"resolutionId": str(resolution.id)},
+                now=now,
+                merchant_id=resolution.merchant_id,
+                lock_key=f"rma:{resolution.rma_id}",
+            )
         for resolution in stuck:
             # Pending at the provider, or waiting for review: only look, never send.
             looks_only = (ResolutionStatus.PROCESSING, ResolutionStatus.REQUIRES_REVIEW)

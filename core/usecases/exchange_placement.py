@@ -8,18 +8,66 @@ and settle the resolution's exchange part through the path every part takes.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Exchange, Resolution
-from core.enums import ExchangeStatus, ResolutionStatus
+from core.enums import ExchangeStatus, ResolutionKind, ResolutionStatus
 from core.usecases.inputs import checked_now, clean_text
 from core.usecases.owned_rows import lock_rma
 from core.usecases.resolutions import settle_resolution
 from core.usecases.timeline import record_event
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """An attempt at placing a replacement, claimed like a refund's attempt."""
+
+    resolution: Resolution
+    exchange: Exchange
+    attempts: int
+
+
+async def begin_placement(
+    session: AsyncSession, resolution_id: uuid.UUID, *, now: datetime
+) -> Placement | None:
+    """Claim the next attempt (SUBMITTING, attempts + 1) before the platform is asked, so the
+    rest of the resolution knows the replacement may exist; None when there is nothing to do
+    (settled, called off, or waiting for staff)."""
+    moment = checked_now(now)
+    async with session.begin():
+        claimed = (
+            (
+                await session.exec(
+                    sa.update(Resolution)
+                    .where(
+                        col(Resolution.id) == resolution_id,
+                        col(Resolution.kind) == ResolutionKind.EXCHANGE,
+                        col(Resolution.status).in_(
+                            [ResolutionStatus.PENDING.value, ResolutionStatus.SUBMITTING.value]
+                        ),
+                    )
+                    .values(
+                        status=ResolutionStatus.SUBMITTING,
+                        attempts=Resolution.attempts + 1,
+                        updated_at=moment,
+                    )
+                    .returning(Resolution)
+                )
+            )
+            .scalars()
+            .one_or_none()
+        )
+        if claimed is None:
+            return None
+        exchange = await _exchange_of(session, claimed.id)
+        if exchange.status is not ExchangeStatus.PLACING:
+            return None
+        return Placement(claimed, exchange, claimed.attempts)
 
 
 async def record_exchange_placed(
@@ -88,7 +136,6 @@ async def record_exchange_refused(
         await session.refresh(resolution, with_for_update=True)
         if resolution.status not in (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING):
             return
-        exchange = await _exchange_of(session, resolution.id)
         message = clean_text(reason[:2000], "reason") or "the platform refused the replacement"
         await settle_resolution(
             session,
@@ -100,13 +147,6 @@ async def record_exchange_refused(
             provider_reference=None,
             reason=message,
         )
-        # Failed, or held for staff when another part of the resolution had paid out.
-        if cast(ResolutionStatus, resolution.status) is ResolutionStatus.FAILED:
-            exchange.status = ExchangeStatus.CANCELED
-            exchange.cancel_reason = message
-            exchange.canceled_at = moment
-            exchange.updated_at = moment
-            session.add(exchange)
 
 
 async def _exchange_of(session: AsyncSession, resolution_id: uuid.UUID) -> Exchange:

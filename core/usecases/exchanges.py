@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Exchange, Resolution
@@ -189,6 +190,12 @@ async def cancel_exchange(
             return exchange
         if exchange.status is ExchangeStatus.FULFILLED:
             raise Conflict("the replacement was fulfilled already", field="id")
+        if exchange.status is ExchangeStatus.PLACING:
+            raise Conflict(
+                "the replacement is being placed: cancel it once it is placed (or, if it waits "
+                "for review, record how it was settled with recordManualRefund)",
+                field="id",
+            )
         exchange.status = ExchangeStatus.CANCELED
         exchange.cancel_reason = cleaned
         exchange.canceled_at = moment
@@ -207,6 +214,43 @@ async def cancel_exchange(
             data={"exchangeId": str(exchange.id), "valueMinor": value, "reason": cleaned},
         )
     return exchange
+
+
+async def call_off_exchanges(
+    session: AsyncSession, resolution_ids: Sequence[uuid.UUID], reason: str, *, now: datetime
+) -> None:
+    """Within the caller's transaction: the exchanges of resolutions that failed before their
+    replacement was placed are cancelled with them."""
+    rows = (
+        await session.exec(
+            select(Exchange).where(
+                col(Exchange.resolution_id).in_(list(resolution_ids)),
+                col(Exchange.status) == ExchangeStatus.PLACING,
+            )
+        )
+    ).all()
+    for exchange in rows:
+        exchange.status = ExchangeStatus.CANCELED
+        exchange.cancel_reason = (reason or "the resolution failed")[:2000]
+        exchange.canceled_at = now
+        exchange.updated_at = now
+        session.add(exchange)
+
+
+async def record_placed_by_hand(
+    session: AsyncSession, resolution_id: uuid.UUID, reference: str, *, now: datetime
+) -> None:
+    """Within the caller's transaction: staff placed the replacement themselves (``reference``
+    names the order); it waits for fulfilment like one the job placed."""
+    exchange = (
+        await session.exec(select(Exchange).where(Exchange.resolution_id == resolution_id))
+    ).one()
+    if exchange.status is ExchangeStatus.PLACING:
+        exchange.status = ExchangeStatus.WAITING_FOR_FULFILMENT
+        exchange.platform_reference = reference
+        exchange.placed_at = now
+        exchange.updated_at = now
+        session.add(exchange)
 
 
 async def _locked(

@@ -47,14 +47,13 @@ class PlannedPart:
     keep_in_ledger: bool = False  # store credit that was spent here goes back here
 
 
-async def _refunded_per_payment(
-    session: AsyncSession, order_id: uuid.UUID
-) -> dict[tuple[str, str], int]:
-    """What live parts already take back from each payment of the order."""
+async def _refunded_per_payment(session: AsyncSession, order_id: uuid.UUID) -> dict[str, int]:
+    """What live parts already take back from each payment of the order, by the payment's
+    reference (a part may go back another way than the payment came: a gift card's share as
+    store credit)."""
     rows = (
         await session.exec(
             select(
-                Resolution.provider,
                 Resolution.payment_reference,
                 sa.func.sum(Resolution.amount_minor - Resolution.bonus_minor),
             )
@@ -63,10 +62,10 @@ async def _refunded_per_payment(
                 col(Resolution.payment_reference).is_not(None),
                 col(Resolution.status).not_in([s.value for s in DEAD_RESOLUTION_STATUSES]),
             )
-            .group_by(col(Resolution.provider), col(Resolution.payment_reference))
+            .group_by(col(Resolution.payment_reference))
         )
     ).all()
-    return {(str(provider), str(reference)): int(total) for provider, reference, total in rows}
+    return {str(reference): int(total) for reference, total in rows}
 
 
 async def plan_refund_parts(
@@ -80,8 +79,7 @@ async def plan_refund_parts(
                 provider=payment.provider,
                 reference=payment.reference,
                 position=payment.position,
-                refundable_minor=payment.captured_minor
-                - taken.get((payment.provider.value, payment.reference), 0),
+                refundable_minor=payment.captured_minor - taken.get(payment.reference, 0),
             )
             for payment in order.payments
             if payment.captured_minor > 0

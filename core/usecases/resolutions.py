@@ -64,8 +64,10 @@ from core.rules.pricing import LinePricing, RefundQuote, quote_refund, store_cre
 from core.usecases.exchanges import (
     CheckedExchange,
     ExchangeRequest,
+    call_off_exchanges,
     check_exchange,
     new_exchange,
+    record_placed_by_hand,
 )
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 from core.usecases.overrides import Adjustments, adjusted_quote, check_adjustments
@@ -274,7 +276,7 @@ async def resolve_rma(
                 if earlier is not None:
                     if (
                         earlier.rma_id != rma.id
-                        or earlier.kind is not chosen
+                        or earlier.breakdown.get("kind", earlier.kind.value) != chosen.value
                         or wanted not in (None, earlier.receipt_id)
                     ):
                         raise Conflict(
@@ -371,6 +373,9 @@ async def resolve_rma(
                     "goodwillMinor": quote.goodwill_minor,
                     "bonusMinor": bonus,
                     "totalMinor": quote.total_minor,
+                    # What staff chose: part 0 may be another kind (credit spent here going
+                    # back to the ledger comes first in a refund of an order paid with it).
+                    "kind": chosen.value,
                     **({"override": override} if override else {}),
                     **_part_notes(parts, first),
                 },
@@ -470,10 +475,16 @@ async def _planned_parts(
         # No provider moves money for the replacement itself: it is placed, not paid.
         kept = min(amount_minor, replacement_minor)
         rest = amount_minor - kept
-        return [
-            PlannedPart(chosen, PaymentProviderName.LEDGER, None, kept),
-            *(await plan_refund_parts(session, order, policy, rest) if rest else []),
-        ]
+        exchange_part = PlannedPart(chosen, PaymentProviderName.LEDGER, None, kept)
+        if not rest:
+            return [exchange_part]
+        if ResolutionKind.REFUND.value not in policy.allowed_resolutions:
+            # A policy that gives no money back gives the difference as store credit.
+            credit = PlannedPart(
+                ResolutionKind.STORE_CREDIT, PaymentProviderName.LEDGER, None, rest
+            )
+            return [exchange_part, credit]
+        return [exchange_part, *await plan_refund_parts(session, order, policy, rest)]
     parts = await plan_refund_parts(session, order, policy, amount_minor) if amount_minor else []
     if parts:
         return parts
@@ -514,6 +525,7 @@ def _money_part(
         payment_reference=planned.payment_reference,
         breakdown={
             "partOf": str(first.id),
+            "kind": first.breakdown.get("kind", first.kind.value),
             **({"keepInLedger": True} if planned.keep_in_ledger else {}),
         },
         created_at=now,
@@ -543,11 +555,14 @@ async def complete_manual_refund(
         await session.refresh(resolution, with_for_update=True)
         # A part of a split refund that failed after the others paid out may be refunded
         # another way (the customer's card is gone); staff say so here.
-        stuck_part = (
-            resolution.status is ResolutionStatus.REQUIRES_REVIEW
-            and len(await parts_of(session, resolution)) > 1
-        )
-        if resolution.kind is not ResolutionKind.REFUND or not (
+        held = resolution.status is ResolutionStatus.REQUIRES_REVIEW
+        stuck_part = held and len(await parts_of(session, resolution)) > 1
+        # A replacement the job could not place: staff placed it by hand (the reference names
+        # the order) and the exchange waits for fulfilment like any other.
+        placed_by_hand = held and resolution.kind is ResolutionKind.EXCHANGE
+        if placed_by_hand:
+            await record_placed_by_hand(session, resolution.id, cleaned, now=moment)
+        elif resolution.kind is not ResolutionKind.REFUND or not (
             resolution.provider in CONFIRMED_BY_STAFF or stuck_part
         ):
             raise Conflict(
@@ -690,6 +705,8 @@ async def settle_resolution(
                 part.failure_reason = "another part of the refund failed before this one moved"
                 part.updated_at = now
                 session.add(part)
+        # A replacement the resolution was to give is called off with it.
+        await call_off_exchanges(session, [part.id for part in group], reason, now=now)
     resolution.status = status
     resolution.provider_reference = provider_reference or resolution.provider_reference
     resolution.failure_reason = None if succeeded else reason or None
@@ -799,7 +816,10 @@ async def _hold_part_for_review(
     now: datetime,
 ) -> None:
     """A part failed after another part of its refund may have paid out: undoing the group
-    is no longer possible, so a person finishes it (retry, or refund it another way)."""
+    is no longer possible, so a person finishes it (retry, or refund it another way). A part
+    held already stays as it is (a repeated report changes nothing)."""
+    if resolution.status is ResolutionStatus.REQUIRES_REVIEW:
+        return
     resolution.status = ResolutionStatus.REQUIRES_REVIEW
     resolution.failure_reason = (reason or "the provider refused this part")[:2000]
     resolution.updated_at = now

@@ -89,6 +89,10 @@ class Resolution(Node):
         "sentence for customers."
     )
     receipt_id: strawberry.ID = strawberry.field(description="The parcel (RmaReceipt) it settles.")
+    decision: ResolutionKind = strawberry.field(
+        description="What staff chose for the parcel. A part may go back another way: the "
+        "share of a refund paid with store credit spent here comes back as store credit."
+    )
     part: int = strawberry.field(
         description="0 for the resolution itself. A refund split over several payments has "
         "further parts (1, 2, ...), each refunding one payment (or a platform's payments) "
@@ -138,6 +142,7 @@ class Resolution(Node):
             provider_reference=None if for_customer else row.provider_reference,
             failure_reason=customer_failure_reason(row) if for_customer else row.failure_reason,
             receipt_id=strawberry.ID(to_global_id("RmaReceipt", row.receipt_id)),
+            decision=ResolutionKind(row.breakdown.get("kind", row.kind.value)),
             part=row.part,
             part_of=strawberry.ID(to_global_id("Resolution", row.group_id))
             if row.part and row.group_id

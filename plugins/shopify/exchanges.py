@@ -71,9 +71,17 @@ async def _create(client: ShopifyGraphQL, exchange: PlatformExchange, tag: str) 
 
 
 def _line(line: ExchangeLine, currency: str) -> dict[str, Any]:
-    """A variant of the shop's catalogue (at its own price) or a line of its own."""
+    """A variant of the shop's catalogue or a line of its own, at the price the exchange was
+    agreed at (the variant's own price may have changed since)."""
     if line.variant_reference.startswith(VARIANT_PREFIX):
-        return {"variantId": line.variant_reference, "quantity": line.quantity}
+        return {
+            "variantId": line.variant_reference,
+            "quantity": line.quantity,
+            "priceOverride": {
+                "amount": to_decimal_string(line.unit_price_minor, currency),
+                "currencyCode": currency,
+            },
+        }
     return {
         "title": line.title,
         "quantity": line.quantity,

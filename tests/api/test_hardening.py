@@ -720,6 +720,8 @@ async def test_negative_and_zero_quantities_are_user_errors(
         base64.urlsafe_b64encode(f"0001-01-01T00:00:00+00:00|{uuid.uuid4()}".encode()).decode(),
         base64.urlsafe_b64encode(f"9999-12-31T23:59:59+05:30|{uuid.uuid4()}".encode()).decode(),
     ],
+    # Named by position: the random ids would differ between pytest-xdist's workers.
+    ids=lambda cursor: "",
 )
 async def test_bad_cursors_are_coded_errors(
     client: httpx.AsyncClient, shop: Shop, cursor: str

@@ -15,7 +15,8 @@ RESOLVE = (
 )
 PARTS = (
     "query($id: ID) { rma(id: $id) { status resolution { id part } resolutions { id part partOf"
-    " kind provider status amount { amountMinor } total { amountMinor } paymentReference } } }"
+    " kind decision provider status amount { amountMinor } total { amountMinor }"
+    " paymentReference } } }"
 )
 POLICY_FLAG = (
     "mutation { updateReturnPolicy(input: {nonCardRefundsAsStoreCredit: true}) {"
@@ -47,17 +48,21 @@ async def test_staff_and_the_customer_see_each_part_of_a_split_refund(
     seen = (await api.gql(PARTS, {"id": gid("Rma", rma.id)}, token=shop.readonly))["rma"]
     zero, one = seen["resolutions"]
     assert seen["resolution"] == {"id": zero["id"], "part": 0}
-    assert {key: zero[key] for key in ("part", "partOf", "kind", "provider")} == {
+    assert {key: zero[key] for key in ("part", "partOf", "kind", "decision", "provider")} == {
         "part": 0,
         "partOf": None,
         "kind": "STORE_CREDIT",
+        "decision": "REFUND",
         "provider": "LEDGER",
     }
     assert zero["paymentReference"] == "credit-1"
-    assert {key: one[key] for key in ("part", "partOf", "kind", "provider", "status")} == {
+    assert {
+        key: one[key] for key in ("part", "partOf", "kind", "decision", "provider", "status")
+    } == {
         "part": 1,
         "partOf": zero["id"],
         "kind": "REFUND",
+        "decision": "REFUND",
         "provider": "MANUAL",
         "status": "PENDING",
     }

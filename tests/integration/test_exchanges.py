@@ -233,3 +233,39 @@ async def test_twenty_concurrent_exchanges_make_one(
         exchanges = (await session.exec(select(Exchange).where(Exchange.rma_id == rma.id))).all()
     assert [exchange.status for exchange in exchanges] == [ExchangeStatus.WAITING_FOR_FULFILMENT]
     assert refunded_per_intent(world) == {intent: 4000}
+
+
+async def test_an_exchange_being_placed_cannot_be_cancelled_under_the_job(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe, **EXCHANGES)
+    order, _ = await split_order(world, [(PaymentProviderName.STRIPE, 5000)], lines=1)
+    rma = await inspected(world, order, [0])
+    await exchange_for(world, rma, replacement(5000))
+    exchange = await exchange_of(world, rma)
+    async with world.db.session() as session:
+        with pytest.raises(Conflict):
+            await cancel_exchange(
+                session, world.merchant_id, exchange.id, reason="changed mind", actor="s", now=NOW()
+            )
+    await world.run_jobs()
+    assert (await exchange_of(world, rma)).status is ExchangeStatus.WAITING_FOR_FULFILMENT
+    assert await status_of(world, rma) is RmaStatus.RESOLVED
+
+
+async def test_a_policy_that_gives_no_money_back_gives_the_difference_as_credit(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe, allowed_resolutions=["EXCHANGE"])
+    order, _ = await split_order(world, [(PaymentProviderName.STRIPE, 5000)], lines=1)
+    rma = await inspected(world, order, [0])
+    await exchange_for(world, rma, replacement(1000))
+    await world.run_jobs()
+    [kept, credit] = await parts(world, rma)
+    assert (kept.kind, credit.kind, credit.amount_minor) == (
+        ResolutionKind.EXCHANGE,
+        ResolutionKind.STORE_CREDIT,
+        4000,
+    )
+    assert refunded_per_intent(world) == {}
+    assert await status_of(world, rma) is RmaStatus.RESOLVED

@@ -388,3 +388,47 @@ async def test_twenty_concurrent_choices_split_once(
     await asyncio.gather(world.run_jobs(), world.run_jobs())
     assert refunded_per_intent(world) == {first: 3000, second: 2000}
     assert await status_of(world, rma) is RmaStatus.RESOLVED
+
+
+async def test_a_gift_cards_share_is_given_back_once_across_returns(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe, non_card_refunds_as_store_credit=True)
+    order, (card, _gift) = await split_order(
+        world, [(PaymentProviderName.STRIPE, 3000), (PaymentProviderName.OTHER, 1000)]
+    )
+    for line in (0, 1):
+        await resolve(world, await inspected(world, order, [line]))
+        await world.run_jobs()
+    async with world.db.read_session() as session:
+        balance = await store_credit_balance(session, world.merchant_id, order.customer_id)
+    # The gift card took 1000: that much comes back as credit, the rest from the card.
+    assert balance == {"USD": 1000}
+    assert refunded_per_intent(world) == {card: 3000}
+
+
+async def test_repeating_a_refund_whose_first_part_is_credit_returns_the_same_resolution(
+    money_db: Database, fake_stripe: FakeStripe
+) -> None:
+    world = await make_world(money_db, fake_stripe, non_card_refunds_as_store_credit=True)
+    order, _ = await split_order(
+        world, [(PaymentProviderName.STRIPE, 3000), (PaymentProviderName.OTHER, 1000)]
+    )
+    rma = await inspected(world, order, [0, 1])
+    chosen = []
+    for _ in range(2):
+        async with world.db.session() as session:
+            chosen.append(
+                await resolve_rma(
+                    session,
+                    world.merchant_id,
+                    rma.id,
+                    kind="REFUND",
+                    request_key="checkout-42",
+                    actor="staff",
+                    now=NOW(),
+                )
+            )
+    assert chosen[0].resolution.id == chosen[1].resolution.id
+    assert chosen[0].resolution.kind is ResolutionKind.STORE_CREDIT  # the gift card's share
+    assert chosen[0].resolution.breakdown["kind"] == "REFUND"

@@ -9,11 +9,11 @@ import pytest
 from sqlmodel import select
 
 from core.clock import SYSTEM_CLOCK
-from core.entities import Exchange
-from core.enums import ExchangeStatus
+from core.entities import Exchange, Resolution, Rma
+from core.enums import ExchangeStatus, ResolutionStatus, RmaStatus
 from core.usecases.exchanges import ExchangeRequest, ReplacementLine
 from core.usecases.policies import PolicyChanges, update_return_policy
-from core.usecases.resolutions import resolve_rma
+from core.usecases.resolutions import complete_manual_refund, resolve_rma
 from tests.integration.test_woocommerce_money import lamp, returned, synced
 from tests.integration.woocommerce_world import (  # noqa: F401 (fixtures)
     WooWorld,
@@ -95,3 +95,38 @@ async def test_a_dearer_replacement_waits_for_payment_in_the_store(world: WooWor
     assert (child["status"], child["total"]) == ("pending", "25.00")
     assert (await exchange_of(world, rma_id)).due_minor == 2500
     assert world.stripe.refunds(world.stripe_account, payment_intent=intent) == []
+
+
+async def test_a_replacement_that_cannot_be_placed_waits_for_staff(world: WooWorld) -> None:
+    await world.connect()
+    await allow_exchanges(world)
+    reference, _intent = world.stripe_paid_order([lamp(quantity=1)])
+    order = await synced(world, reference)
+    rma_id = await returned(world, order, {"LAMP": "RESTOCK"}, {"LAMP": 1})
+    await world.disconnect()
+    await exchange(world, rma_id, [ReplacementLine("Desk lamp, blue", 1, 4000, "LAMP-BLUE")])
+    await world.run_jobs()
+
+    async with world.db.read_session() as session:
+        [part] = (await session.exec(select(Resolution).where(Resolution.rma_id == rma_id))).all()
+    assert part.status is ResolutionStatus.REQUIRES_REVIEW
+    assert "place it by hand" in (part.failure_reason or "")
+    assert (await exchange_of(world, rma_id)).status is ExchangeStatus.PLACING
+    # Staff place it in the store themselves and say which order it is.
+    async with world.db.session() as session:
+        await complete_manual_refund(
+            session,
+            world.merchant_id,
+            part.id,
+            reference="order 9001",
+            actor="s",
+            now=SYSTEM_CLOCK.now(),
+        )
+    placed = await exchange_of(world, rma_id)
+    assert (placed.status, placed.platform_reference) == (
+        ExchangeStatus.WAITING_FOR_FULFILMENT,
+        "order 9001",
+    )
+    async with world.db.read_session() as session:
+        rma = await session.get(Rma, rma_id)
+    assert rma is not None and rma.status is RmaStatus.RESOLVED
