@@ -23,8 +23,12 @@ run: $(BIN)/.installed
 ## Lint, type-check, check the dependency direction, run every test, then run them again with the
 ## clock moved ahead.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
 	$(MAKE) --no-print-directory test-shifted
+
+## One test process per CPU (pytest-xdist); a test file stays in one process, so its module
+## fixtures (a database, a fake platform) are made once. PARALLEL= runs them in this process.
+PARALLEL ?= -n auto --dist loadfile
 
 ## Every test that needs no PostgreSQL, under a wall clock SHIFT ahead (Debian's faketime), so that
 ## none depends on the day it runs. PostgreSQL keeps its own clock, which faketime cannot move, so
@@ -33,7 +37,7 @@ SHIFT ?= +400d
 test-shifted: $(BIN)/.installed
 	@command -v faketime >/dev/null || { echo "faketime is missing: apt-get install faketime"; exit 1; }
 	env -u RMA_TEST_POSTGRES_URL FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '$(SHIFT)' \
-		$(BIN)/pytest -p no:cacheprovider
+		$(BIN)/pytest -p no:cacheprovider $(PARALLEL)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
