@@ -739,9 +739,10 @@ async def settle_resolution(
     receipt.updated_at = now
     session.add(receipt)
     receipts = await receipts_of(session, rma.id)
-    kind = group[0].kind if others else resolution.kind
+    # What staff chose, whatever way its first part went back.
+    chosen = group[0].breakdown.get("kind", group[0].kind.value)
     message = (
-        f"{kind.value} of {total} {resolution.currency} done"
+        f"{chosen} of {total} {resolution.currency} done"
         if succeeded
         else f"{resolution.kind.value} {status.value.lower()}: {reason}"
     )
