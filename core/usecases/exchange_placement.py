@@ -11,12 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Exchange, Resolution
 from core.enums import ExchangeStatus, ResolutionKind, ResolutionStatus
+from core.usecases.attempts import claim_attempt
 from core.usecases.inputs import checked_now, clean_text
 from core.usecases.owned_rows import lock_rma
 from core.usecases.resolutions import settle_resolution
@@ -40,27 +40,8 @@ async def begin_placement(
     (settled, called off, or waiting for staff)."""
     moment = checked_now(now)
     async with session.begin():
-        claimed = (
-            (
-                await session.exec(
-                    sa.update(Resolution)
-                    .where(
-                        col(Resolution.id) == resolution_id,
-                        col(Resolution.kind) == ResolutionKind.EXCHANGE,
-                        col(Resolution.status).in_(
-                            [ResolutionStatus.PENDING.value, ResolutionStatus.SUBMITTING.value]
-                        ),
-                    )
-                    .values(
-                        status=ResolutionStatus.SUBMITTING,
-                        attempts=Resolution.attempts + 1,
-                        updated_at=moment,
-                    )
-                    .returning(Resolution)
-                )
-            )
-            .scalars()
-            .one_or_none()
+        claimed = await claim_attempt(
+            session, resolution_id, col(Resolution.kind) == ResolutionKind.EXCHANGE, now=moment
         )
         if claimed is None:
             return None

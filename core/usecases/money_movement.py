@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,13 +26,14 @@ from core.errors import Conflict, InsufficientCredit
 from core.outbox.kinds import EXECUTE_REFUND, PLACE_EXCHANGE
 from core.outbox.queue import enqueue
 from core.ports.payments import RefundedLine
+from core.usecases.attempts import ATTEMPTABLE, claim_attempt
 from core.usecases.inputs import checked_now
 from core.usecases.owned_rows import get_owned, lock_rma
 from core.usecases.resolutions import ChosenResolution
 from core.usecases.store_credit import MIRROR, confirm_transfer, reserve_for_transfer
 from core.usecases.timeline import record_event
 
-_ATTEMPTABLE = (ResolutionStatus.PENDING, ResolutionStatus.SUBMITTING)
+_ATTEMPTABLE = ATTEMPTABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +77,12 @@ async def begin_refund_attempt(
     """
     moment = checked_now(now)
     async with session.begin():
-        claimed = (
-            (
-                await session.exec(
-                    sa.update(Resolution)
-                    .where(
-                        col(Resolution.id) == resolution_id,
-                        col(Resolution.kind) == ResolutionKind.REFUND,
-                        col(Resolution.provider) == provider,
-                        col(Resolution.status).in_([s.value for s in _ATTEMPTABLE]),
-                    )
-                    .values(
-                        status=ResolutionStatus.SUBMITTING,
-                        attempts=Resolution.attempts + 1,
-                        updated_at=moment,
-                    )
-                    .returning(Resolution)
-                )
-            )
-            .scalars()
-            .one_or_none()
+        claimed = await claim_attempt(
+            session,
+            resolution_id,
+            col(Resolution.kind) == ResolutionKind.REFUND,
+            col(Resolution.provider) == provider,
+            now=moment,
         )
         if claimed is None:
             return None

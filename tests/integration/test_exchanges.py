@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from core.clock import SYSTEM_CLOCK
 from core.database import Database
-from core.entities import Exchange, Resolution, Rma, RmaEvent
+from core.entities import Exchange, Rma, RmaEvent
 from core.enums import (
     ExchangeStatus,
     PaymentProviderName,
@@ -35,6 +35,7 @@ from testkit.fakes import FakeStripe
 from tests.integration.money_world import World, fake_stripe, make_world, money_db, money_url
 from tests.integration.test_split_tender import (
     inspected,
+    parts,
     refunded_per_intent,
     split_order,
     status_of,
@@ -70,16 +71,6 @@ async def exchange_of(world: World, rma: Rma) -> Exchange:
     async with world.db.read_session() as session:
         [row] = (await session.exec(select(Exchange).where(Exchange.rma_id == rma.id))).all()
     return row
-
-
-async def parts(world: World, rma: Rma) -> list[Resolution]:
-    async with world.db.read_session() as session:
-        rows = await session.exec(
-            select(Resolution)
-            .where(Resolution.rma_id == rma.id)
-            .order_by(col(Resolution.created_at), col(Resolution.part))
-        )
-        return list(rows.all())
 
 
 async def test_a_cheaper_replacement_refunds_the_difference_once(
