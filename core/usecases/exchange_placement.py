@@ -11,12 +11,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Exchange, Resolution
 from core.enums import ExchangeStatus, ResolutionKind, ResolutionStatus
 from core.usecases.attempts import claim_attempt
+from core.usecases.exchanges import exchange_of
 from core.usecases.inputs import checked_now, clean_text
 from core.usecases.owned_rows import lock_rma
 from core.usecases.resolutions import settle_resolution
@@ -45,7 +46,7 @@ async def begin_placement(
         )
         if claimed is None:
             return None
-        exchange = await _exchange_of(session, claimed.id)
+        exchange = await exchange_of(session, claimed.id)
         if exchange.status is not ExchangeStatus.PLACING:
             return None
         return Placement(claimed, exchange, claimed.attempts)
@@ -67,7 +68,7 @@ async def record_exchange_placed(
             return None
         rma = await lock_rma(session, resolution.merchant_id, resolution.rma_id)
         await session.refresh(resolution, with_for_update=True)
-        exchange = await _exchange_of(session, resolution.id)
+        exchange = await exchange_of(session, resolution.id)
         if exchange.status is not ExchangeStatus.PLACING:
             return exchange
         exchange.status = ExchangeStatus.WAITING_FOR_FULFILMENT
@@ -128,9 +129,3 @@ async def record_exchange_refused(
             provider_reference=None,
             reason=message,
         )
-
-
-async def _exchange_of(session: AsyncSession, resolution_id: uuid.UUID) -> Exchange:
-    return (
-        await session.exec(select(Exchange).where(Exchange.resolution_id == resolution_id))
-    ).one()

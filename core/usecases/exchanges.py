@@ -242,15 +242,20 @@ async def record_placed_by_hand(
 ) -> None:
     """Within the caller's transaction: staff placed the replacement themselves (``reference``
     names the order); it waits for fulfilment like one the job placed."""
-    exchange = (
-        await session.exec(select(Exchange).where(Exchange.resolution_id == resolution_id))
-    ).one()
+    exchange = await exchange_of(session, resolution_id)
     if exchange.status is ExchangeStatus.PLACING:
         exchange.status = ExchangeStatus.WAITING_FOR_FULFILMENT
         exchange.platform_reference = reference
         exchange.placed_at = now
         exchange.updated_at = now
         session.add(exchange)
+
+
+async def exchange_of(session: AsyncSession, resolution_id: uuid.UUID) -> Exchange:
+    """The exchange an exchange resolution gives (one per resolution)."""
+    return (
+        await session.exec(select(Exchange).where(Exchange.resolution_id == resolution_id))
+    ).one()
 
 
 async def _locked(

@@ -33,8 +33,6 @@ from core.usecases.resolutions import ChosenResolution
 from core.usecases.store_credit import MIRROR, confirm_transfer, reserve_for_transfer
 from core.usecases.timeline import record_event
 
-_ATTEMPTABLE = ATTEMPTABLE
-
 
 @dataclass(frozen=True, slots=True)
 class RefundAttempt:
@@ -198,7 +196,7 @@ async def mark_requires_review(
         # The RMA first, then the resolution: the order every path takes, so none deadlock.
         rma = await lock_rma(session, merchant_id, resolution.rma_id)
         await session.refresh(resolution, with_for_update=True)
-        if resolution.status not in (*_ATTEMPTABLE, ResolutionStatus.PROCESSING):
+        if resolution.status not in (*ATTEMPTABLE, ResolutionStatus.PROCESSING):
             return
         resolution.status = ResolutionStatus.REQUIRES_REVIEW
         resolution.failure_reason = reason[:2000]
