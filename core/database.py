@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.key_changes import KeyChanges, key_changes_for
 from core.settings import Settings, async_url
 
 
@@ -69,6 +70,7 @@ class Database:
         self._read_sessions = async_sessionmaker(
             self.read_engine, class_=AsyncSession, expire_on_commit=False
         )
+        self._key_changes: KeyChanges | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -95,7 +97,16 @@ class Database:
         async with self.read_engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
+    def key_changes(self) -> KeyChanges:
+        """What tells this process that staff keys may have changed (watched from first use)."""
+        if self._key_changes is None:
+            self._key_changes = key_changes_for(self.url)
+        return self._key_changes
+
     async def dispose(self) -> None:
+        if self._key_changes is not None:
+            await self._key_changes.close()
+            self._key_changes = None
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()

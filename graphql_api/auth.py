@@ -14,8 +14,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from core.clock import Clock
 from core.database import Database
 from core.enums import ApiKeyRole
+from core.usecases.live_keys import LiveKeys
 from core.usecases.login_limits import failures_since, record_login_failure
-from core.usecases.merchants import API_KEY_PREFIX, find_api_key
+from core.usecases.merchants import API_KEY_PREFIX
 
 CUSTOMER_TOKEN_PREFIX = "rma_cs_"  # noqa: S105 (a prefix, not a secret)
 CUSTOMER_SESSION_SECONDS = 3600
@@ -69,7 +70,7 @@ class CustomerTokens:
 
 
 async def authenticate(
-    authorization: str | None, database: Database, tokens: CustomerTokens
+    authorization: str | None, keys: LiveKeys, tokens: CustomerTokens
 ) -> Principal | None:
     """The principal named by an ``Authorization`` header, or ``None`` when there is none valid."""
     if not authorization:
@@ -79,11 +80,10 @@ async def authenticate(
     if scheme.lower() != "bearer" or not credential or len(credential) > 512:
         return None
     if credential.startswith(API_KEY_PREFIX):
-        async with database.read_session() as session:
-            api_key = await find_api_key(session, credential)
-        if api_key is None:
+        grant = await keys.find(credential)
+        if grant is None:
             return None
-        return Staff(api_key.merchant_id, api_key.role, api_key.id)
+        return Staff(grant.merchant_id, grant.role, grant.api_key_id)
     return tokens.verify(credential)
 
 

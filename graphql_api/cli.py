@@ -32,7 +32,12 @@ from core.settings import InsecureSettings, Settings
 from core.usecases import connections, operations
 from core.usecases.connections import connect_platform
 from core.usecases.installs import begin_install
-from core.usecases.merchants import create_api_key, create_merchant
+from core.usecases.merchants import (
+    create_api_key,
+    create_merchant,
+    list_api_keys,
+    revoke_api_key,
+)
 from graphql_api.composition import build_registry
 
 T = TypeVar("T")
@@ -157,6 +162,45 @@ def apikey_create(
         highlight=False,
     )
     print(key)
+
+
+@apikey_app.command("list")
+def apikey_list(merchant: Annotated[str, typer.Option(help="The merchant's id.")]) -> None:
+    """The merchant's keys: id, first characters, role, label, and when revoked."""
+
+    async def work(database: Database) -> list[list[str]]:
+        async with database.read_session() as session:
+            keys = await list_api_keys(session, merchant)
+        return [
+            [
+                str(key.id),
+                key.prefix + "...",
+                key.role.value,
+                key.revoked_at.isoformat() if key.revoked_at else "live",
+                key.label,
+            ]
+            for key in keys
+        ]
+
+    for row in run_with_database(work):
+        print("\t".join(row))
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `rma apikey list`).")],
+    merchant: Annotated[str, typer.Option(help="The merchant's id.")],
+) -> None:
+    """Revoke a staff API key: every API process refuses it from the moment this returns."""
+
+    async def work(database: Database) -> None:
+        async with database.session() as session:
+            await revoke_api_key(
+                session, merchant_id=merchant, key_id=key_id, now=SYSTEM_CLOCK.now()
+            )
+
+    run_with_database(work)
+    out.print(f"revoked key {key_id}", markup=False, highlight=False)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from core.clock import Clock
 from core.database import Database
 from core.plugins import Registry
 from core.settings import Settings
+from core.usecases.live_keys import LiveKeys
 from graphql_api.auth import CustomerSession, CustomerTokens, FailureLimiter, authenticate
 from graphql_api.context import Context
 from graphql_api.request_context import request_id_of
@@ -93,11 +94,10 @@ class GraphQLView(GraphQL[Context, None]):
         self.on_write = on_write
         self.registry = registry or Registry()
         self.persisted = PersistedQueries()
+        self.keys = LiveKeys(database)
 
     async def get_context(self, request: Request, response: Any) -> Context:  # type: ignore[override]
-        principal = await authenticate(
-            request.headers.get("authorization"), self.database, self.tokens
-        )
+        principal = await authenticate(request.headers.get("authorization"), self.keys, self.tokens)
         if principal is not None:
             structlog.contextvars.bind_contextvars(merchant_id=str(principal.merchant_id))
             if isinstance(principal, CustomerSession):

@@ -8,12 +8,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import ApiKey, Merchant, ReturnPolicy
 from core.enums import ApiKeyRole
 from core.errors import InvalidInput, NotFound
+from core.key_changes import CHANNEL as KEY_CHANGES_CHANNEL
 from core.money import normalize_currency
 from core.usecases.inputs import as_uuid, checked_now, clean_text, parse_enum
 
@@ -105,3 +107,35 @@ async def find_api_key(session: AsyncSession, plaintext: str) -> ApiKey | None:
         ApiKey.revoked_at == None,  # noqa: E711 (SQL IS NULL)
     )
     return (await session.exec(statement)).first()
+
+
+async def list_api_keys(session: AsyncSession, merchant_id: uuid.UUID | str) -> list[ApiKey]:
+    """The merchant's keys, live and revoked, oldest first (never the keys themselves)."""
+    merchant_uuid = as_uuid(merchant_id, "merchant")
+    statement = (
+        select(ApiKey).where(ApiKey.merchant_id == merchant_uuid).order_by(col(ApiKey.created_at))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def revoke_api_key(
+    session: AsyncSession, *, merchant_id: uuid.UUID | str, key_id: uuid.UUID | str, now: datetime
+) -> ApiKey:
+    """Revoke one of the merchant's keys; every process stops accepting it at once.
+
+    On PostgreSQL the processes that remember live keys hear ``NOTIFY rma_api_keys`` at commit
+    (``core.key_changes``); on SQLite any commit tells them.
+    """
+    merchant_uuid = as_uuid(merchant_id, "merchant")
+    key_uuid = as_uuid(key_id, "key")
+    async with session.begin():
+        api_key = await session.get(ApiKey, key_uuid, with_for_update=True)
+        if api_key is None or api_key.merchant_id != merchant_uuid:
+            raise NotFound("ApiKey", key_uuid, field="key")
+        if api_key.revoked_at is None:
+            api_key.revoked_at = checked_now(now)
+            session.add(api_key)
+            if session.get_bind().dialect.name == "postgresql":
+                connection = await session.connection()
+                await connection.execute(sa.select(sa.func.pg_notify(KEY_CHANGES_CHANNEL, "")))
+        return api_key

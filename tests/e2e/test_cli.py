@@ -280,6 +280,31 @@ def test_apikey_create_accepts_the_role_in_any_case(database: Path) -> None:
     assert query(database, "SELECT role FROM api_key") == [("READONLY",)]
 
 
+def test_apikey_list_and_revoke(database: Path) -> None:
+    merchant_id = rma(database, "merchant", "create", "--name", "Revoker").last_line
+    other_id = rma(database, "merchant", "create", "--name", "Bystander").last_line
+    key = rma(database, "apikey", "create", "--merchant", merchant_id, "--role", "AGENT").last_line
+    [(key_id,)] = query(database, "SELECT id FROM api_key")
+    key_id = str(uuid.UUID(str(key_id)))
+
+    listed = rma(database, "apikey", "list", "--merchant", merchant_id)
+    assert listed.returncode == 0, listed
+    assert listed.last_line.split("\t")[:4] == [key_id, key[:11] + "...", "AGENT", "live"]
+    assert key[11:] not in listed.stdout
+
+    stranger = rma(database, "apikey", "revoke", key_id, "--merchant", other_id)
+    assert stranger.returncode == 1 and "NOT_FOUND" in stranger.stderr, stranger
+    assert query(database, "SELECT revoked_at FROM api_key") == [(None,)]
+
+    revoked = rma(database, "apikey", "revoke", key_id, "--merchant", merchant_id)
+    assert revoked.returncode == 0, revoked
+    assert (
+        rma(database, "apikey", "list", "--merchant", merchant_id).last_line.split("\t")[3]
+        != "live"
+    )
+    assert query(database, "SELECT revoked_at FROM api_key")[0][0] is not None
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 # Each case: the arguments ("{merchant}" stands for an existing merchant's id).
