@@ -29,6 +29,7 @@ from graphql_api.ids import (
 )
 from graphql_api.mutations.connections import settings_defaults
 from graphql_api.permissions import Admin, SignedIn, StaffRead
+from graphql_api.selection import selected_names
 from graphql_api.types.arrivals import ArrivalStatus, UnmatchedArrival
 from graphql_api.types.commerce import (
     Customer,
@@ -203,6 +204,15 @@ class Query:
                 after=decode_cursor(after),
             )
         info.context.loaders.prime(page.rows)
+        wanted = selected_names(info.selected_fields, ("rmas", "nodes")) | selected_names(
+            info.selected_fields, ("rmas", "edges", "node")
+        )
+        await info.context.loaders.preload_rmas(
+            page.rows,
+            lines=bool(wanted & {"lines", "unitsExpected"}),
+            orders="order" in wanted,
+            customers="customer" in wanted,
+        )
         edges = [
             RmaEdge(cursor=encode_cursor(row.created_at, row.id), node=Rma.from_row(row))
             for row in page.rows

@@ -12,6 +12,7 @@ from core.errors import NotFound
 from graphql_api.context import Info
 from graphql_api.ids import to_global_id
 from graphql_api.permissions import StaffRead
+from graphql_api.selection import now_or_later
 from graphql_api.types.commerce import Customer, Order, OrderLine
 from graphql_api.types.common import (
     Carrier,
@@ -338,23 +339,25 @@ class Rma(Node):
     def risk_signals(self) -> list[str]:
         return list(self.row.risk_signals)
 
+    # The next three answer at once when the page loaded their rows already (see selection.py).
     @strawberry.field
-    async def lines(self, info: Info) -> list[RmaLine]:
-        return [
-            RmaLine.from_row(row) for row in await info.context.loaders.rma_lines.load(self.row.id)
-        ]
+    def lines(self, info: Info) -> list[RmaLine]:
+        return now_or_later(info.context.loaders.rma_lines, self.row.id, _rma_lines)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description="The order returned against. Null for a customer once the order belongs to "
         "someone else (a storefront corrected its e-mail): they see only their own orders."
     )
-    async def order(self, info: Info) -> Order | None:
-        row = await info.context.loaders.order.load(self.row.order_id)
-        return None if row is None else Order.from_row(row)
+    def order(self, info: Info) -> Order | None:
+        return now_or_later(info.context.loaders.order, self.row.order_id, _order)  # type: ignore[no-any-return]
 
     @strawberry.field
-    async def customer(self, info: Info) -> Customer:
-        row = await info.context.loaders.customer.load(self.row.customer_id)
+    def customer(self, info: Info) -> Customer:
+        return now_or_later(  # type: ignore[no-any-return]
+            info.context.loaders.customer, self.row.customer_id, self._customer
+        )
+
+    def _customer(self, row: entities.Customer | None) -> Customer:
         if row is None:  # the loaders show a customer only their own RMAs, so never here
             raise NotFound("Customer", self.row.customer_id)
         return Customer.from_row(row)
@@ -393,11 +396,10 @@ class Rma(Node):
         description="Units asked for that have not arrived and are still expected (0 once all "
         "came, or the rest was cancelled or expired)."
     )
-    async def units_expected(self, info: Info) -> int:
+    def units_expected(self, info: Info) -> int:
         if self.row.rest_ended_at is not None:
             return 0
-        lines = await info.context.loaders.rma_lines.load(self.row.id)
-        return sum(line.quantity - line.received_quantity for line in lines)
+        return now_or_later(info.context.loaders.rma_lines, self.row.id, _units_expected)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description="Every resolution tried, oldest first, with the parts of split refunds."
@@ -442,6 +444,18 @@ class Rma(Node):
             return ""
         policy = await info.context.loaders.policy.load(self.row.policy_id)
         return policy.special_instructions if policy else ""
+
+
+def _rma_lines(rows: list[entities.RmaLine]) -> list[RmaLine]:
+    return [RmaLine.from_row(row) for row in rows]
+
+
+def _order(row: entities.Order | None) -> Order | None:
+    return None if row is None else Order.from_row(row)
+
+
+def _units_expected(lines: list[entities.RmaLine]) -> int:
+    return sum(line.quantity - line.received_quantity for line in lines)
 
 
 @strawberry.type
