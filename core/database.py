@@ -10,8 +10,10 @@ the writer.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -41,6 +43,16 @@ def _configure_sqlite(engine: AsyncEngine, *, begin: str, busy_timeout: float) -
         connection.exec_driver_sql(begin)
 
 
+def decode_json(text: str | bytes) -> Any:
+    """JSON columns decoded with orjson, several times faster than the standard library (a page
+    of RMAs decodes some 150 values); anything orjson refuses (integers beyond 64 bits) falls
+    back to the standard library, which reads all valid JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class Database:
     """The engines and session factories of one database; build one per process."""
 
@@ -50,18 +62,31 @@ class Database:
         if self.dialect == "sqlite":
             connect_args: dict[str, Any] = {"timeout": sqlite_busy_timeout}
             self.write_engine = create_async_engine(
-                self.url, pool_size=1, max_overflow=0, pool_timeout=300, connect_args=connect_args
+                self.url,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=300,
+                connect_args=connect_args,
+                json_deserializer=decode_json,
             )
             _configure_sqlite(
                 self.write_engine, begin="BEGIN IMMEDIATE", busy_timeout=sqlite_busy_timeout
             )
             self.read_engine = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=0, connect_args=connect_args
+                self.url,
+                pool_size=pool_size,
+                max_overflow=0,
+                connect_args=connect_args,
+                json_deserializer=decode_json,
             )
             _configure_sqlite(self.read_engine, begin="BEGIN", busy_timeout=sqlite_busy_timeout)
         else:
             self.write_engine = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                json_deserializer=decode_json,
             )
             self.read_engine = self.write_engine
         self._sessions = async_sessionmaker(

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import structlog
 from cross_web import HTTPException
 from starlette.requests import Request
@@ -114,6 +115,15 @@ class GraphQLView(GraphQL[Context, None]):
             registry=self.registry,
             request_id=request_id_of(request.scope),
         )
+
+    def encode_json(self, data: object) -> bytes:
+        """Responses encoded with orjson (a page of 50 RMAs: several times faster than the
+        standard library); what orjson cannot encode (integers beyond 64 bits in a JSON
+        value) falls back to the standard library."""
+        try:
+            return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            return json.dumps(data, separators=(",", ":")).encode()
 
     def parse_json(self, data: str | bytes) -> Any:
         """A request is a JSON object (or a list, refused later as a batch); nothing else."""
