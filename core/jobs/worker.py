@@ -4,7 +4,8 @@ The same code runs in-process under ``rma serve`` and as any number of ``rma wor
 on PostgreSQL, where claims use ``FOR UPDATE SKIP LOCKED``. Correctness never depends on timing:
 
 - a claim is one conditional ``UPDATE`` (only a QUEUED job becomes RUNNING), so two workers never
-  hold the same job;
+  hold the same job; it takes a job for every free slot at once, and jobs that ended meanwhile
+  are finished together (``core.jobs.batches``);
 - a partial unique index allows one RUNNING job per lock key, so jobs of one RMA never overlap;
 - a lease that is not renewed (the worker died) is reaped and the job runs again, so handlers
   must be idempotent (the money path is, by its own keys and constraints);
@@ -27,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import aliased
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from core.clock import Clock, SystemClock
@@ -36,6 +36,7 @@ from core.database import Database
 from core.entities import Job
 from core.entities.columns import UtcDateTime
 from core.enums import JobState
+from core.jobs.batches import GroupFinish, QueueConnection, claim_statement, is_claim_conflict
 from core.jobs.notify import listen_for_jobs
 from core.jobs.timing import retry_delay, slot_start
 from core.outbox.queue import enqueue_once
@@ -48,6 +49,8 @@ log = structlog.get_logger()
 
 # How often a worker makes sure this period's runs of the periodic jobs exist.
 SCHEDULE_EVERY_SECONDS = 5.0
+# Claims in a row that may lose a race on a lock key to another worker before this one waits.
+CLAIM_TRIES = 3
 
 
 class PermanentJobError(Exception):
@@ -111,6 +114,22 @@ class Worker:
     _claim_sql: Any = None
     _claim_kinds: frozenset[str] = frozenset()
     _fatal: BaseException | None = None
+    _queue: QueueConnection | None = None
+    _finishes: GroupFinish | None = None
+
+    def _queue_connection(self) -> QueueConnection:
+        if self._queue is None:
+            self._queue = QueueConnection(self.database)
+        return self._queue
+
+    def _group_finish(self) -> GroupFinish:
+        if self._finishes is None:
+            self._finishes = GroupFinish(self._queue_connection(), self.name, self.clock)
+        return self._finishes
+
+    async def _close_queue(self) -> None:
+        if self._queue is not None:
+            await self._queue.close()
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (a hint; polling is the guarantee)."""
@@ -124,6 +143,16 @@ class Worker:
             if self.database.is_postgres
             else None
         )
+        try:
+            await self._work(stop)
+            await self._drain()
+        finally:
+            await self._close_queue()
+        if listener is not None:
+            await listener
+        log.info("worker stopped", worker=self.name)
+
+    async def _work(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
             self._raise_if_dead()
@@ -139,16 +168,18 @@ class Worker:
                 continue
             if not claimed:
                 await self._idle(stop)
-        await self._drain()
-        if listener is not None:
-            await listener
-        log.info("worker stopped", worker=self.name)
 
     async def run_until_idle(self, *, within_seconds: float = 60.0) -> WorkerStats:
         """Run jobs until none of this worker's kinds is due or running anywhere.
 
         For tests and one-off runs; a job another worker holds counts as not yet done.
         """
+        try:
+            return await self._until_idle(within_seconds)
+        finally:
+            await self._close_queue()
+
+    async def _until_idle(self, within_seconds: float) -> WorkerStats:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_seconds
         while loop.time() < deadline:
@@ -206,16 +237,15 @@ class Worker:
 
     async def _fill(self) -> bool:
         """Claim jobs until every slot is busy; whether anything was claimed."""
-        claimed_any = False
-        while len(self._running) < self.concurrency:
-            job = await self._claim()
-            if job is None:
-                break
-            claimed_any = True
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return False
+        jobs = await self._claim(free)
+        for job in jobs:
             task = asyncio.create_task(self._execute(job))
             self._running.add(task)
             task.add_done_callback(self._finished)
-        return claimed_any
+        return bool(jobs)
 
     def _lease_end(self, *, bound: bool = True) -> Any:
         """When a lease taken now ends. On PostgreSQL the database's clock decides, so workers on
@@ -231,46 +261,9 @@ class Worker:
     def _claim_statement(self) -> Any:
         """The claim, built once per set of handlers (its times are bound per call)."""
         kinds = frozenset(self.handlers)
-        if self._claim_sql is not None and self._claim_kinds == kinds:
-            return self._claim_sql
-        self._claim_kinds = kinds
-        running = aliased(Job)
-        key_busy = (
-            sa.select(col(running.id))
-            .where(
-                col(running.lock_key) == col(Job.lock_key), col(running.state) == JobState.RUNNING
-            )
-            .exists()
-        )
-        # A CTE is evaluated once: an UPDATE ... WHERE id IN (subquery ... SKIP LOCKED) may
-        # re-run the subquery when it meets a row another worker changed, and take two jobs.
-        candidate = (
-            sa.select(col(Job.id))
-            .where(
-                col(Job.state) == JobState.QUEUED,
-                col(Job.run_at) <= sa.bindparam("now", type_=UtcDateTime()),
-                # A worker takes only the kinds it can run, so workers of different versions
-                # or with different plugins can share one queue.
-                col(Job.kind).in_(sorted(kinds)),
-                sa.or_(col(Job.lock_key).is_(None), ~key_busy),
-            )
-            .order_by(col(Job.run_at))
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .cte("candidate")
-        )
-        self._claim_sql = (
-            sa.update(Job)
-            .where(col(Job.id) == candidate.c.id, col(Job.state) == JobState.QUEUED)
-            .values(
-                state=JobState.RUNNING,
-                locked_by=self.name,
-                locked_until=self._lease_end(),
-                attempts=Job.attempts + 1,
-                started_at=sa.bindparam("now", type_=UtcDateTime()),
-            )
-            .returning(Job)
-        )
+        if self._claim_sql is None or self._claim_kinds != kinds:
+            self._claim_kinds = kinds
+            self._claim_sql = select(Job).from_statement(claim_statement(kinds, self._lease_end()))
         return self._claim_sql
 
     def _finished(self, task: asyncio.Task[None]) -> None:
@@ -289,19 +282,24 @@ class Worker:
         if self._fatal is not None:
             raise self._fatal
 
-    async def _claim(self) -> Job | None:
-        now = self.clock.now()
+    async def _claim(self, limit: int) -> list[Job]:
+        """Claim up to ``limit`` due jobs in one statement; none when the race was lost."""
         statement = self._claim_statement()
-        params = {"now": now, "until": now + self.lease}
-        try:
-            async with self.database.session() as session, session.begin():
-                claimed: Job | None = (
-                    (await session.exec(statement, params=params)).scalars().one_or_none()
-                )
-                return claimed
-        except IntegrityError:
-            # Another worker started a job with the same lock key at this instant.
-            return None
+
+        async def claim(session: Any) -> list[Job]:
+            now = self.clock.now()
+            params = {"now": now, "until": now + self.lease, "limit": limit, "worker": self.name}
+            return list((await session.exec(statement, params=params)).scalars().all())
+
+        for _ in range(CLAIM_TRIES):
+            try:
+                return await self._queue_connection().run(claim)
+            except SQLAlchemyError as error:
+                # Another worker started a job with a lock key of this batch at this instant;
+                # that job now counts as running, so the next claim passes over it.
+                if not is_claim_conflict(error):
+                    raise
+        return []
 
     async def _execute(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
@@ -369,14 +367,7 @@ class Worker:
         return bool(result.rowcount)
 
     async def _finish(self, job: Job) -> None:
-        if await self._update_own(
-            job,
-            state=JobState.DONE,
-            finished_at=self.clock.now(),
-            locked_by=None,
-            locked_until=None,
-            last_error=None,
-        ):
+        if await self._group_finish().finish(job.id):
             self.stats.done += 1
             self._observe(job.kind, "DONE")
 
