@@ -38,7 +38,8 @@ class WebhookDelivery(SQLModel, table=True):
 class Job(SQLModel, table=True):
     __tablename__ = "job"
     __table_args__ = (
-        sa.Index("ix_job_ready", "state", "run_at"),
+        # Claims take the most urgent due job first, then the oldest (core.outbox.queue).
+        sa.Index("ix_job_ready", "state", "priority", "run_at"),
         # Jobs that share a lock key never run at the same time: the database refuses a second
         # RUNNING row for a key, whatever the workers believe.
         sa.Index(
@@ -62,6 +63,10 @@ class Job(SQLModel, table=True):
     # Set for jobs that must exist at most once (a periodic job's slot, a delivery's processing).
     unique_key: str | None = Field(default=None, max_length=255, unique=True)
     run_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime, nullable=False)
+    # Lower runs first: 0 for jobs someone is waiting on, 1 for background work.
+    priority: int = Field(
+        default=1, sa_type=sa.SmallInteger, nullable=False, sa_column_kwargs={"server_default": "1"}
+    )
     attempts: int = Field(default=0, nullable=False)
     max_attempts: int = Field(default=10, nullable=False)
     locked_by: str | None = Field(default=None, max_length=200)

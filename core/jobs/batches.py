@@ -66,7 +66,8 @@ def claim_statement(kinds: Iterable[str], lease_end: Any) -> Any:
             col(Job.kind).in_(sorted(kinds)),
             sa.or_(col(Job.lock_key).is_(None), ~key_busy),
         )
-        .order_by(col(Job.run_at))
+        # The most urgent first, then the oldest: the order of the ready index.
+        .order_by(col(Job.priority), col(Job.run_at))
         .limit(sa.bindparam("limit", type_=sa.Integer()))
         .with_for_update(skip_locked=True)
         .cte("candidate")

@@ -12,8 +12,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Job
 from core.enums import JobState
+from core.outbox.kinds import APPLY_STORE_CREDIT, AUTO_RESOLVE, EXECUTE_REFUND, PLACE_EXCHANGE
 
 DEFAULT_MAX_ATTEMPTS = 10
+# Claims take lower priorities first. A customer waiting for the outcome of an inspection (a
+# refund, store credit, an exchange) must not wait behind a backlog of background work (a sync,
+# a burst of webhooks, reconciliation), however long it is.
+URGENT = 0
+BACKGROUND = 1
+URGENT_KINDS = frozenset({AUTO_RESOLVE, EXECUTE_REFUND, APPLY_STORE_CREDIT, PLACE_EXCHANGE})
+
+
+def priority_of(kind: str) -> int:
+    return URGENT if kind in URGENT_KINDS else BACKGROUND
 
 
 def enqueue(
@@ -27,10 +38,12 @@ def enqueue(
     unique_key: str | None = None,
     run_at: datetime | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    priority: int | None = None,
 ) -> Job:
     """Add a job to the session; it exists exactly when the caller's transaction commits.
 
-    It may start at ``run_at``, or at once (``now``, the caller's clock) when that is not given.
+    It may start at ``run_at``, or at once (``now``, the caller's clock) when that is not given;
+    before due jobs of a higher ``priority`` (by default its kind's, ``priority_of``).
     """
     job = Job(
         kind=kind,
@@ -39,6 +52,7 @@ def enqueue(
         lock_key=lock_key,
         unique_key=unique_key,
         run_at=run_at or now,
+        priority=priority_of(kind) if priority is None else priority,
         max_attempts=max_attempts,
         created_at=now,
     )
@@ -70,6 +84,7 @@ async def enqueue_once(
         "unique_key": unique_key,
         "state": JobState.QUEUED.value,
         "run_at": run_at or now,
+        "priority": priority_of(kind),
         "attempts": 0,
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "created_at": now,

@@ -1,5 +1,5 @@
 """Claims and finishes in batches (core.jobs.batches) on every backend: no job runs twice,
-one job per lock key at a time, and expired leases are taken again."""
+one job per lock key at a time, expired leases are taken again, urgent jobs go first."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from core.database import Database
 from core.entities import Job
 from core.enums import JobState
 from core.jobs.worker import JobContext, Worker
-from core.outbox.queue import enqueue
+from core.outbox.kinds import AUTO_RESOLVE, EXECUTE_REFUND, PROCESS_DELIVERY, SYNC_CONNECTION
+from core.outbox.queue import BACKGROUND, URGENT, enqueue, priority_of
 
 
 def kind() -> str:
@@ -158,3 +159,27 @@ async def test_a_job_whose_lease_was_taken_over_is_not_finished_by_its_old_worke
     assert current.state is JobState.RUNNING
     assert current.locked_by == "another"
     assert worker.stats.done == 0
+
+
+async def test_an_urgent_job_is_claimed_before_a_backlog_of_older_background_jobs(
+    db: Database,
+) -> None:
+    job_kind = kind()
+    order: list[str] = []
+
+    async def record(context: JobContext) -> None:
+        order.append(context.job.payload["name"])
+
+    async with db.session() as session, session.begin():
+        for number in range(20):
+            enqueue(session, job_kind, {"name": f"background{number}"}, now=SYSTEM_CLOCK.now())
+    async with db.session() as session, session.begin():
+        enqueue(session, job_kind, {"name": "urgent"}, priority=URGENT, now=SYSTEM_CLOCK.now())
+    await Worker(db, {job_kind: record}, concurrency=1).run_until_idle()
+    assert order[0] == "urgent"
+    assert order[1:] == [f"background{number}" for number in range(20)], "then oldest first"
+
+
+def test_the_jobs_a_customer_waits_on_are_urgent_and_background_work_is_not() -> None:
+    assert priority_of(AUTO_RESOLVE) == priority_of(EXECUTE_REFUND) == URGENT
+    assert priority_of(PROCESS_DELIVERY) == priority_of(SYNC_CONNECTION) == BACKGROUND
