@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
@@ -63,7 +64,8 @@ def claim_statement(kinds: Iterable[str], lease_end: Any) -> Any:
             col(Job.run_at) <= sa.bindparam("now", type_=UtcDateTime()),
             # A worker takes only the kinds it can run, so workers of different versions or
             # with different plugins can share one queue.
-            col(Job.kind).in_(sorted(kinds)),
+            # Equalities rather than IN: an IN list is rendered again at every execution.
+            sa.or_(*(col(Job.kind) == kind for kind in sorted(kinds))),
             sa.or_(col(Job.lock_key).is_(None), ~key_busy),
         )
         # The most urgent first, then the oldest: the order of the ready index.
@@ -96,12 +98,18 @@ def claim_statement(kinds: Iterable[str], lease_end: Any) -> Any:
     )
 
 
-def finish_statement() -> Any:
+def finish_statement(*, postgres: bool) -> Any:
     """Mark ``:ids`` DONE at ``:now``, those that ``:worker`` still holds; returns their ids."""
+    # On PostgreSQL one array parameter: an expanding IN is rendered again at every execution.
+    ids = (
+        col(Job.id) == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid())))
+        if postgres
+        else col(Job.id).in_(sa.bindparam("ids", expanding=True))
+    )
     return (
         sa.update(Job)
         .where(
-            col(Job.id).in_(sa.bindparam("ids", expanding=True)),
+            ids,
             col(Job.locked_by) == sa.bindparam("worker", type_=sa.String()),
             col(Job.state) == JobState.RUNNING,
         )
@@ -206,7 +214,7 @@ class GroupFinish:
         self.queue = queue
         self.worker = worker
         self.clock = clock
-        self.statement = finish_statement()
+        self.statement = finish_statement(postgres=queue.database.is_postgres)
         self._waiting: dict[uuid.UUID, asyncio.Future[bool]] = {}
         self._writer: asyncio.Task[None] | None = None
 
