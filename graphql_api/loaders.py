@@ -32,11 +32,12 @@ class Loaders:
         self.database = database
         self.merchant_id = merchant_id
         self.customer_id = customer_id
-        self.rma = self._by_id(Rma, visible=self._customers_own)
-        self.order = self._by_id(Order, visible=self._customers_own)
-        self.customer = self._by_id(Customer, visible=self._is_the_customer)
+        # The relations a list view draws for every row read plain rows (queries.plain).
+        self.rma = self._by_id(Rma, visible=self._customers_own, plain_rows=True)
+        self.order = self._by_id(Order, visible=self._customers_own, plain_rows=True)
+        self.customer = self._by_id(Customer, visible=self._is_the_customer, plain_rows=True)
         self.policy = self._by_id(ReturnPolicy)
-        self.rma_lines = self._grouped(queries.LINES_OF_RMAS)
+        self.rma_lines = self._grouped(queries.LINES_OF_RMAS, plain_rows=True)
         self.rma_events = self._grouped(queries.EVENTS_OF_RMAS)
         self.shipments = self._grouped(queries.SHIPMENTS_OF_RMAS)
         self.inspections = self._grouped(queries.INSPECTIONS_OF_RMAS)
@@ -44,7 +45,9 @@ class Loaders:
         self.receipts = self._grouped(queries.RECEIPTS_OF_RMAS)
         self.exchanges = self._grouped(queries.EXCHANGES_OF_RMAS)
         self.receipt_lines = self._grouped(queries.LINES_OF_RECEIPTS)
-        self.order_rmas = self._grouped(queries.RMAS_OF_ORDERS, visible=self._customers_own)
+        self.order_rmas = self._grouped(
+            queries.RMAS_OF_ORDERS, visible=self._customers_own, plain_rows=True
+        )
         self.order_lines = self._grouped(queries.LINES_OF_ORDERS)
         self.payments = self._grouped(queries.PAYMENTS_OF_ORDERS)
         self.store_credit = self._loader(
@@ -67,10 +70,16 @@ class Loaders:
         return self.customer_id is None or row.id == self.customer_id
 
     def _by_id(
-        self, entity: type[Row], *, visible: Callable[[Row], bool] | None = None
+        self,
+        entity: type[Row],
+        *,
+        visible: Callable[[Row], bool] | None = None,
+        plain_rows: bool = False,
     ) -> DataLoader[uuid.UUID, Row | None]:
         async def load(session: AsyncSession, keys: Sequence[uuid.UUID]) -> list[Row | None]:
-            rows = await queries.by_ids(session, entity, self.merchant_id, keys)
+            rows = await queries.by_ids(
+                session, entity, self.merchant_id, keys, plain_rows=plain_rows
+            )
             if visible is None:
                 return rows
             return [row if row is not None and visible(row) else None for row in rows]
@@ -82,12 +91,19 @@ class Loaders:
         relation: tuple[type[Row], str, tuple[str, ...]],
         *,
         visible: Callable[[Row], bool] | None = None,
+        plain_rows: bool = False,
     ) -> DataLoader[uuid.UUID, list[Row]]:
         entity, key, order_by = relation
 
         async def load(session: AsyncSession, keys: Sequence[uuid.UUID]) -> list[list[Row]]:
             groups = await queries.grouped_by(
-                session, entity, key, self.merchant_id, keys, order_by=order_by
+                session,
+                entity,
+                key,
+                self.merchant_id,
+                keys,
+                order_by=order_by,
+                plain_rows=plain_rows,
             )
             if visible is None:
                 return list(groups)
@@ -109,12 +125,6 @@ class Loaders:
             pending.append(self.customer.load_many([row.customer_id for row in rows]))
         await asyncio.gather(*pending)
 
-    def prime(self, rows: Sequence[Rma | Order]) -> None:
-        """Seed the by-id loaders with rows a page already fetched (within the same scope)."""
-        for row in rows:
-            if not self._customers_own(row):
-                continue
-            if isinstance(row, Rma):
-                self.rma.prime(row.id, row)
-            else:
-                self.order.prime(row.id, row)
+    def prime(self, loader: DataLoader[uuid.UUID, Any], rows: Sequence[Rma | Order]) -> None:
+        """Seed a by-id loader with rows a page already fetched (within the same scope)."""
+        loader.prime_many({row.id: row for row in rows if self._customers_own(row)})

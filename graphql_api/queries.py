@@ -203,7 +203,7 @@ class Query:
                 first=checked_first(first),
                 after=decode_cursor(after),
             )
-        info.context.loaders.prime(page.rows)
+        info.context.loaders.prime(info.context.loaders.rma, page.rows)
         wanted = selected_names(info.selected_fields, ("rmas", "nodes")) | selected_names(
             info.selected_fields, ("rmas", "edges", "node")
         )
@@ -250,7 +250,7 @@ class Query:
                 first=checked_first(first),
                 after=decode_cursor(after),
             )
-        info.context.loaders.prime(page.rows)
+        info.context.loaders.prime(info.context.loaders.order, page.rows)
         edges = [
             OrderEdge(cursor=encode_cursor(row.placed_at, row.id), node=Order.from_row(row))
             for row in page.rows
