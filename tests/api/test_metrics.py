@@ -100,3 +100,21 @@ async def test_in_production_metrics_need_the_token(db: Database) -> None:
         assert right.status_code == 200 and "rma_jobs" in right.text
         assert token not in right.text
     assert DEVELOPMENT_ENCRYPTION_KEY not in production["encryption_keys"]
+
+
+async def test_every_answer_says_how_long_the_server_took(db: Database) -> None:
+    shop = await make_shop(db)
+    settings = Settings(database_url=db.url, secret_key="x" * 40, run_worker=False)
+    async with app_client(settings, db) as client:
+        answers = [
+            await client.get("/healthz"),
+            await client.post(
+                "/graphql",
+                json={"query": "{ me { kind } }"},
+                headers={"Authorization": f"Bearer {shop.agent}"},
+            ),
+        ]
+    for answer in answers:
+        name, _, duration = answer.headers["server-timing"].partition(";dur=")
+        assert name == "app"
+        assert float(duration) >= 0
