@@ -25,8 +25,13 @@ class Rma(TenantRow, table=True):
     __tablename__ = "rma"
     __table_args__ = (
         sa.UniqueConstraint("merchant_id", "number"),
-        sa.Index("ix_rma_merchant_status_created", "merchant_id", "status", "created_at"),
-        sa.Index("ix_rma_merchant_created", "merchant_id", "created_at"),
+        # The list pages, newest first: each filter's equality columns, then (created_at, id),
+        # the page order and its cursor, so a page is read in index order from the cursor on.
+        sa.Index("ix_rma_merchant_status_created", "merchant_id", "status", "created_at", "id"),
+        sa.Index("ix_rma_merchant_created", "merchant_id", "created_at", "id"),
+        sa.Index(
+            "ix_rma_merchant_customer_created", "merchant_id", "customer_id", "created_at", "id"
+        ),
     )
 
     number: str = Field(max_length=16, nullable=False)
