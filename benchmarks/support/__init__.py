@@ -9,6 +9,9 @@
 - ``processes``: worker processes started side by side, watched and stopped.
 - ``memory``: this process's resident memory and its peak during a run.
 - ``wrk``: wrk runs, their parsing, and the table of loaded cases.
+- ``seeder``: a database full of returns (a million RMAs), drawn by ``scale_rows`` and written
+  with PostgreSQL COPY by ``postgres_copy`` or batched inserts on SQLite; importable as
+  ``benchmarks.support.seeder`` too (the tests do).
 - ``apps/``: the reference Starlette apps uvicorn serves (``--app-dir``), and
   ``deliveries.lua``: the wrk script that sends signed webhook deliveries.
 
