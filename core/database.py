@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.inline_sqlite import inline_connector
 from core.key_changes import KeyChanges, key_changes_for
 from core.settings import Settings, async_url
 
@@ -76,7 +77,9 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=0,
-                connect_args=connect_args,
+                async_creator=inline_connector(
+                    sa.make_url(self.url).database or "", timeout=sqlite_busy_timeout
+                ),
                 json_deserializer=decode_json,
             )
             _configure_sqlite(self.read_engine, begin="BEGIN", busy_timeout=sqlite_busy_timeout)

@@ -148,6 +148,12 @@ async def rma_page(
     return await _keyset_page(session, statement, Rma, col(Rma.created_at), first, after)
 
 
+async def rma_by_number(session: AsyncSession, merchant_id: uuid.UUID, number: str) -> Any:
+    """The merchant's RMA with this canonical number as a plain row (``plain``), or ``None``."""
+    statement = plain(Rma).where(Rma.merchant_id == merchant_id, Rma.number == number)
+    return (await session.exec(statement)).first()
+
+
 async def order_page(
     session: AsyncSession,
     merchant_id: uuid.UUID,

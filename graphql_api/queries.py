@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
@@ -12,10 +13,10 @@ from core import entities, queries
 from core.enums import ReturnReason as CoreReason
 from core.enums import RmaStatus as CoreStatus
 from core.errors import InvalidInput, NotFound
+from core.rules.numbers import parse_rma_number
 from core.usecases.arrivals import unmatched_arrivals as list_unmatched_arrivals
 from core.usecases.connections import list_connections
 from core.usecases.inputs import require_time
-from core.usecases.lookup import get_rma_by_number
 from core.usecases.owned_rows import current_policy
 from core.usecases.privacy import list_data_exports
 from core.usecases.requests import order_eligibility
@@ -101,6 +102,20 @@ async def _owned_rma(info: Info, row: entities.Rma | None) -> Rma | None:
     return Rma.from_row(row)
 
 
+async def _load_ahead(info: Info, rows: Sequence[entities.Rma], *paths: tuple[str, ...]) -> None:
+    """Prime the loaders with RMAs a root field read, and load in one batch each what the
+    query selects of them at ``paths`` (see ``graphql_api.selection``)."""
+    loaders = info.context.loaders
+    loaders.prime(loaders.rma, rows)
+    wanted = set().union(*(selected_names(info.selected_fields, path) for path in paths))
+    await loaders.preload_rmas(
+        rows,
+        lines=bool(wanted & {"lines", "unitsExpected"}),
+        orders="order" in wanted,
+        customers="customer" in wanted,
+    )
+
+
 async def _owned_order(info: Info, row: entities.Order | None) -> Order | None:
     customer_id = info.context.customer_id
     if row is None or (customer_id is not None and row.customer_id != customer_id):
@@ -161,20 +176,13 @@ class Query:
             return await _owned_rma(info, await info.context.loaders.rma.load(parsed[1]))
         if number is None:
             return None
+        canonical = parse_rma_number(_text(number, "number", 40) or "")
         async with info.context.database.read_session() as session:
-            try:
-                row = await get_rma_by_number(
-                    session,
-                    info.context.merchant_id,
-                    _text(number, "number", 40) or "",
-                    customer_id=info.context.customer_id,
-                )
-            except NotFound:
-                return None
-        # The lookup loaded the lines already; the loaders need not ask again.
-        info.context.loaders.rma.prime(row.id, row)
-        info.context.loaders.rma_lines.prime(row.id, list(row.lines))
-        return Rma.from_row(row)
+            row = await queries.rma_by_number(session, info.context.merchant_id, canonical)
+        found = await _owned_rma(info, row)
+        if found is not None:
+            await _load_ahead(info, [row], ("rma",))
+        return found
 
     @strawberry.field(permission_classes=[SignedIn], description="Newest first.")
     async def rmas(
@@ -203,16 +211,7 @@ class Query:
                 first=checked_first(first),
                 after=decode_cursor(after),
             )
-        info.context.loaders.prime(info.context.loaders.rma, page.rows)
-        wanted = selected_names(info.selected_fields, ("rmas", "nodes")) | selected_names(
-            info.selected_fields, ("rmas", "edges", "node")
-        )
-        await info.context.loaders.preload_rmas(
-            page.rows,
-            lines=bool(wanted & {"lines", "unitsExpected"}),
-            orders="order" in wanted,
-            customers="customer" in wanted,
-        )
+        await _load_ahead(info, page.rows, ("rmas", "nodes"), ("rmas", "edges", "node"))
         edges = [
             RmaEdge(cursor=encode_cursor(row.created_at, row.id), node=Rma.from_row(row))
             for row in page.rows
