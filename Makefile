@@ -51,10 +51,13 @@ lint: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest tests/unit
 
-## Benchmarks print figures; they are not tests.
+## Benchmarks print figures; they are not tests. Each prints its targets and whether they are
+## met, on SQLite and on the PostgreSQL server of BENCH_POSTGRES_URL.
+BENCH_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/lifecycle.py
-	$(BIN)/python benchmarks/graphql_reads.py
+	$(BIN)/python benchmarks/graphql_reads.py --postgres-url $(BENCH_POSTGRES_URL)
+	$(BIN)/python benchmarks/graphql_profile.py --postgres-url $(BENCH_POSTGRES_URL)
 	$(BIN)/python benchmarks/webhook_intake.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/refunds.py

@@ -7,9 +7,10 @@ putting it first on the server's ``sys.path`` shadows no package.
 - ``bare_app``: Starlette returning a fixed JSON body; the floor of the stack (uvicorn, uvloop,
   httptools, Starlette, JSON) with no database.
 - ``create_handwritten_app``: what a hand-written endpoint for one RMA costs. It does the same
-  work as the GraphQL ``rma(number:)`` field (Bearer API key lookup through the core, then the
-  merchant's RMA by number and its lines with plain SQLModel selects) and answers the same
-  fields, on the database named by ``RMA_DATABASE_URL``.
+  work as the GraphQL ``rma(number:)`` field through the same data layer (the Bearer API key
+  through ``LiveKeys``, then the merchant's RMA by number and its lines as plain rows from
+  ``core.queries``, in one read session) and answers the same fields, on the database named by
+  ``RMA_DATABASE_URL``. What it costs above ``bare_app`` is the data layer's cost.
 """
 
 from __future__ import annotations
@@ -18,16 +19,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from core import queries
 from core.database import Database
-from core.entities import Rma, RmaLine
+from core.entities import RmaLine
 from core.settings import Settings
-from core.usecases.merchants import find_api_key
+from core.usecases.live_keys import LiveKeys
 
 BARE_BODY = {"status": "ok", "service": "rma", "bench": True}
 
@@ -47,30 +48,24 @@ def bearer(request: Request) -> str | None:
 async def rma_by_number(request: Request) -> JSONResponse:
     """One RMA of the caller's merchant and its lines, by number; 401 or 404 otherwise."""
     database: Database = request.app.state.database
+    keys: LiveKeys = request.app.state.keys
     key = bearer(request)
-    if key is None:
+    grant = None if key is None else await keys.find(key)
+    if grant is None:
         return JSONResponse({"error": "unauthenticated"}, status_code=401)
     async with database.read_session() as session:
-        api_key = await find_api_key(session, key)
-        if api_key is None:
-            return JSONResponse({"error": "unauthenticated"}, status_code=401)
-        rma = (
-            await session.exec(
-                select(Rma).where(
-                    Rma.merchant_id == api_key.merchant_id,
-                    Rma.number == request.path_params["number"],
-                )
-            )
-        ).first()
+        rma = await queries.rma_by_number(session, grant.merchant_id, request.path_params["number"])
         if rma is None:
             return JSONResponse({"error": "not found"}, status_code=404)
-        lines = (
-            await session.exec(
-                select(RmaLine)
-                .where(RmaLine.merchant_id == api_key.merchant_id, RmaLine.rma_id == rma.id)
-                .order_by(col(RmaLine.position))
-            )
-        ).all()
+        [lines] = await queries.grouped_by(
+            session,
+            RmaLine,
+            "rma_id",
+            grant.merchant_id,
+            [rma.id],
+            order_by=("position",),
+            plain_rows=True,
+        )
     body: dict[str, Any] = {
         "number": rma.number,
         "status": rma.status.value,
@@ -105,4 +100,5 @@ def create_handwritten_app() -> Starlette:
         lifespan=lifespan,
     )
     app.state.database = database
+    app.state.keys = LiveKeys(database)
     return app
