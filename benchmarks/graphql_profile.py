@@ -2,8 +2,9 @@
 
 ``benchmarks/graphql_reads.py`` measures requests per second; this script explains them. It
 seeds a demo database (``rma db upgrade`` then ``rma demo``), builds the real app in this
-process (``create_app``, the in-process worker off) and sends the same requests as the
-benchmark's cases through httpx's ASGI transport, no sockets: ``(e) floor`` (``{ __typename }``
+process (``create_app``, the in-process worker off) and calls it as an ASGI server would, with
+no sockets and no client in the process, with the same requests as the benchmark's cases:
+``(e) floor`` (``{ __typename }``
 with an API key), ``(c) rma`` and ``(d) rmas``. For each it prints the CPU per request (this
 process, all threads) and, from cProfile over the same requests, how the CPU spent inside the
 app splits by owner (the time each function spends in itself, summed by where the function
@@ -14,8 +15,9 @@ lives):
 - ``driver``: aiosqlite, sqlite3 or asyncpg; ``asyncio``: the event loop;
 - ``other``: the standard library and other packages (uuid, json, base64, enum...).
 
-The HTTP client's own share (httpx) is left out of the split. cProfile slows everything it
-watches by about the same factor, so the shares matter, not the milliseconds in that table.
+cProfile slows everything it watches by about the same factor, so the shares matter; the CPU
+per request is measured on a separate run without it. Garbage collection is counted against
+whichever function allocated when it ran.
 
 Run it from the project root:
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import sys
@@ -39,9 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from graphql_reads import FLOOR_QUERY, PAGE_SIZE, RMA_QUERY, RMAS_QUERY, seed
-from support import PROJECT
+from support import PROJECT, BenchError
 from support.cli import exit_status, positive
 from support.databases import empty_database
 from support.report import progress
@@ -59,8 +61,6 @@ PACKAGES = {
     f"{os.sep}aiosqlite{os.sep}": "driver",
     f"{os.sep}asyncpg{os.sep}": "driver",
     f"{os.sep}asyncio{os.sep}": "asyncio",
-    f"{os.sep}httpx{os.sep}": "client",
-    f"{os.sep}httpcore{os.sep}": "client",
 }
 
 
@@ -84,50 +84,92 @@ class Profiled:
     shares: dict[str, float]
 
 
+class Asgi:
+    """Calls the app as an ASGI server would, with no client in this process to profile."""
+
+    def __init__(self, app: Any, api_key: str) -> None:
+        self.app = app
+        self.headers = [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {api_key}".encode()),
+        ]
+
+    async def post(self, body: dict[str, Any]) -> tuple[int, Any]:
+        encoded = json.dumps(body).encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [*self.headers, (b"content-length", str(len(encoded)).encode())],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        messages = [{"type": "http.request", "body": encoded, "more_body": False}]
+        status = 0
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client never leaves
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return status, json.loads(b"".join(chunks))
+
+
 async def profile_cases(url: str, api_key: str, requests: int) -> list[Profiled]:
     os.environ["RMA_DATABASE_URL"] = url
     os.environ["RMA_RUN_WORKER"] = "false"
     from core.settings import Settings
-    from graphql_api.app import create_app
+    from graphql_api.app import create_app, keep_out_of_collections
 
-    app = create_app(Settings())
-    headers = {"Authorization": f"Bearer {api_key}"}
+    client = Asgi(create_app(Settings()), api_key)
+    keep_out_of_collections()  # as the app's startup does under a server
+    _status, page = await client.post({"query": RMAS_QUERY, "variables": {"first": PAGE_SIZE}})
+    nodes = page["data"]["rmas"]["nodes"]
+    number = max(nodes, key=lambda node: len(node["lines"]))["number"]
+    cases = {
+        "(e) floor": {"query": FLOOR_QUERY},
+        "(c) rma": {"query": RMA_QUERY, "variables": {"number": number}},
+        "(d) rmas": {"query": RMAS_QUERY, "variables": {"first": PAGE_SIZE}},
+    }
     results = []
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        page = await client.post(
-            "/graphql",
-            json={"query": RMAS_QUERY, "variables": {"first": PAGE_SIZE}},
-            headers=headers,
-        )
-        nodes = page.json()["data"]["rmas"]["nodes"]
-        number = max(nodes, key=lambda node: len(node["lines"]))["number"]
-        cases = {
-            "(e) floor": {"query": FLOOR_QUERY},
-            "(c) rma": {"query": RMA_QUERY, "variables": {"number": number}},
-            "(d) rmas": {"query": RMAS_QUERY, "variables": {"first": PAGE_SIZE}},
-        }
-        for label, body in cases.items():
-            count = max(requests // 10, 10) if "rmas" in label else requests
-            for _ in range(20):  # warm the parser, validation and statement caches
-                await client.post("/graphql", json=body, headers=headers)
-            started = time.process_time()
-            for _ in range(count):
-                await client.post("/graphql", json=body, headers=headers)
-            cpu_ms = 1000 * (time.process_time() - started) / count
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for _ in range(count):
-                answer = await client.post("/graphql", json=body, headers=headers)
-            profiler.disable()
-            if answer.status_code != 200 or "errors" in answer.json():
-                raise RuntimeError(f"{label}: {answer.text[:300]}")
-            results.append(Profiled(label, cpu_ms, split(profiler)))
+    for label, body in cases.items():
+        count = max(requests // 10, 10) if "rmas" in label else requests
+        for _ in range(20):  # warm the parser, validation and statement caches
+            await client.post(body)
+        started = time.process_time()
+        for _ in range(count):
+            await client.post(body)
+        cpu_ms = 1000 * (time.process_time() - started) / count
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            status, answer = await client.post(body)
+        profiler.disable()
+        if status != 200 or "errors" in answer:
+            raise BenchError(f"{label}: HTTP {status}: {json.dumps(answer)[:300]}")
+        results.append(Profiled(label, cpu_ms, split(profiler)))
     return results
 
 
 def split(profiler: cProfile.Profile) -> dict[str, float]:
-    """Each owner's share of the CPU spent inside the app (the client's left out)."""
+    """Each owner's share of the CPU spent inside the app."""
     totals: dict[str, float] = defaultdict(float)
     stats: Any = pstats.Stats(profiler).stats
     for (filename, _line, function), (
@@ -138,7 +180,6 @@ def split(profiler: cProfile.Profile) -> dict[str, float]:
         _callers,
     ) in stats.items():
         totals[owner(filename, function)] += own
-    totals.pop("client", None)
     # Waiting in epoll is idle time, not CPU (the loop waits for the driver's thread).
     inside = sum(totals.values()) or 1.0
     return {name: totals[name] / inside for name in (*OWNERS, "other")}

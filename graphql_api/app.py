@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -91,6 +92,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        keep_out_of_collections()
         stop = asyncio.Event()
         running = asyncio.create_task(worker.run(stop)) if worker else None
         try:
@@ -132,6 +134,14 @@ def create_app(
         app, {**limits, "/graphql": GRAPHQL_BODY_LIMIT, "/webhooks": WEBHOOK_BODY_LIMIT}
     )
     return RequestContext(limited)
+
+
+def keep_out_of_collections() -> None:
+    """Move what the process built to serve (schema, metadata, plugins: all of it lives as long
+    as the process) out of the garbage collector's sight. A page of 50 RMAs allocates enough to
+    set off full collections, which then scan far less: 19 to 14 ms of CPU per page here."""
+    gc.collect()
+    gc.freeze()
 
 
 def _nothing() -> None:
