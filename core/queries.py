@@ -129,14 +129,14 @@ async def rma_page(
     if rma_filter.customer_id is not None:
         statement = statement.where(Rma.customer_id == rma_filter.customer_id)
     if rma_filter.customer_email:
-        statement = statement.where(
-            col(Rma.customer_id).in_(
-                select(Customer.id).where(
-                    Customer.merchant_id == merchant_id,
-                    Customer.email == rma_filter.customer_email.strip().lower(),
-                )
-            )
+        # Equal to the one customer with this e-mail (unique per merchant), not IN a subquery:
+        # SQLite then reads that customer's RMAs in the (customer, created_at, id) index,
+        # where with IN it walked all the merchant's RMAs newest first.
+        customer = select(Customer.id).where(
+            Customer.merchant_id == merchant_id,
+            Customer.email == rma_filter.customer_email.strip().lower(),
         )
+        statement = statement.where(Rma.customer_id == customer.scalar_subquery())
     if rma_filter.reason is not None:
         statement = statement.where(
             col(Rma.id).in_(
