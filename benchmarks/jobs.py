@@ -1,4 +1,5 @@
-"""How fast the job queue runs: no-op jobs per second, and the delay from commit to job start.
+"""How fast the job queue runs: no-op jobs per second, the delay from commit to job start, and
+refunds from inspection to Stripe while the queue holds a backlog of other jobs.
 
 The real ``core.jobs.worker.Worker`` runs a no-op handler registered for the benchmark kind
 ``bench.noop``, in three configurations, each on a fresh database:
@@ -27,17 +28,61 @@ Each configuration measures two things:
    ``bench_start`` table the benchmark creates in its throwaway database. The delay is the
    difference (same machine, same clock). The in-process runner is measured twice: polling
    only, and with ``Worker.wake()`` called after each commit, as the webhook intake does;
-   separate processes have no wake-up and rely on polling (``Worker.poll_interval``).
+   worker processes on PostgreSQL are woken by LISTEN/NOTIFY (``core.jobs.notify``).
+
+Then, on PostgreSQL with four worker processes that run the app's handlers (as ``rma worker``
+builds them) plus the no-op one, refunds under a backlog, twice on fresh databases: the backlog
+is ``--backlog`` no-op jobs (the workers drain it as fast as they can: every CPU is busy), then
+as many jobs that each wait ``--backlog-wait-ms`` (as for an API call: the workers' slots are
+busy, the CPUs less so, and the backlog stays). Right after the backlog is committed,
+``--refunds`` RMAs are inspected one at a time, each once the one before is RESOLVED and after
+a random pause of up to 100 ms (the load is the backlog, not refunds competing with each
+other). Each inspection enqueues ``rma.auto_resolve``, which resolves the RMA with a refund and
+enqueues ``payments.execute_refund``, which POSTs ``/v1/refunds`` to the fake Stripe
+(``testkit.fakes``, served from a thread of this process). The delay is the fake's time of the
+POST minus the inspection's commit time, cut into stages at the two jobs'
+``started_at``/``finished_at``; "backlog queued at inspections" shows that the backlog was
+there. The money is checked as benchmarks/refunds.py checks it (one refund per RMA, none
+twice), and the setup (merchant, Stripe connection, paid orders, RMAs received) is its.
+
+At the end, the targets of issue 16 for PostgreSQL with four worker processes, MET or NOT MET:
+at least 1,000 no-op jobs/s; commit-to-start p50 under 50 ms; refund p50 under 200 ms while the
+queue holds 10,000 other jobs (one line per backlog).
+
+What the profile said (pyinstrument and cProfile on one worker draining 2,000 to 3,000 no-op
+jobs on PostgreSQL, December 2026, on 2 CPUs shared with other work), and what was done:
+
+- Before: 5 to 10 ms of worker CPU per no-op job (111 to 187 jobs/s with four processes). Each
+  job took two transactions of its own, a claim and a finish, each a pool checkout with a
+  pre-ping (``pool_pre_ping``), BEGIN, an ORM-enabled UPDATE and COMMIT: about twelve socket
+  sends per job. Half the samples were in the claim, half in the finish; inside both, the
+  socket sends (each wakes PostgreSQL on a busy 2-CPU machine), SQLAlchemy building, cache-keying
+  and compiling a fresh ``update(Job)`` per call, and the ORM's synchronize-session evaluator.
+- After (``core.jobs.batches``): one statement claims a job for every free slot (a CTE with
+  ``FOR UPDATE SKIP LOCKED``, one job per lock key), jobs that end while a finish is being
+  written are finished together by the next one, and both run on one autocommit connection the
+  worker keeps (no checkout, pre-ping, BEGIN or COMMIT): 0.6 to 0.8 ms of worker CPU per no-op
+  job, about half a socket send per job. What is left: the sends themselves (a third of the
+  profile), the ORM loading the claimed rows, and two asyncio tasks per job (the job and its
+  lease heartbeat). With ``--concurrency 4`` a batch is at most four jobs; a claim that also
+  wrote the previous batch's finishes would halve the statements again (not done).
+- Refunds behind a backlog: the queue was first in, first out, so a refund waited for every job
+  committed before it (about 90 s behind 10,000 jobs). Jobs now have a priority
+  (``core.outbox.queue.priority_of``, migration 0020): the jobs a customer waits on after an
+  inspection go before background work, and are claimed within a few ms whatever the backlog.
+  What is left of the delay is the two handlers' own work (about 75 ms on an idle machine),
+  slowed by the CPUs the backlog's drain takes.
 
 Run it from the project root:
 
     .venv/bin/python benchmarks/jobs.py
     .venv/bin/python benchmarks/jobs.py --jobs 5000 --probes 200 --rate 20
+    .venv/bin/python benchmarks/jobs.py --refunds 0        # without the refunds
     .venv/bin/python benchmarks/jobs.py --sqlite-only
 
 PostgreSQL comes from ``--postgres-url`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``);
 when it does not answer, its configurations are skipped with a line saying so. Each throwaway
-database is dropped at the end, even after a failure. The defaults take about a minute.
+database is dropped at the end, even after a failure. The defaults take about two minutes.
 """
 
 from __future__ import annotations
@@ -59,6 +104,19 @@ from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+from refunds import (
+    STAGES,
+    check_money,
+    inspect_one,
+    job_summary,
+    job_times,
+    prepare_shop,
+    settled_rmas,
+    stages_of,
+    wait_resolved,
+    worker_environment,
+)
+from refunds import Result as RefundResult
 from sqlmodel import col, select
 from support import PROJECT, BenchError
 from support.cli import exit_status, positive
@@ -73,11 +131,17 @@ from core.enums import JobState
 from core.jobs.worker import JobContext, Worker, WorkerStats
 from core.migrate import upgrade
 from core.outbox.queue import enqueue
+from core.settings import Settings
+from graphql_api.composition import build_worker
+from testkit.fakes import FakeStripe
 
 SCRIPT = Path(__file__).resolve()
 KIND = "bench.noop"
+FOUR_WORKERS = "postgres, 4 worker processes"
 STATE_POLL_SECONDS = 0.2
 SETTLE_SECONDS = 1.0
+PROBE_PAUSE_SECONDS = 0.1
+RESOLVED_POLL_SECONDS = 0.02
 STOP_SECONDS = 60.0
 STARTUP_SECONDS = 60.0
 READY = "bench worker ready"
@@ -92,7 +156,9 @@ INSERT_START = sa.text("INSERT INTO bench_start (job_id, started) VALUES (:job_i
 
 
 async def noop(context: JobContext) -> None:
-    """Do nothing; a probe job first records when it started."""
+    """Do nothing (or wait ``waitMs``, as for an API call); a probe first records its start."""
+    if wait_ms := context.job.payload.get("waitMs"):
+        await asyncio.sleep(wait_ms / 1000)
     if context.job.payload.get("probe"):
         started = SYSTEM_CLOCK.now().timestamp()
         async with context.database.write_engine.begin() as connection:
@@ -101,8 +167,11 @@ async def noop(context: JobContext) -> None:
             )
 
 
-def run_worker_process(database_url: str, concurrency: int) -> int:
-    """The ``--run-worker`` entry point: run until SIGTERM, then print the stats as JSON."""
+def run_worker_process(database_url: str, concurrency: int, *, app_handlers: bool) -> int:
+    """The ``--run-worker`` entry point: run until SIGTERM, then print the stats as JSON.
+
+    With ``app_handlers``, the worker ``rma worker`` builds (settings from the ``RMA_``
+    environment), with the no-op handler added."""
     quiet_logs()
 
     async def work() -> WorkerStats:
@@ -111,7 +180,11 @@ def run_worker_process(database_url: str, concurrency: int) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        worker = Worker(database, {KIND: noop}, concurrency=concurrency)
+        if app_handlers:
+            worker = build_worker(Settings(), database, clock=SYSTEM_CLOCK, concurrency=concurrency)
+            worker.handlers = {**worker.handlers, KIND: noop}
+        else:
+            worker = Worker(database, {KIND: noop}, concurrency=concurrency)
         print(READY, flush=True)
         try:
             await worker.run(stop)
@@ -201,7 +274,15 @@ class Processes(Runners):
     """Worker processes: this script again with ``--run-worker``, each printing its
     ``WorkerStats`` as JSON when it stops."""
 
-    def __init__(self, database_url: str, count: int, concurrency: int, logs: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        count: int,
+        concurrency: int,
+        logs: Path,
+        *,
+        app_env: dict[str, str] | None = None,
+    ) -> None:
         command = [
             sys.executable,
             str(SCRIPT),
@@ -210,12 +291,14 @@ class Processes(Runners):
             "--concurrency",
             str(concurrency),
         ]
+        if app_env is not None:
+            command.append("--app-handlers")
         self.workers = WorkerProcesses(
             command,
             count,
             logs=logs,
             cwd=PROJECT,
-            env=None,
+            env=app_env,
             ready=READY,
             startup_seconds=STARTUP_SECONDS,
             stop_seconds=STOP_SECONDS,
@@ -291,12 +374,13 @@ class Config:
     stats: WorkerStats | None = None
 
 
-async def enqueue_all(database: Database, count: int) -> float:
+async def enqueue_all(database: Database, count: int, wait_ms: int = 0) -> float:
     """Enqueue ``count`` no-op jobs in one transaction; the seconds it took."""
     started = time.perf_counter()
+    payload = {"waitMs": wait_ms} if wait_ms else {}
     async with database.session() as session, session.begin():
         for _ in range(count):
-            enqueue(session, KIND, {}, now=SYSTEM_CLOCK.now())
+            enqueue(session, KIND, payload, now=SYSTEM_CLOCK.now())
     return time.perf_counter() - started
 
 
@@ -421,6 +505,95 @@ async def run_config(config: Config, url: str, options: Options, logs: Path) -> 
         await database.dispose()
 
 
+# Refunds under a backlog ----------------------------------------------------------------------
+
+
+@dataclass
+class Backlogged:
+    """Refunds inspected one after another just after ``backlog`` no-op jobs were committed."""
+
+    refunds: int
+    backlog: int
+    wait_ms: int
+    delays_ms: list[float]
+    stages: list[tuple[float, ...]]
+    queued_at_inspection: list[int]
+    checks: list[str]
+    problems: list[str]
+
+    def percentile(self, fraction: float) -> float:
+        return percentile(self.delays_ms, fraction)
+
+
+async def measure_refunds_under_backlog(
+    url: str, options: Options, logs: Path, wait_ms: int
+) -> Backlogged:
+    """The delay from an inspection's commit to the fake Stripe receiving its refund POST, for
+    ``--refunds`` RMAs inspected one at a time (random gaps of up to 50 ms) right after
+    ``--backlog`` no-op jobs were committed, with 4 worker processes running the app's handlers
+    and the no-op one. The RMAs are set up as in benchmarks/refunds.py (auto_resolve policy, a
+    Stripe connection to the fake); the money is checked the same way."""
+    fake = FakeStripe(refund_mode="succeeded")
+    fake.start()
+    database = Database(url)
+    env = worker_environment(sa.make_url(url).render_as_string(hide_password=False), fake.base_url)
+    runners = Processes(url, 4, options.concurrency, logs, app_env=env)
+    try:
+        progress(f"refunds under a backlog: setup, {options.refunds} paid orders and RMAs")
+        shop = await prepare_shop(database, fake, options.refunds)
+        await runners.start()
+        await asyncio.sleep(SETTLE_SECONDS)
+        progress(
+            f"refunds under a backlog: {options.backlog} {backlog_name(wait_ms)} committed, "
+            f"then {options.refunds} inspections"
+        )
+        await enqueue_all(database, options.backlog, wait_ms)
+        committed: dict[uuid.UUID, float] = {}
+        queued: list[int] = []
+        rng = random.Random(options.refunds)
+        # One refund at a time, as in refunds.py's idle probes: the load is the backlog, not
+        # refunds competing with each other.
+        for rma in shop.rmas:
+            await asyncio.sleep(rng.uniform(0.0, PROBE_PAUSE_SECONDS))
+            queued.append(await count_in_states(database, [JobState.QUEUED]))
+            committed[rma.rma_id] = await inspect_one(database, shop.merchant_id, rma)
+            await wait_resolved(
+                database,
+                [rma.rma_id],
+                runners,  # type: ignore[arg-type]
+                STARTUP_SECONDS,
+                every=RESOLVED_POLL_SECONDS,
+            )
+        # The backlog is left behind: stopping hands back the jobs in hand.
+        await runners.stop()
+        result = RefundResult("4 worker processes", 4, options.refunds)
+        first_post = check_money(
+            result,
+            fake,
+            shop,
+            await settled_rmas(database, shop.merchant_id),
+            await job_summary(database),
+        )
+        by_rma = {rma.rma_id: rma.payment_intent for rma in shop.rmas}
+        delays = [1000.0 * (first_post[by_rma[r]] - at) for r, at in committed.items()]
+        jobs = await job_times(database)
+        stages = [stages_of(r, at, first_post[by_rma[r]], jobs) for r, at in committed.items()]
+        return Backlogged(
+            options.refunds,
+            options.backlog,
+            wait_ms,
+            delays,
+            stages,
+            queued,
+            result.checks,
+            result.problems,
+        )
+    finally:
+        runners.kill()
+        await database.dispose()
+        fake.stop()
+
+
 # Output ---------------------------------------------------------------------------------------
 
 
@@ -502,6 +675,77 @@ def print_results(configs: Sequence[Config]) -> None:
             )
 
 
+def backlog_name(wait_ms: int) -> str:
+    return f"jobs of {wait_ms} ms (asleep)" if wait_ms else "no-op jobs"
+
+
+def print_backlogged(backlogged: Backlogged) -> None:
+    print()
+    print(
+        f"Refunds under a backlog: inspection commit -> refund POST at the fake Stripe, "
+        f"{backlogged.backlog} {backlog_name(backlogged.wait_ms)} committed just before, "
+        "4 worker processes"
+    )
+    table(
+        ("refunds", "p50 ms", "p99 ms", "max ms", "min ms", "backlog queued at inspections"),
+        [
+            (
+                str(backlogged.refunds),
+                f"{backlogged.percentile(0.50):.0f}",
+                f"{backlogged.percentile(0.99):.0f}",
+                f"{max(backlogged.delays_ms):.0f}",
+                f"{min(backlogged.delays_ms):.0f}",
+                f"{min(backlogged.queued_at_inspection)} to {max(backlogged.queued_at_inspection)}",
+            )
+        ],
+    )
+    print("Where it goes (median ms of each stage, cut at the jobs' started/finished_at)")
+    table(
+        STAGES,
+        [
+            tuple(
+                f"{1000 * statistics.median(stage[i] for stage in backlogged.stages):.0f}"
+                for i in range(len(STAGES))
+            )
+        ],
+    )
+    for line in backlogged.checks:
+        print(f"  {line}")
+    for line in backlogged.problems:
+        print(f"  PROBLEM: {line}")
+
+
+def print_targets(configs: Sequence[Config], backlogs: Sequence[Backlogged]) -> None:
+    """The targets of issue 16 (jobs), for PostgreSQL with 4 worker processes."""
+    four = next((c for c in configs if c.label == FOUR_WORKERS and c.throughput), None)
+    rows: list[tuple[str, str, str]] = []
+    if four is not None and four.throughput is not None and four.delays:
+        jobs = four.throughput.jobs_per_second
+        p50 = four.delays[0].percentile(0.50)
+        rows += [
+            ("at least 1,000 no-op jobs/s", f"{jobs:.0f} jobs/s", met(jobs >= 1000)),
+            ("commit-to-start p50 under 50 ms", f"{p50:.1f} ms", met(p50 < 50)),
+        ]
+    for backlogged in backlogs:
+        p50 = backlogged.percentile(0.50)
+        rows.append(
+            (
+                f"refund p50 under 200 ms, {backlogged.backlog} "
+                f"{backlog_name(backlogged.wait_ms)} queued",
+                f"{p50:.0f} ms",
+                met(p50 < 200 and not backlogged.problems),
+            )
+        )
+    if rows:
+        print()
+        print("Targets (PostgreSQL, 4 worker processes)")
+        table(("target", "measured", ""), rows)
+
+
+def met(condition: bool) -> str:
+    return "MET" if condition else "NOT MET"
+
+
 # Entry point ----------------------------------------------------------------------------------
 
 
@@ -513,6 +757,16 @@ class Options:
     rate: float
     postgres_url: str
     sqlite_only: bool
+    refunds: int
+    backlog: int
+    backlog_wait_ms: int
+
+
+def non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
 
 
 def positive_float(value: str) -> float:
@@ -538,7 +792,23 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"PostgreSQL server for the throwaway databases ({DEFAULT_POSTGRES_URL})",
     )
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    parser.add_argument(
+        "--refunds",
+        type=non_negative,
+        default=20,
+        help="refunds measured under the backlog, 0 to skip (20)",
+    )
+    parser.add_argument(
+        "--backlog", type=positive, default=10_000, help="other jobs queued around them (10000)"
+    )
+    parser.add_argument(
+        "--backlog-wait-ms",
+        type=positive,
+        default=50,
+        help="the second backlog's jobs each wait this long, as for an API call (50)",
+    )
     parser.add_argument("--run-worker", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--app-handlers", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -550,20 +820,32 @@ def bench(options: Options) -> None:
     else:
         configs += [
             Config("postgres, 1 worker process", "postgres", 1, in_process=False),
-            Config("postgres, 4 worker processes", "postgres", 4, in_process=False),
+            Config(FOUR_WORKERS, "postgres", 4, in_process=False),
         ]
+    backlogs: list[Backlogged] = []
     with tempfile.TemporaryDirectory(prefix="rma-jobs-bench-") as name:
         directory = Path(name)
         for config in configs:
             with fresh_database(config.backend, options, directory) as url:
                 asyncio.run(run_config(config, url, options, directory))
+        if len(configs) > 1 and options.refunds:
+            for wait_ms in (0, options.backlog_wait_ms):
+                with fresh_database("postgres", options, directory) as url:
+                    backlogs.append(
+                        asyncio.run(measure_refunds_under_backlog(url, options, directory, wait_ms))
+                    )
     print_results(configs)
+    for backlogged in backlogs:
+        print_backlogged(backlogged)
+    print_targets(configs, backlogs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     if arguments.run_worker:
-        return run_worker_process(arguments.run_worker, arguments.concurrency)
+        return run_worker_process(
+            arguments.run_worker, arguments.concurrency, app_handlers=arguments.app_handlers
+        )
     options = Options(
         arguments.jobs,
         arguments.concurrency,
@@ -571,6 +853,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments.rate,
         arguments.postgres_url,
         arguments.sqlite_only,
+        arguments.refunds,
+        arguments.backlog,
+        arguments.backlog_wait_ms,
     )
     quiet_logs()
     return exit_status(lambda: bench(options))
