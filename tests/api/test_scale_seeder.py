@@ -41,6 +41,24 @@ async def count(db: Database, entity: Any, merchant_id: uuid.UUID) -> int:
         return int((await session.exec(statement.where(entity.merchant_id == merchant_id))).one())
 
 
+async def schema_of_seeded_tables(db: Database) -> list[Any]:
+    """Every index and constraint of the tables the seeder writes (PostgreSQL drops some for
+    the load and must make them again)."""
+    if not db.is_postgres:
+        return []
+    async with db.read_session() as session:
+        indexes = await session.exec(
+            sa.text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(:tables)"
+                " UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid::regclass::text = ANY(:quoted) ORDER BY 1, 2"
+            ).bindparams(
+                tables=list(TABLES), quoted=[f'"{t}"' if t == "order" else t for t in TABLES]
+            )
+        )
+        return [tuple(row) for row in indexes]
+
+
 async def all_pages(api: Api, key: str, page_filter: dict[str, Any]) -> list[dict[str, Any]]:
     nodes: list[dict[str, Any]] = []
     after = None
@@ -56,8 +74,10 @@ async def test_seeded_rmas_are_valid_counted_and_found_by_every_filter(
     db: Database, api: Api
 ) -> None:
     now = SYSTEM_CLOCK.now()
+    schema = await schema_of_seeded_tables(db)
     result = await seed_scale(db.url, rmas=RMAS, seed=7, now=now, batch_rmas=128, processes=1)
     merchant = result.merchant_id
+    assert await schema_of_seeded_tables(db) == schema
 
     assert result.rows["rma"] == RMAS
     assert result.rows["order"] == RMAS
