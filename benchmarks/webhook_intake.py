@@ -25,8 +25,37 @@ inbox run the script counts the rows stored against the requests wrk completed.
 Servers run on CPU 1 and wrk (1 thread, ``--connections`` connections) on CPU 0, on 127.0.0.1
 only; PostgreSQL itself is not pinned, and the "others" columns show what it (and anything else)
 took from each benchmark CPU. The script prints deliveries/s, p50 and p99 latency, non-2xx
-responses and CPU use per case, the ratio (b)/(a) and the target line
-"target: at least 40% of the bare endpoint's rate".
+responses and CPU use per case, the ratio (b)/(a) and issue 16's target line for the backend:
+"target: at least 0.4 of bare on SQLite" / "target: at least 0.5 of bare on PostgreSQL", MET or
+NOT MET by deliveries/s. The machine is shared: read the "server CPU ms/req" column beside the
+rates, it moves far less with what else runs.
+
+What the profile said (issue 16; pyinstrument on ``rma serve`` under wrk, and on the ASGI app
+driven in-process with no HTTP client, 32 requests at once):
+
+- The request path was not the cost. Without the inbox (its ``store`` stubbed) the app took
+  0.14 ms CPU per delivery in-process; with it 0.75 (SQLite): four fifths of the CPU went to
+  the group-commit writer. HMAC and SHA-256 of the 10.7 kB body take about 40 us together; the
+  Shopify check parses no JSON (the dedupe key is the body's hash), so orjson would buy nothing;
+  the connection's decrypted secrets were already cached per process and checked against the
+  sealed secrets in the transaction that stores the delivery (a rotation or a disable is seen
+  by the next delivery in every process), so neither lookup nor Fernet showed.
+- The writer paid a fixed cost per batch that dwarfed the rows: an ORM session, the
+  ``IN (...)`` clause rebuilt for every batch, about 16 hops to aiosqlite's thread (each
+  statement is cursor, execute, fetch, close), a ``wait_for`` task per queued delivery while
+  gathering. A one-delivery batch cost 3.8 ms CPU on SQLite and 2.4 ms on PostgreSQL; batches
+  under load averaged 15 deliveries, half of them under 8. Core statements built once on a plain
+  connection halved the fixed cost (2.0 ms for one delivery); gathering is one sleep of the
+  group-commit window and a drain of the queue.
+- What remains on SQLite is SQLite's own work in aiosqlite's thread (the 10.7 kB rows' pages
+  and the fsync of ``synchronous=FULL``, about 0.13 ms CPU per delivery at 32 a batch) and the
+  thread hops; JSON for the stored headers is 2 %.
+- PostgreSQL was latency-bound, not CPU-bound (the server used 43 % of its CPU at 445
+  deliveries/s): one batch at a time, each about six round trips (the pool's pre-ping, BEGIN,
+  the connection check, the insert, the jobs, COMMIT). Up to four batches now commit side by
+  side; each still answers only after its own COMMIT.
+- Server CPU per delivery under wrk went from 1.18 to about 0.6 ms (SQLite) and from 1.03 to
+  about 0.65 ms (PostgreSQL); the bare endpoint takes 0.08 to 0.09.
 
 Run it from the project root:
 
@@ -90,7 +119,9 @@ LUA_SCRIPT = SUPPORT_DIR / "deliveries.lua"
 FIXTURE = PROJECT / "testkit" / "fixtures" / "shopify_orders_create.json"
 RMA_TIMEOUT_SECONDS = 300.0
 SETTLE_SECONDS = 30.0
-TARGET_RATIO = 0.40
+# Issue 16: intake at least this fraction of the bare endpoint's deliveries/s, per backend.
+TARGET_RATIOS = {"sqlite": 0.4, "postgres": 0.5}
+BACKEND_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 SHOP = "bench-shop.myshopify.com"
 WEBHOOK_SECRET = "bench-webhook-secret-0123456789"  # noqa: S105 (a throwaway database's)
@@ -479,13 +510,19 @@ def print_suite(suite: Suite) -> None:
         f"{bare.server_cpu_per_request / duplicate.server_cpu_per_request:.3f}   "
         "(inverse server CPU per request; the server process only, not PostgreSQL)"
     )
-    verdict = "MET" if ratio >= TARGET_RATIO else "NOT MET"
-    print(
-        f"target: at least {TARGET_RATIO:.0%} of the bare endpoint's rate: {verdict} "
-        f"({ratio:.1%} by deliveries/s)"
-    )
+    print(target_line(suite.backend, ratio))
     print_stored(suite, inbox, duplicate)
     print()
+
+
+def target_line(backend: str, ratio: float) -> str:
+    """``target: at least 0.4 of bare on SQLite: MET (0.452 by deliveries/s)``."""
+    wanted = TARGET_RATIOS[backend]
+    verdict = "MET" if ratio >= wanted else "NOT MET"
+    return (
+        f"target: at least {wanted} of bare on {BACKEND_NAMES[backend]}: {verdict} "
+        f"({ratio:.3f} by deliveries/s)"
+    )
 
 
 def print_stored(suite: Suite, inbox: Result, duplicate: Result) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock, SystemClock
 from core.database import Database
@@ -26,6 +25,9 @@ from core.entities import Connection, Job, WebhookDelivery
 from core.enums import JobState, Platform, WebhookState
 from core.outbox.kinds import PROCESS_DELIVERY
 from core.outbox.queue import DEFAULT_MAX_ATTEMPTS
+
+# Batches being committed at once on PostgreSQL (well within the pool).
+WRITES_AT_ONCE_POSTGRES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +79,21 @@ class InboxWriter:
         clock: Clock | None = None,
         max_batch: int = 128,
         max_wait_seconds: float = 0.002,
+        writes_at_once: int | None = None,
     ) -> None:
         self.database = database
         self.clock = clock or SystemClock()
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
+        # SQLite has one writer at a time anyway; PostgreSQL commits several batches side by
+        # side, so a batch need not wait for the round trips of the one before.
+        self.writes_at_once = writes_at_once or (
+            WRITES_AT_ONCE_POSTGRES if database.is_postgres else 1
+        )
+        self._built: _Statements | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def store(self, delivery: NewDelivery) -> Stored:
         """Store the delivery and its job, unless the platform had sent it before or its
@@ -92,36 +102,41 @@ class InboxWriter:
             self._queue = asyncio.Queue()
             self._writer = asyncio.create_task(self._run(self._queue))
         pending = _Pending(delivery)
-        await self._queue.put(pending)
+        self._queue.put_nowait(pending)
         return await pending.done
 
     async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
+        for task in (self._writer, *self._writes):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _run(self, queue: asyncio.Queue[_Pending]) -> None:
+        slots = asyncio.Semaphore(self.writes_at_once)
         while True:
+            await slots.acquire()
             batch = [await queue.get()]
-            deadline = asyncio.get_running_loop().time() + self.max_wait_seconds
-            while len(batch) < self.max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0 and queue.empty():
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), max(timeout, 0)))
-                except TimeoutError:
-                    break
-            try:
-                outcomes = await self._write([pending.delivery for pending in batch])
-            except Exception:
-                # One bad row must not cost the others: store them one by one instead.
-                await self._write_each(batch)
-                continue
-            for pending, outcome in zip(batch, outcomes, strict=True):
-                if not pending.done.done():
-                    pending.done.set_result(outcome)
+            # Group what arrives within a couple of milliseconds (and whatever queued up while
+            # the writes before were committing) into one transaction.
+            await asyncio.sleep(self.max_wait_seconds)
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            task = asyncio.create_task(self._write_batch(batch))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+            task.add_done_callback(lambda _: slots.release())
+
+    async def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes = await self._write([pending.delivery for pending in batch])
+        except Exception:
+            # One bad row must not cost the others: store them one by one instead.
+            await self._write_each(batch)
+            return
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if not pending.done.done():
+                pending.done.set_result(outcome)
 
     async def _write_each(self, batch: list[_Pending]) -> None:
         for pending in batch:
@@ -135,10 +150,15 @@ class InboxWriter:
                     pending.done.set_result(outcome)
 
     async def _write(self, deliveries: list[NewDelivery]) -> list[Stored]:
-        async with self.database.session() as session, session.begin():
-            refused = await _refused_by_connection(session, deliveries)
+        # Core statements on a plain connection: an ORM session here cost more CPU than the
+        # rows themselves (see benchmarks/webhook_intake.py).
+        statements = self._statements()
+        async with self.database.write_engine.begin() as connection:
+            ids = list({delivery.connection_id for delivery in deliveries})
+            current = (await connection.execute(statements.connections, {"ids": ids})).all()
+            refused = _refused_by_connection({row[0]: row for row in current}, deliveries)
             accepted = [d for index, d in enumerate(deliveries) if index not in refused]
-            stored = await self._insert(session, accepted) if accepted else []
+            stored = await self._insert(connection, statements, accepted) if accepted else []
         new = {(row.connection_id, row.dedupe_key) for row in stored}
         outcomes = []
         claimed: set[tuple[uuid.UUID, str]] = set()
@@ -153,7 +173,14 @@ class InboxWriter:
                 outcomes.append(Stored.DUPLICATE)
         return outcomes
 
-    async def _insert(self, session: AsyncSession, deliveries: list[NewDelivery]) -> list[Any]:
+    def _statements(self) -> _Statements:
+        if self._built is None:
+            self._built = _Statements.build(self.database.is_postgres)
+        return self._built
+
+    async def _insert(
+        self, connection: AsyncConnection, statements: _Statements, deliveries: list[NewDelivery]
+    ) -> list[Any]:
         now = self.clock.now()
         first_of: dict[tuple[uuid.UUID, str], int] = {}
         rows: list[dict[str, Any]] = []
@@ -176,19 +203,11 @@ class InboxWriter:
                     "received_at": now,
                 }
             )
-        table = WebhookDelivery.__table__  # type: ignore[attr-defined]
-        dialect_insert = postgresql.insert if self.database.is_postgres else sqlite.insert
-        # One statement shape whatever the batch size, so SQLAlchemy compiles it once.
-        statement = (
-            dialect_insert(table)
-            .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
-            .returning(table.c.id, table.c.connection_id, table.c.dedupe_key, table.c.merchant_id)
-        )
-        stored = list((await session.exec(statement, params=rows)).all())
+        stored = list((await connection.execute(statements.insert_deliveries, rows)).all())
         if stored:
-            await session.exec(
-                sa.insert(Job.__table__),  # type: ignore[attr-defined]
-                params=[
+            await connection.execute(
+                statements.insert_jobs,
+                [
                     {
                         "id": uuid.uuid4(),
                         "kind": PROCESS_DELIVERY,
@@ -206,15 +225,40 @@ class InboxWriter:
         return stored
 
 
-async def _refused_by_connection(
-    session: AsyncSession, deliveries: list[NewDelivery]
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The writer's statements, built once: one shape whatever the batch size, so SQLAlchemy
+    compiles each once."""
+
+    connections: sa.Select[Any]
+    insert_deliveries: sa.Insert
+    insert_jobs: sa.Insert
+
+    @classmethod
+    def build(cls, is_postgres: bool) -> _Statements:
+        connection = Connection.__table__  # type: ignore[attr-defined]
+        delivery = WebhookDelivery.__table__  # type: ignore[attr-defined]
+        dialect_insert = postgresql.insert if is_postgres else sqlite.insert
+        return cls(
+            connections=sa.select(
+                connection.c.id, connection.c.disabled_at, connection.c.webhook_secrets_encrypted
+            ).where(connection.c.id.in_(sa.bindparam("ids", expanding=True))),
+            insert_deliveries=dialect_insert(delivery)
+            .on_conflict_do_nothing(index_elements=["connection_id", "dedupe_key"])
+            .returning(
+                delivery.c.id,
+                delivery.c.connection_id,
+                delivery.c.dedupe_key,
+                delivery.c.merchant_id,
+            ),
+            insert_jobs=sa.insert(Job.__table__),  # type: ignore[attr-defined]
+        )
+
+
+def _refused_by_connection(
+    current: dict[uuid.UUID, Any], deliveries: list[NewDelivery]
 ) -> dict[int, Stored]:
     """Deliveries (by position) whose connection is gone, disabled or re-keyed by now."""
-    ids = {delivery.connection_id for delivery in deliveries}
-    statement = select(
-        Connection.id, Connection.disabled_at, Connection.webhook_secrets_encrypted
-    ).where(col(Connection.id).in_(ids))
-    current = {row[0]: row for row in (await session.exec(statement)).all()}
     refused: dict[int, Stored] = {}
     for index, delivery in enumerate(deliveries):
         row = current.get(delivery.connection_id)

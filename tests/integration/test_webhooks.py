@@ -35,6 +35,7 @@ from testkit.webhook_signing import (
     woocommerce_headers,
 )
 from tests import factories as f
+from webhooks.inbox import InboxWriter, NewDelivery
 
 SHOP = "northwind.myshopify.com"
 STORE = "https://shop.example.com/"
@@ -470,3 +471,58 @@ async def test_disabling_enabling_and_rotating_take_effect_on_the_next_delivery_
         await rotate("whsec_rotated_second")
         assert await statuses("whsec_rotated_second") == [200, 200]
         assert await statuses(SECRET) == [401, 401]
+
+
+async def test_one_delivery_in_batches_committed_side_by_side_is_stored_once(
+    inbox: Inbox, db: Database
+) -> None:
+    """PostgreSQL commits several batches at once: the unique key still keeps one copy."""
+    writer = InboxWriter(db, max_batch=1, max_wait_seconds=0, writes_at_once=4)
+    async with db.read_session() as session:
+        connection = await session.get(Connection, inbox.connections["shopify"])
+    assert connection is not None
+    delivery = NewDelivery(
+        merchant_id=inbox.merchant_id,
+        connection_id=connection.id,
+        platform=connection.platform,
+        topic="orders/create",
+        dedupe_key="body:side-by-side",
+        body=b"{}",
+        headers={},
+        verified_with=connection.webhook_secrets_encrypted,
+    )
+    try:
+        outcomes = await asyncio.gather(*(writer.store(delivery) for _ in range(8)))
+    finally:
+        await writer.close()
+    assert sorted(o.value for o in outcomes) == ["duplicate"] * 7 + ["new"]
+    assert len(await inbox.deliveries()) == 1
+    assert await inbox.jobs() == 1
+
+
+async def test_another_merchants_connection_never_takes_a_delivery_signed_for_this_one(
+    inbox: Inbox, db: Database
+) -> None:
+    """Each connection is known by its own id with its own secrets, however warm the cache."""
+    other = await f.merchant(db)
+    async with db.session() as session:
+        theirs = await connect_platform(
+            session,
+            Vault(DEVELOPMENT_ENCRYPTION_KEY),
+            WEBHOOK_SOURCES["shopify"],
+            merchant_id=other.id,
+            account="elsewhere.myshopify.com",
+            credentials={"access_token": "shpat_y"},
+            webhook_secret="whsec_theirs",
+            now=SYSTEM_CLOCK.now(),
+        )
+    their_url = f"/webhooks/shopify/{theirs.id}"
+    body = fixture_bytes("shopify_orders_create.json")
+    ours = shopify_headers(body, SECRET, SHOP, event_id="ours")
+    assert (await inbox.post("shopify", body, ours)).status_code == 200  # warms the cache
+    refused = await inbox.client.post(their_url, content=body, headers=ours)
+    assert refused.status_code == 401
+    async with db.read_session() as session:
+        statement = select(WebhookDelivery).where(WebhookDelivery.merchant_id == other.id)
+        assert (await session.exec(statement)).all() == []
+    assert len(await inbox.deliveries()) == 1
