@@ -6,6 +6,7 @@ lines, orders and customers costs a fixed number of statements whatever the page
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -150,8 +151,13 @@ async def rma_page(
 
 async def rma_by_number(session: AsyncSession, merchant_id: uuid.UUID, number: str) -> Any:
     """The merchant's RMA with this canonical number as a plain row (``plain``), or ``None``."""
-    statement = plain(Rma).where(Rma.merchant_id == merchant_id, Rma.number == number)
-    return (await session.exec(statement)).first()
+    rows = await _fetch(
+        session,
+        _rows_where(Rma, "number", (), True),
+        {"keys": [number], "merchant_id": merchant_id},
+        plain_rows=True,
+    )
+    return rows[0] if rows else None
 
 
 async def order_page(
@@ -189,9 +195,35 @@ def plain(entity: type[Row]) -> Any:
     Plain rows answer the same attribute names (every column is named as its field) at a third
     of the cost: a page of 50 RMAs with their orders and lines took 15 ms of CPU as instances,
     5 ms as plain rows. They suit readers that only read columns: they have no relationships,
-    no properties and no session. Typed as the entity for those readers (``as_rows``).
+    no properties and no session. Typed as the entity for those readers.
     """
     return sa.select(*entity.__table__.columns)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _rows_where(
+    entity: type[SQLModel], key: str, order_by: tuple[str, ...], plain_rows: bool
+) -> Any:
+    """The merchant's rows whose ``key`` is one of ``:keys``, built once per shape and reused,
+    so SQLAlchemy neither builds the statement nor derives its cache key again per batch (a
+    quarter of a one-RMA request's CPU went there)."""
+    statement = (plain(entity) if plain_rows else select(entity)).where(
+        col(getattr(entity, key)).in_(sa.bindparam("keys", expanding=True)),
+        entity.merchant_id == sa.bindparam("merchant_id"),  # type: ignore[attr-defined]
+    )
+    for name in order_by:
+        statement = statement.order_by(getattr(entity, name))
+    return statement
+
+
+async def _fetch(
+    session: AsyncSession, statement: Any, params: dict[str, Any], *, plain_rows: bool
+) -> Sequence[Any]:
+    if plain_rows:
+        # Plain rows need none of the ORM's machinery: executed on the session's connection.
+        connection = await session.connection()
+        return list((await connection.execute(statement, params)).all())
+    return list((await session.exec(statement, params=params)).all())
 
 
 async def by_ids(
@@ -205,11 +237,9 @@ async def by_ids(
     """Rows of this merchant by id, in the order asked; ``None`` where there is none."""
     if not ids:
         return []
-    statement = (plain(entity) if plain_rows else select(entity)).where(
-        col(entity.id).in_(set(ids)),  # type: ignore[attr-defined]
-        entity.merchant_id == merchant_id,  # type: ignore[attr-defined]
-    )
-    found = {row.id: row for row in (await session.exec(statement)).all()}
+    statement = _rows_where(entity, "id", (), plain_rows)
+    params = {"keys": list(set(ids)), "merchant_id": merchant_id}
+    found = {row.id: row for row in await _fetch(session, statement, params, plain_rows=plain_rows)}
     return [found.get(row_id) for row_id in ids]
 
 
@@ -226,15 +256,10 @@ async def grouped_by(
     """Rows of this merchant whose ``key`` column is one of ``keys``, grouped in that order."""
     if not keys:
         return []
-    column = getattr(entity, key)
-    statement = (plain(entity) if plain_rows else select(entity)).where(
-        col(column).in_(set(keys)),
-        entity.merchant_id == merchant_id,  # type: ignore[attr-defined]
-    )
-    for name in order_by:
-        statement = statement.order_by(getattr(entity, name))
+    statement = _rows_where(entity, key, tuple(order_by), plain_rows)
+    params = {"keys": list(set(keys)), "merchant_id": merchant_id}
     groups: dict[uuid.UUID, list[Row]] = defaultdict(list)
-    for row in (await session.exec(statement)).all():
+    for row in await _fetch(session, statement, params, plain_rows=plain_rows):
         groups[getattr(row, key)].append(row)
     return [groups.get(value, []) for value in keys]
 
