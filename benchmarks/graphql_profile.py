@@ -157,7 +157,7 @@ async def profile_cases(url: str, api_key: str, requests: int) -> list[Profiled]
         for _ in range(count):
             await client.post(body)
         cpu_ms = 1000 * (time.process_time() - started) / count
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         for _ in range(count):
             status, answer = await client.post(body)

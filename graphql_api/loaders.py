@@ -7,9 +7,9 @@ here, once: to a customer, another customer's RMA, order or customer row does no
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
@@ -18,13 +18,56 @@ from strawberry.dataloader import DataLoader
 
 from core import queries
 from core.database import Database
-from core.entities import Customer, Order, ReturnPolicy, Rma
+from core.entities import (
+    Customer,
+    Exchange,
+    Inspection,
+    Order,
+    OrderLine,
+    OrderPayment,
+    Receipt,
+    ReceiptLine,
+    Resolution,
+    ReturnPolicy,
+    Rma,
+    RmaEvent,
+    RmaLine,
+    Shipment,
+)
 
 Row = TypeVar("Row", bound=SQLModel)
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SessionLoader(DataLoader[K, V]):
+    """A DataLoader that a root field may also fill from the session it already holds, so a
+    page and what its nodes need cost one session (one pool checkout: on PostgreSQL the
+    pre-ping is three round trips) instead of one per relation."""
+
+    def __init__(
+        self,
+        database: Database,
+        read: Callable[[AsyncSession, Sequence[K]], Awaitable[Sequence[V]]],
+    ) -> None:
+        async def batch(keys: list[K]) -> Sequence[V]:
+            async with database.read_session() as session:
+                return await read(session, keys)
+
+        super().__init__(load_fn=batch)
+        self.read = read
+
+    async def fill(self, session: AsyncSession, keys: Sequence[K]) -> None:
+        missing = [key for key in dict.fromkeys(keys) if self.cache_map.get(key) is None]
+        if missing:
+            self.prime_many(dict(zip(missing, await self.read(session, missing), strict=True)))
 
 
 class Loaders:
-    """Batch loads for one request; each relation costs one statement per page, not per row."""
+    """Batch loads for one request; each relation costs one statement per page, not per row.
+
+    Each loader is made the first time a field asks for it: a request uses a few of them.
+    """
 
     def __init__(
         self, database: Database, merchant_id: uuid.UUID, customer_id: uuid.UUID | None = None
@@ -32,36 +75,75 @@ class Loaders:
         self.database = database
         self.merchant_id = merchant_id
         self.customer_id = customer_id
-        # The relations a list view draws for every row read plain rows (queries.plain).
-        self.rma = self._by_id(Rma, visible=self._customers_own, plain_rows=True)
-        self.order = self._by_id(Order, visible=self._customers_own, plain_rows=True)
-        self.customer = self._by_id(Customer, visible=self._is_the_customer, plain_rows=True)
-        self.policy = self._by_id(ReturnPolicy)
-        self.rma_lines = self._grouped(queries.LINES_OF_RMAS, plain_rows=True)
-        self.rma_events = self._grouped(queries.EVENTS_OF_RMAS)
-        self.shipments = self._grouped(queries.SHIPMENTS_OF_RMAS)
-        self.inspections = self._grouped(queries.INSPECTIONS_OF_RMAS)
-        self.resolutions = self._grouped(queries.RESOLUTIONS_OF_RMAS)
-        self.receipts = self._grouped(queries.RECEIPTS_OF_RMAS)
-        self.exchanges = self._grouped(queries.EXCHANGES_OF_RMAS)
-        self.receipt_lines = self._grouped(queries.LINES_OF_RECEIPTS)
-        self.order_rmas = self._grouped(
-            queries.RMAS_OF_ORDERS, visible=self._customers_own, plain_rows=True
-        )
-        self.order_lines = self._grouped(queries.LINES_OF_ORDERS)
-        self.payments = self._grouped(queries.PAYMENTS_OF_ORDERS)
-        self.store_credit = self._loader(
-            lambda session, keys: queries.store_credit_balances(session, merchant_id, keys)
-        )
 
-    def _loader(
-        self, load: Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[Sequence[Any]]]
-    ) -> DataLoader[uuid.UUID, Any]:
-        async def batch(keys: list[uuid.UUID]) -> Sequence[Any]:
-            async with self.database.read_session() as session:
-                return await load(session, keys)
+    # The relations a list view draws for every row read plain rows (queries.plain).
+    @cached_property
+    def rma(self) -> SessionLoader[uuid.UUID, Rma | None]:
+        return self._by_id(Rma, visible=self._customers_own, plain_rows=True)
 
-        return DataLoader(load_fn=batch)
+    @cached_property
+    def order(self) -> SessionLoader[uuid.UUID, Order | None]:
+        return self._by_id(Order, visible=self._customers_own, plain_rows=True)
+
+    @cached_property
+    def customer(self) -> SessionLoader[uuid.UUID, Customer | None]:
+        return self._by_id(Customer, visible=self._is_the_customer, plain_rows=True)
+
+    @cached_property
+    def policy(self) -> SessionLoader[uuid.UUID, ReturnPolicy | None]:
+        return self._by_id(ReturnPolicy)
+
+    @cached_property
+    def rma_lines(self) -> SessionLoader[uuid.UUID, list[RmaLine]]:
+        return self._grouped(queries.LINES_OF_RMAS, plain_rows=True)
+
+    @cached_property
+    def rma_events(self) -> SessionLoader[uuid.UUID, list[RmaEvent]]:
+        return self._grouped(queries.EVENTS_OF_RMAS)
+
+    @cached_property
+    def shipments(self) -> SessionLoader[uuid.UUID, list[Shipment]]:
+        return self._grouped(queries.SHIPMENTS_OF_RMAS)
+
+    @cached_property
+    def inspections(self) -> SessionLoader[uuid.UUID, list[Inspection]]:
+        return self._grouped(queries.INSPECTIONS_OF_RMAS)
+
+    @cached_property
+    def resolutions(self) -> SessionLoader[uuid.UUID, list[Resolution]]:
+        return self._grouped(queries.RESOLUTIONS_OF_RMAS)
+
+    @cached_property
+    def receipts(self) -> SessionLoader[uuid.UUID, list[Receipt]]:
+        return self._grouped(queries.RECEIPTS_OF_RMAS)
+
+    @cached_property
+    def exchanges(self) -> SessionLoader[uuid.UUID, list[Exchange]]:
+        return self._grouped(queries.EXCHANGES_OF_RMAS)
+
+    @cached_property
+    def receipt_lines(self) -> SessionLoader[uuid.UUID, list[ReceiptLine]]:
+        return self._grouped(queries.LINES_OF_RECEIPTS)
+
+    @cached_property
+    def order_rmas(self) -> SessionLoader[uuid.UUID, list[Rma]]:
+        return self._grouped(queries.RMAS_OF_ORDERS, visible=self._customers_own, plain_rows=True)
+
+    @cached_property
+    def order_lines(self) -> SessionLoader[uuid.UUID, list[OrderLine]]:
+        return self._grouped(queries.LINES_OF_ORDERS)
+
+    @cached_property
+    def payments(self) -> SessionLoader[uuid.UUID, list[OrderPayment]]:
+        return self._grouped(queries.PAYMENTS_OF_ORDERS)
+
+    @cached_property
+    def store_credit(self) -> SessionLoader[uuid.UUID, dict[str, int]]:
+        merchant_id = self.merchant_id
+        return SessionLoader(
+            self.database,
+            lambda session, keys: queries.store_credit_balances(session, merchant_id, keys),
+        )
 
     def _customers_own(self, row: Any) -> bool:
         return self.customer_id is None or row.customer_id == self.customer_id
@@ -75,7 +157,7 @@ class Loaders:
         *,
         visible: Callable[[Row], bool] | None = None,
         plain_rows: bool = False,
-    ) -> DataLoader[uuid.UUID, Row | None]:
+    ) -> SessionLoader[uuid.UUID, Row | None]:
         async def load(session: AsyncSession, keys: Sequence[uuid.UUID]) -> list[Row | None]:
             rows = await queries.by_ids(
                 session, entity, self.merchant_id, keys, plain_rows=plain_rows
@@ -84,7 +166,7 @@ class Loaders:
                 return rows
             return [row if row is not None and visible(row) else None for row in rows]
 
-        return self._loader(load)
+        return SessionLoader(self.database, load)
 
     def _grouped(
         self,
@@ -92,7 +174,7 @@ class Loaders:
         *,
         visible: Callable[[Row], bool] | None = None,
         plain_rows: bool = False,
-    ) -> DataLoader[uuid.UUID, list[Row]]:
+    ) -> SessionLoader[uuid.UUID, list[Row]]:
         entity, key, order_by = relation
 
         async def load(session: AsyncSession, keys: Sequence[uuid.UUID]) -> list[list[Row]]:
@@ -109,21 +191,26 @@ class Loaders:
                 return list(groups)
             return [[row for row in group if visible(row)] for group in groups]
 
-        return self._loader(load)
+        return SessionLoader(self.database, load)
 
-    async def preload_rmas(
-        self, rows: Sequence[Rma], *, lines: bool, orders: bool, customers: bool
+    async def read_ahead(
+        self,
+        session: AsyncSession,
+        rows: Sequence[Rma],
+        *,
+        lines: bool,
+        orders: bool,
+        customers: bool,
     ) -> None:
-        """Load in one batch each what a page's RMAs will be asked for, so that their fields
-        find it already loaded instead of each waiting on the batch."""
-        pending: list[Awaitable[object]] = []
+        """Read in ``session``, one statement each, what a root field's RMAs will be asked
+        for, so that their fields find it loaded (``selection.now_or_later``)."""
+        self.prime(self.rma, rows)
         if lines:
-            pending.append(self.rma_lines.load_many([row.id for row in rows]))
+            await self.rma_lines.fill(session, [row.id for row in rows])
         if orders:
-            pending.append(self.order.load_many([row.order_id for row in rows]))
+            await self.order.fill(session, [row.order_id for row in rows])
         if customers:
-            pending.append(self.customer.load_many([row.customer_id for row in rows]))
-        await asyncio.gather(*pending)
+            await self.customer.fill(session, [row.customer_id for row in rows])
 
     def prime(self, loader: DataLoader[uuid.UUID, Any], rows: Sequence[Rma | Order]) -> None:
         """Seed a by-id loader with rows a page already fetched (within the same scope)."""

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Annotated
 
 import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import entities, queries
 from core.enums import ReturnReason as CoreReason
@@ -102,13 +103,14 @@ async def _owned_rma(info: Info, row: entities.Rma | None) -> Rma | None:
     return Rma.from_row(row)
 
 
-async def _load_ahead(info: Info, rows: Sequence[entities.Rma], *paths: tuple[str, ...]) -> None:
-    """Prime the loaders with RMAs a root field read, and load in one batch each what the
-    query selects of them at ``paths`` (see ``graphql_api.selection``)."""
-    loaders = info.context.loaders
-    loaders.prime(loaders.rma, rows)
+async def _read_ahead(
+    info: Info, session: AsyncSession, rows: Sequence[entities.Rma], *paths: tuple[str, ...]
+) -> None:
+    """Read in the root field's session what the query selects of its RMAs at ``paths``
+    (see ``graphql_api.selection``), one statement per relation."""
     wanted = set().union(*(selected_names(info.selected_fields, path) for path in paths))
-    await loaders.preload_rmas(
+    await info.context.loaders.read_ahead(
+        session,
         rows,
         lines=bool(wanted & {"lines", "unitsExpected"}),
         orders="order" in wanted,
@@ -179,9 +181,9 @@ class Query:
         canonical = parse_rma_number(_text(number, "number", 40) or "")
         async with info.context.database.read_session() as session:
             row = await queries.rma_by_number(session, info.context.merchant_id, canonical)
-        found = await _owned_rma(info, row)
-        if found is not None:
-            await _load_ahead(info, [row], ("rma",))
+            found = await _owned_rma(info, row)
+            if found is not None:
+                await _read_ahead(info, session, [row], ("rma",))
         return found
 
     @strawberry.field(permission_classes=[SignedIn], description="Newest first.")
@@ -211,7 +213,9 @@ class Query:
                 first=checked_first(first),
                 after=decode_cursor(after),
             )
-        await _load_ahead(info, page.rows, ("rmas", "nodes"), ("rmas", "edges", "node"))
+            await _read_ahead(
+                info, session, page.rows, ("rmas", "nodes"), ("rmas", "edges", "node")
+            )
         edges = [
             RmaEdge(cursor=encode_cursor(row.created_at, row.id), node=Rma.from_row(row))
             for row in page.rows
