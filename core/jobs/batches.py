@@ -37,6 +37,7 @@ from core.database import Database
 from core.entities import Job
 from core.entities.columns import UtcDateTime
 from core.enums import JobState
+from core.outbox.queue import BACKGROUND
 
 # PostgreSQL's code for a deadlock: two batch claims that met on two lock keys in opposite
 # order. Nothing was claimed; the worker simply claims again.
@@ -55,6 +56,20 @@ def claim_statement(kinds: Iterable[str], lease_end: Any) -> Any:
         .where(col(running.lock_key) == col(Job.lock_key), col(running.state) == JobState.RUNNING)
         .exists()
     )
+    # Priority orders keys, never the jobs of one key: an urgent job waits for a queued job of
+    # its key that is as old or older (an RMA's restock before its refund). Only urgent jobs
+    # (the fewer) look, and only those with a key.
+    sibling = aliased(Job)
+    waits_for_older = (
+        sa.select(col(sibling.id))
+        .where(
+            col(sibling.lock_key) == col(Job.lock_key),
+            col(sibling.state) == JobState.QUEUED,
+            col(sibling.priority) > col(Job.priority),
+            col(sibling.run_at) <= col(Job.run_at),
+        )
+        .exists()
+    )
     # A CTE with FOR UPDATE is evaluated once: an UPDATE ... WHERE id IN (subquery ... SKIP
     # LOCKED) may re-run the subquery when it meets a row another worker changed, and take two.
     candidate = (
@@ -66,7 +81,10 @@ def claim_statement(kinds: Iterable[str], lease_end: Any) -> Any:
             # with different plugins can share one queue.
             # Equalities rather than IN: an IN list is rendered again at every execution.
             sa.or_(*(col(Job.kind) == kind for kind in sorted(kinds))),
-            sa.or_(col(Job.lock_key).is_(None), ~key_busy),
+            sa.or_(
+                col(Job.lock_key).is_(None),
+                sa.and_(~key_busy, sa.or_(col(Job.priority) == BACKGROUND, ~waits_for_older)),
+            ),
         )
         # The most urgent first, then the oldest: the order of the ready index.
         .order_by(col(Job.priority), col(Job.run_at))
@@ -74,13 +92,19 @@ def claim_statement(kinds: Iterable[str], lease_end: Any) -> Any:
         .with_for_update(skip_locked=True)
         .cte("candidate")
     )
-    # Two queued jobs of one key may both be candidates; only the older runs now (the unique
-    # index would refuse the pair). The other stays locked until the claim commits, then queued.
+    # Two queued jobs of one key may both be candidates; only the first in the claim's order
+    # runs now (the unique index would refuse the pair), the other stays locked until the claim
+    # commits, then queued. The claim's order is the one a single-job claim had: the ready
+    # index's, so jobs enqueued together (one ``now``) keep the order they were added in. A
+    # window without ORDER BY numbers the rows as the CTE gives them.
+    numbered = sa.select(
+        candidate.c.id, candidate.c.lock_key, sa.func.row_number().over().label("position")
+    ).cte("numbered")
     ranked = sa.select(
-        candidate.c.id,
-        candidate.c.lock_key,
+        numbered.c.id,
+        numbered.c.lock_key,
         sa.func.row_number()
-        .over(partition_by=candidate.c.lock_key, order_by=(candidate.c.run_at, candidate.c.id))
+        .over(partition_by=numbered.c.lock_key, order_by=numbered.c.position)
         .label("rank"),
     ).cte("ranked")
     chosen = sa.select(ranked.c.id).where(sa.or_(ranked.c.lock_key.is_(None), ranked.c.rank == 1))

@@ -12,15 +12,36 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.entities import Job
 from core.enums import JobState
-from core.outbox.kinds import APPLY_STORE_CREDIT, AUTO_RESOLVE, EXECUTE_REFUND, PLACE_EXCHANGE
+from core.outbox.kinds import (
+    APPLY_STORE_CREDIT,
+    AUTO_RESOLVE,
+    EXECUTE_REFUND,
+    MIRROR_RETURN,
+    PLACE_EXCHANGE,
+    RECORD_PLATFORM_REFUND,
+    REFRESH_REFUND,
+    RESTOCK_RETURN,
+)
 
 DEFAULT_MAX_ATTEMPTS = 10
-# Claims take lower priorities first. A customer waiting for the outcome of an inspection (a
-# refund, store credit, an exchange) must not wait behind a backlog of background work (a sync,
-# a burst of webhooks, reconciliation), however long it is.
+# Claims take lower priorities first (across lock keys: the jobs of one key keep their order,
+# core.jobs.batches). A customer whose return is in flight (its restock, the platform's mirror
+# of it, the resolution, the refund, store credit, an exchange) must not wait behind a backlog
+# of background work (a sync, a burst of webhooks, reconciliation), however long it is.
 URGENT = 0
 BACKGROUND = 1
-URGENT_KINDS = frozenset({AUTO_RESOLVE, EXECUTE_REFUND, APPLY_STORE_CREDIT, PLACE_EXCHANGE})
+URGENT_KINDS = frozenset(
+    {
+        AUTO_RESOLVE,
+        RESTOCK_RETURN,
+        MIRROR_RETURN,
+        EXECUTE_REFUND,
+        REFRESH_REFUND,
+        APPLY_STORE_CREDIT,
+        PLACE_EXCHANGE,
+        RECORD_PLATFORM_REFUND,
+    }
+)
 
 
 def priority_of(kind: str) -> int:

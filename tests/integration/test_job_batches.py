@@ -183,3 +183,46 @@ async def test_an_urgent_job_is_claimed_before_a_backlog_of_older_background_job
 def test_the_jobs_a_customer_waits_on_are_urgent_and_background_work_is_not() -> None:
     assert priority_of(AUTO_RESOLVE) == priority_of(EXECUTE_REFUND) == URGENT
     assert priority_of(PROCESS_DELIVERY) == priority_of(SYNC_CONNECTION) == BACKGROUND
+
+
+async def test_jobs_of_one_key_enqueued_together_run_in_the_order_they_were_added(
+    db: Database,
+) -> None:
+    job_kind = kind()
+    key = f"{job_kind}:rma"
+    order: list[int] = []
+
+    async def record(context: JobContext) -> None:
+        order.append(context.job.payload["n"])
+
+    now = SYSTEM_CLOCK.now()
+    async with db.session() as session, session.begin():
+        for number in range(8):
+            # One ``now`` for all, as a use case enqueues its jobs.
+            enqueue(session, job_kind, {"n": number}, lock_key=key, now=now)
+    await Worker(db, {job_kind: record}, concurrency=8, poll_interval=0.01).run_until_idle()
+    assert order == list(range(8))
+
+
+async def test_an_urgent_job_waits_for_an_older_background_job_of_its_key(db: Database) -> None:
+    job_kind = kind()
+    key = f"{job_kind}:rma"
+    order: list[str] = []
+
+    async def record(context: JobContext) -> None:
+        order.append(context.job.payload["name"])
+
+    async with db.session() as session, session.begin():
+        enqueue(session, job_kind, {"name": "restock"}, lock_key=key, now=SYSTEM_CLOCK.now())
+        enqueue(session, job_kind, {"name": "other"}, now=SYSTEM_CLOCK.now())
+    async with db.session() as session, session.begin():
+        enqueue(
+            session,
+            job_kind,
+            {"name": "refund"},
+            lock_key=key,
+            priority=URGENT,
+            now=SYSTEM_CLOCK.now(),
+        )
+    await Worker(db, {job_kind: record}, concurrency=1).run_until_idle()
+    assert order.index("restock") < order.index("refund"), "priority never reorders one key"
