@@ -5,8 +5,8 @@ of the indexes the page needs no sort and the cursor is a start position in the 
 customer's RMAs (the customer e-mail filter, customer sessions) get an index of their own, since
 the index on customer_id alone left the planner to sort them or to walk all the merchant's RMAs.
 
-Revision ID: 0019
-Revises: 0020 (0020 was committed first, on 0018)
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-07 21:05:00.000000
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = '0019'
+revision: str = '0021'
 down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
