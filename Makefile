@@ -58,6 +58,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/lifecycle.py
 	$(BIN)/python benchmarks/graphql_reads.py --postgres-url $(BENCH_POSTGRES_URL)
 	$(BIN)/python benchmarks/graphql_profile.py --postgres-url $(BENCH_POSTGRES_URL)
+	$(BIN)/python benchmarks/rmas_scale.py --postgres-url $(BENCH_POSTGRES_URL)
 	$(BIN)/python benchmarks/webhook_intake.py
 	$(BIN)/python benchmarks/jobs.py
 	$(BIN)/python benchmarks/refunds.py
