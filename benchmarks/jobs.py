@@ -134,6 +134,7 @@ from core.jobs.worker import JobContext, Worker, WorkerStats
 from core.migrate import upgrade
 from core.outbox.queue import enqueue
 from core.settings import Settings
+from graphql_api.app import keep_out_of_collections
 from graphql_api.composition import build_worker
 from testkit.fakes import FakeStripe
 
@@ -187,6 +188,7 @@ def run_worker_process(database_url: str, concurrency: int, *, app_handlers: boo
             worker.handlers = {**worker.handlers, KIND: noop}
         else:
             worker = Worker(database, {KIND: noop}, concurrency=concurrency)
+        keep_out_of_collections()  # as `rma worker` does before it runs
         print(READY, flush=True)
         try:
             await worker.run(stop)

@@ -374,6 +374,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run jobs until SIGTERM or SIGINT; then finish or hand back the jobs in hand."""
+    from graphql_api.app import keep_out_of_collections
     from graphql_api.composition import build_worker
 
     settings = load_settings()
@@ -388,9 +389,9 @@ def worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await build_worker(settings, database, clock=SYSTEM_CLOCK, concurrency=concurrency).run(
-            stop
-        )
+        runner = build_worker(settings, database, clock=SYSTEM_CLOCK, concurrency=concurrency)
+        keep_out_of_collections()
+        await runner.run(stop)
 
     run_with_database(work)
 
