@@ -17,19 +17,17 @@ process cannot tell (then nothing may be remembered).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import asyncpg
 import sqlalchemy as sa
 import structlog
 
+from core.listen import listen
+
 log = structlog.get_logger()
 CHANNEL = "rma_api_keys"
-RECONNECT_SECONDS = 5.0
 
 
 class KeyChanges(Protocol):
@@ -78,8 +76,8 @@ class SqliteDataVersion:
 class PostgresNotifications:
     """Counts ``NOTIFY rma_api_keys``; unknowable while its connection is not listening."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    def __init__(self, url: str) -> None:
+        self.url = url
         self._count = 0
         self._listening = False
         self._task: asyncio.Task[None] | None = None
@@ -87,34 +85,26 @@ class PostgresNotifications:
 
     def generation(self) -> int | None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._listen())
+            self._task = asyncio.get_running_loop().create_task(
+                listen(
+                    self.url,
+                    CHANNEL,
+                    self._changed,
+                    self._stop,
+                    listening=self._listening_now,
+                    unavailable="key change notifications unavailable",
+                )
+            )
         return self._count if self._listening else None
 
-    def _changed(self, *_args: object) -> None:
+    def _changed(self) -> None:
         self._count += 1
 
-    async def _listen(self) -> None:
-        while not self._stop.is_set():
-            connection = None
-            try:
-                connection = await asyncpg.connect(self.dsn)
-                await connection.add_listener(CHANNEL, self._changed)
-                lost = asyncio.Event()
-                connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
-                # Whatever happened while nobody listened is unknown: count it as a change.
-                self._count += 1
-                self._listening = True
-                await _first(self._stop.wait(), lost.wait())
-            except (OSError, asyncpg.PostgresError) as error:
-                log.info("key change notifications unavailable", error=str(error)[:200])
-            finally:
-                self._listening = False
-                if connection is not None and not connection.is_closed():
-                    with contextlib.suppress(OSError, asyncpg.PostgresError):
-                        await connection.close(timeout=2)
-            if not self._stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), RECONNECT_SECONDS)
+    def _listening_now(self, listening: bool) -> None:
+        if listening:
+            # Whatever happened while nobody listened is unknown: count it as a change.
+            self._count += 1
+        self._listening = listening
 
     async def close(self) -> None:
         self._stop.set()
@@ -128,18 +118,7 @@ def key_changes_for(url: str) -> KeyChanges:
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
     if backend == "postgresql":
-        return PostgresNotifications(
-            parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        )
+        return PostgresNotifications(url)
     if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
         return SqliteDataVersion(parsed.database)
     return Unknowable()
-
-
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(wait) for wait in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
